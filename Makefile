@@ -1,0 +1,26 @@
+# Quick start:  make run   (set up, train the default model on the built-in corpus, print 20 new names)
+#               make test  (set up, run the test suite)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test test-slow bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/makemore train -o runs/default --overwrite
+	$(BIN)/makemore sample -o runs/default -n 20 --new-only --unique
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) runs build dist src/*.egg-info .pytest_cache

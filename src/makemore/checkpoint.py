@@ -1,0 +1,141 @@
+"""Self-describing checkpoints: one safetensors file each.
+
+Tensors: ``model.*`` (the model's state dict), ``optim.*`` (optimizer state tensors) and
+``rng.*`` (RNG states as uint8). The header's metadata holds one JSON document under the key
+``makemore``: model kind and config, vocabulary, data description, train config, step,
+metrics, and the non-tensor parts of the optimizer state. Nothing is ever unpickled.
+Writes are atomic (temp file in the same directory, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from makemore.errors import MakemoreError
+
+FORMAT_VERSION = 1
+META_KEY = "makemore"
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds."""
+
+    meta: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None = None
+    rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors: dict[str, torch.Tensor] = {}
+    plain_state: dict[str, dict[str, Any]] = {}
+    for param_id, param_state in state_dict["state"].items():
+        plain: dict[str, Any] = {}
+        for key, value in param_state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{param_id}.{key}"] = value
+            else:
+                plain[key] = value
+        plain_state[str(param_id)] = plain
+    return tensors, {"param_groups": state_dict["param_groups"], "plain_state": plain_state}
+
+
+def _unflatten_optimizer_state(tensors: dict[str, torch.Tensor], info: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in info["plain_state"].items()}
+    for name, value in tensors.items():
+        _, param_id, key = name.split(".", 2)
+        state.setdefault(int(param_id), {})[key] = value
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model_state: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    optimizer_state: dict | None = None,
+    rng_state: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write one checkpoint file atomically.
+
+    Args:
+        path: destination ``.safetensors`` file.
+        model_state: the model's ``state_dict()``.
+        meta: JSON-serialisable description (model kind/config, vocab, data, step, metrics...).
+        optimizer_state: an optimizer's ``state_dict()``, or None.
+        rng_state: named RNG states (uint8 tensors), or None.
+    """
+    tensors = {f"model.{k}": v.detach().to("cpu").clone().contiguous() for k, v in model_state.items()}
+    meta = dict(meta, format_version=FORMAT_VERSION)
+    if optimizer_state is not None:
+        optim_tensors, optim_info = _flatten_optimizer_state(optimizer_state)
+        tensors.update({k: v.detach().to("cpu").clone().contiguous() for k, v in optim_tensors.items()})
+        meta["optimizer"] = optim_info
+    for name, value in (rng_state or {}).items():
+        tensors[f"rng.{name}"] = value.detach().to("cpu").clone().contiguous()
+    data = save_safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
+    atomic_write_bytes(path, data)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Only the JSON metadata of a checkpoint (cheap: reads the header)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MakemoreError(f"{path}: no such checkpoint")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MakemoreError(f"{path}: not a makemore checkpoint ({exc})") from None
+    if META_KEY not in header:
+        raise MakemoreError(f"{path}: not a makemore checkpoint (no '{META_KEY}' metadata)")
+    try:
+        return json.loads(header[META_KEY])
+    except json.JSONDecodeError:
+        raise MakemoreError(f"{path}: checkpoint metadata is not valid JSON") from None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by ``save_checkpoint``."""
+    meta = read_meta(path)
+    try:
+        tensors = load_safetensors_bytes(Path(path).read_bytes())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MakemoreError(f"{path}: unreadable checkpoint ({exc})") from None
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    rng_state = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
+    optimizer_state = None
+    if "optimizer" in meta:
+        optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+        optimizer_state = _unflatten_optimizer_state(optim_tensors, meta.pop("optimizer"))
+    return Checkpoint(meta=meta, model_state=model_state, optimizer_state=optimizer_state, rng_state=rng_state)

@@ -1,0 +1,261 @@
+"""Data layer: reading word files, the vocabulary, splits and tensor examples.
+
+A corpus is held in memory as one flat tensor of token ids with a boundary token (0)
+before the first item, between items and after the last one::
+
+    0 e m m a 0 o l i v i a 0
+
+From it, context-window examples (``windows``) and padded per-item batches
+(``sequence_batch``) are built with tensor ops only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from makemore.errors import MakemoreError
+
+DEFAULT_MAX_ITEM_LEN = 256
+BOUNDARY = 0
+# Shown for the boundary token in tables and plots; the first one not in the alphabet is used.
+_BOUNDARY_DISPLAY_CANDIDATES = (".", "␃", "¶", "<END>")
+
+
+def read_words(path: str | Path, *, max_len: int = DEFAULT_MAX_ITEM_LEN) -> list[str]:
+    """Read one item per line from a UTF-8 text file.
+
+    A UTF-8 byte-order mark is ignored, CR line ends and trailing whitespace are stripped
+    and blank lines are dropped.
+
+    Args:
+        path: the words file.
+        max_len: longest item accepted, in characters.
+    Returns:
+        The items in file order.
+    Raises:
+        MakemoreError: naming the file (and line) for a missing file, a directory, invalid
+            UTF-8, NUL bytes, no items, or an item longer than ``max_len``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MakemoreError(f"{path}: no such file")
+    if path.is_dir():
+        raise MakemoreError(f"{path}: is a directory, expected a text file with one item per line")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MakemoreError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_words(raw, source=str(path), max_len=max_len)
+
+
+def parse_words(raw: bytes, *, source: str = "<input>", max_len: int = DEFAULT_MAX_ITEM_LEN) -> list[str]:
+    """Parse the bytes of a words file (see ``read_words``)."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise MakemoreError(f"{source}:{line}: contains a NUL byte (is this a binary or UTF-16 file?)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise MakemoreError(f"{source}:{line}: invalid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+    words = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        item = line.rstrip()
+        if not item:
+            continue
+        if len(item) > max_len:
+            raise MakemoreError(
+                f"{source}:{lineno}: item is {len(item)} characters long, more than the limit of {max_len} "
+                "(raise it with --max-item-len)"
+            )
+        words.append(item)
+    if not words:
+        raise MakemoreError(f"{source}: contains no items (empty or blank lines only)")
+    return words
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Sorted characters of the data plus one boundary token.
+
+    The boundary token has id 0 and is not a character, so it can never collide with data
+    (a corpus containing '.', spaces or '-' round-trips exactly). Character ``chars[i]`` has
+    id ``i + 1``, which gives the lectures' layout for a-z.
+    """
+
+    chars: tuple[str, ...]
+
+    def __post_init__(self):
+        if list(self.chars) != sorted(set(self.chars)):
+            raise ValueError("Vocab.chars must be sorted and unique")
+        if any(len(c) != 1 for c in self.chars):
+            raise ValueError("Vocab.chars must be single characters")
+
+    @classmethod
+    def from_words(cls, words: list[str]) -> "Vocab":
+        return cls(tuple(sorted(set("".join(words)))))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    @property
+    def boundary_symbol(self) -> str:
+        """How the boundary token is shown to people (never used for encoding)."""
+        for symbol in _BOUNDARY_DISPLAY_CANDIDATES:
+            if symbol not in self.chars:
+                return symbol
+        return "<END>"  # pragma: no cover - a multi-character symbol can never be a char
+
+    def labels(self) -> list[str]:
+        """Display string of every token id."""
+        return [self.boundary_symbol, *self.chars]
+
+    def _lookup(self) -> torch.Tensor:
+        return torch.tensor([ord(c) for c in self.chars], dtype=torch.int64)
+
+    def encode(self, word: str) -> torch.Tensor:
+        """Ids of the characters of one item (no boundary tokens)."""
+        return self.encode_codepoints(_codepoints(word), word)
+
+    def encode_codepoints(self, codepoints: torch.Tensor, text: str) -> torch.Tensor:
+        table = self._lookup()
+        pos = torch.searchsorted(table, codepoints).clamp(max=max(len(table) - 1, 0))
+        known = table[pos] == codepoints if len(table) else torch.zeros_like(codepoints, dtype=torch.bool)
+        if not bool(known.all()):
+            bad = chr(int(codepoints[~known][0]))
+            raise MakemoreError(
+                f"character {bad!r} (U+{ord(bad):04X}) in {text[:40]!r} is not in the model's vocabulary"
+            )
+        return pos + 1
+
+    def decode(self, ids) -> str:
+        """Characters of the given ids; boundary tokens are skipped."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+        return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
+
+    def to_json(self) -> dict:
+        return {"chars": "".join(self.chars), "boundary_id": BOUNDARY}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Vocab":
+        return cls(tuple(data["chars"]))
+
+
+def _codepoints(text: str) -> torch.Tensor:
+    data = bytearray(text.encode("utf-32-le"))
+    if not data:
+        return torch.zeros(0, dtype=torch.int64)
+    return torch.frombuffer(data, dtype=torch.int32).to(torch.int64)
+
+
+@dataclass
+class EncodedCorpus:
+    """Items as one flat tensor ``0 w1 0 w2 0 ... wn 0`` plus boundary positions.
+
+    Attributes:
+        tokens: (N,) int64 flat token stream.
+        starts: (n_items,) position of the boundary token *before* each item.
+        lengths: (n_items,) characters in each item.
+    """
+
+    tokens: torch.Tensor
+    starts: torch.Tensor
+    lengths: torch.Tensor
+
+    @classmethod
+    def from_words(cls, words: list[str], vocab: Vocab) -> "EncodedCorpus":
+        if not words:
+            return cls(torch.zeros(1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
+        text = "\n".join(words)
+        codepoints = _codepoints(text)
+        newline = codepoints == ord("\n")
+        ids = torch.zeros_like(codepoints)
+        ids[~newline] = vocab.encode_codepoints(codepoints[~newline], text)
+        tokens = torch.cat([ids.new_zeros(1), ids, ids.new_zeros(1)])
+        boundaries = torch.nonzero(tokens == BOUNDARY).squeeze(1)
+        starts = boundaries[:-1]
+        lengths = boundaries[1:] - starts - 1
+        return cls(tokens, starts, lengths)
+
+    def __len__(self) -> int:
+        return self.starts.numel()
+
+    @property
+    def num_targets(self) -> int:
+        """Number of predictions over the corpus: every character plus one end per item."""
+        return int(self.lengths.sum()) + len(self)
+
+    @property
+    def max_len(self) -> int:
+        return int(self.lengths.max()) if len(self) else 0
+
+    def windows(self, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context-window examples, in item order then character order (as the lectures).
+
+        Returns:
+            X (num_targets, block_size) previous tokens, boundary-padded at item starts;
+            Y (num_targets,) next token (0 at the end of each item).
+        """
+        target_pos = torch.arange(1, self.tokens.numel(), dtype=torch.int64)  # (N,)
+        item_start = torch.repeat_interleave(self.starts, self.lengths + 1)  # (N,) boundary before item
+        offsets = torch.arange(-block_size, 0, dtype=torch.int64)  # (b,)
+        ctx_pos = target_pos[:, None] + offsets[None, :]  # (N, b)
+        inside = ctx_pos >= item_start[:, None]
+        X = torch.where(inside, self.tokens[ctx_pos.clamp(min=0)], torch.zeros((), dtype=torch.int64))
+        Y = self.tokens[target_pos]
+        return X, Y
+
+    def sequence_batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded (x, y) for the given item indices, padded to the longest item in the batch.
+
+        Returns:
+            x (B, T) with x[:, 0] = boundary, then the characters, then 0 padding;
+            y (B, T) next tokens: the characters, the end boundary, then -1 on padding;
+            T = longest item in the batch + 1.
+        """
+        starts = self.starts[items]  # (B,)
+        lengths = self.lengths[items]  # (B,)
+        T = int(lengths.max()) + 1
+        steps = torch.arange(T, dtype=torch.int64)  # (T,)
+        valid = steps[None, :] <= lengths[:, None]  # (B, T)
+        pos = (starts[:, None] + steps[None, :]).clamp(max=self.tokens.numel() - 2)  # (B, T)
+        x = torch.where(valid, self.tokens[pos], torch.zeros((), dtype=torch.int64))
+        y = torch.where(valid, self.tokens[pos + 1], torch.full((), -1, dtype=torch.int64))
+        return x, y
+
+
+@dataclass
+class Split:
+    train: list[str]
+    dev: list[str]
+    test: list[str]
+
+
+def split_words(words: list[str], *, seed: int = 42, dedupe: bool = False) -> Split:
+    """Deterministic 80/10/10 split.
+
+    The default reproduces the lectures' split exactly:
+    ``random.seed(42); random.shuffle(words)``; ``n1 = int(0.8 n)``, ``n2 = int(0.9 n)``.
+
+    Args:
+        words: items in file order.
+        seed: shuffling seed.
+        dedupe: drop repeated items (keeping the first) before splitting.
+    """
+    words = list(dict.fromkeys(words)) if dedupe else list(words)
+    rng = random.Random(seed)
+    rng.shuffle(words)
+    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
+    return Split(words[:n1], words[n1:n2], words[n2:])

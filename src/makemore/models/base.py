@@ -1,0 +1,66 @@
+"""The interface every model family shares.
+
+Two kinds of input exist:
+
+* ``"window"`` models (ngram, bigram, mlp, wavenet) read a fixed context of the
+  previous ``block_size`` tokens: ``idx`` is ``(B, block_size)``, ``targets`` is
+  ``(B,)`` and ``logits`` is ``(B, V)``.
+* ``"sequence"`` models (rnn, gru, lstm, transformer) read a whole item at once:
+  ``idx`` is ``(B, T)``, ``targets`` is ``(B, T)`` with ``-1`` on padding and
+  ``logits`` is ``(B, T, V)``; position ``t`` predicts token ``t + 1``.
+
+Token 0 is always the boundary token (start and end of an item).
+Sampling, scoring, evaluation and training only rely on this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE_INDEX = -1
+
+
+class LanguageModel(nn.Module):
+    """Base class: subclasses set ``input_kind`` and ``block_size`` and implement ``forward``."""
+
+    input_kind: ClassVar[str] = "window"
+    block_size: int
+    vocab_size: int
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):  # pragma: no cover
+        raise NotImplementedError
+
+    @staticmethod
+    def loss_from_logits(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+        """Mean cross-entropy over all non-padding targets (None when targets is None)."""
+        if targets is None:
+            return None
+        return F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
+        )
+
+    @torch.no_grad()
+    def next_token_logits(self, idx: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
+        """Logits for the token after ``idx``.
+
+        Args:
+            idx: ``(B, t)`` tokens generated so far, starting with the boundary token.
+            cache: whatever this method returned last time for the same rows (None at first).
+        Returns:
+            ``(logits (B, V), cache)``. The default recomputes from the visible context;
+            models with a KV cache or a recurrent state override this to only process the
+            newest token.
+        """
+        if self.input_kind == "window":
+            context = idx[:, -self.block_size :]
+            if context.size(1) < self.block_size:
+                pad = context.new_zeros(context.size(0), self.block_size - context.size(1))
+                context = torch.cat([pad, context], dim=1)
+            logits, _ = self(context)
+            return logits, None
+        logits, _ = self(idx[:, -self.block_size :])
+        return logits[:, -1, :], None

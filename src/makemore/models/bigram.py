@@ -1,0 +1,40 @@
+"""The neural bigram: one weight matrix from the previous character to next-character logits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from makemore.models.base import LanguageModel
+
+
+@dataclass
+class BigramConfig:
+    reg: float = 0.001  # L2 penalty reg * mean(W**2), the seeds' "smoothing" of a neural bigram
+    # Full-batch gradient descent, as in the seeds.
+    default_train: ClassVar[dict] = dict(
+        batch_size=0, optimizer="sgd", lr=50.0, schedule="constant", steps=1000, eval_interval=250, log_interval=50
+    )
+
+
+class BigramModel(LanguageModel):
+    """``logits = onehot(prev) @ W``; an embedding lookup computes the same product."""
+
+    input_kind = "window"
+
+    def __init__(self, config: BigramConfig, vocab_size: int):
+        super().__init__()
+        self.config = config
+        self.vocab_size = vocab_size
+        self.block_size = 1
+        self.W = nn.Parameter(torch.randn(vocab_size, vocab_size) * 0.01)  # (V, V)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        logits = self.W[idx[:, -1]]  # (B, V) == one_hot(idx) @ W
+        loss = self.loss_from_logits(logits, targets)
+        if loss is not None and self.config.reg:
+            loss = loss + self.config.reg * (self.W**2).mean()
+        return logits, loss

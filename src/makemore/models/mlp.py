@@ -1,0 +1,173 @@
+"""The MLP of Bengio et al. 2003 (lecture 2) and its BatchNorm version (lectures 3 and 4).
+
+Embedding table C -> concatenated context -> tanh hidden layer(s) -> output layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from makemore.errors import MakemoreError
+from makemore.models.base import LanguageModel
+
+TANH_GAIN = 5.0 / 3.0
+
+
+@dataclass
+class MLPConfig:
+    block_size: int = 4  # characters of context
+    n_embd: int = 24  # embedding size per character
+    n_hidden: int = 320  # units per hidden layer
+    n_layers: int = 1  # hidden tanh layers
+    dropout: float = 0.0  # dropout after each hidden layer
+    init: str = "kaiming"  # "kaiming" (lecture 3's fixes) or "naive" (lecture 2's plain randn)
+    default_train: ClassVar[dict] = dict(
+        steps=30000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.1
+    )
+
+
+@dataclass
+class BNMLPConfig:
+    block_size: int = 4
+    n_embd: int = 24
+    n_hidden: int = 320
+    n_layers: int = 1
+    dropout: float = 0.0
+    bn_momentum: float = 0.01  # BatchNorm running statistics update rate (lecture: 0.001)
+    eps: float = 1e-5
+    default_train: ClassVar[dict] = dict(
+        steps=30000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.1
+    )
+
+
+class BatchNorm(nn.Module):
+    """Batch normalisation over the batch dimension, as written in the lectures.
+
+    Training normalises with the batch mean and the Bessel-corrected batch variance and
+    updates running estimates; evaluation uses the running estimates.
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.001, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.gain = nn.Parameter(torch.ones(dim))  # (H,)
+        self.bias = nn.Parameter(torch.zeros(dim))  # (H,)
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H)
+        if self.training:
+            mean = x.mean(0)
+            var = x.var(0, unbiased=True)
+            self.update_running(mean, var)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return self.gain * (x - mean) * torch.rsqrt(var + self.eps) + self.bias
+
+    @torch.no_grad()
+    def update_running(self, mean: torch.Tensor, var: torch.Tensor) -> None:
+        self.running_mean.lerp_(mean.detach(), self.momentum)
+        self.running_var.lerp_(var.detach(), self.momentum)
+
+
+class MLP(LanguageModel):
+    """Bengio et al. 2003: ``logits = tanh(concat(C[ctx]) W1 + b1) W2 + b2``."""
+
+    input_kind = "window"
+    batchnorm = False
+
+    def __init__(self, config, vocab_size: int):
+        super().__init__()
+        if config.block_size < 1 or config.n_layers < 1:
+            raise MakemoreError("block_size and n_layers must be at least 1")
+        self.config = config
+        self.vocab_size = vocab_size
+        self.block_size = config.block_size
+        self.C = nn.Embedding(vocab_size, config.n_embd)
+        layers: list[nn.Module] = []
+        fan_in = config.block_size * config.n_embd
+        for _ in range(config.n_layers):
+            linear = nn.Linear(fan_in, config.n_hidden, bias=not self.batchnorm)
+            layers.append(linear)
+            if self.batchnorm:
+                layers.append(BatchNorm(config.n_hidden, config.bn_momentum, config.eps))
+            layers.append(nn.Tanh())
+            if config.dropout:
+                layers.append(nn.Dropout(config.dropout))
+            fan_in = config.n_hidden
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(config.n_hidden, vocab_size)
+        self._init_weights(getattr(config, "init", "kaiming"))
+
+    @torch.no_grad()
+    def _init_weights(self, scheme: str) -> None:
+        nn.init.normal_(self.C.weight)
+        if scheme == "naive":  # lecture 2: every tensor plain randn
+            for module in [*self.hidden, self.out]:
+                if isinstance(module, nn.Linear):
+                    nn.init.normal_(module.weight)
+                    if module.bias is not None:
+                        nn.init.normal_(module.bias)
+            return
+        if scheme != "kaiming":
+            raise MakemoreError(f"unknown init '{scheme}' (kaiming, naive)")
+        for module in self.hidden:
+            if isinstance(module, nn.Linear):  # tanh not saturated: Kaiming with gain 5/3
+                nn.init.normal_(module.weight, std=TANH_GAIN / math.sqrt(module.in_features))
+                if module.bias is not None:
+                    nn.init.normal_(module.bias, std=0.01)
+        nn.init.normal_(self.out.weight, std=0.01)  # initial loss ~ ln(V)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        emb = self.C(idx)  # (B, block, E)
+        h = self.hidden(emb.flatten(1))  # (B, H)
+        logits = self.out(h)  # (B, V)
+        return logits, self.loss_from_logits(logits, targets)
+
+
+class BatchNormMLP(MLP):
+    """The MLP with bias-free Linear -> BatchNorm -> tanh hidden layers (lecture 3)."""
+
+    batchnorm = True
+
+    def _lecture_params(self) -> dict[str, torch.Tensor]:
+        """Parameters in the lecture's layout (views, so gradients map back by transposing)."""
+        linear, bn = self.hidden[0], self.hidden[1]
+        return {
+            "C": self.C.weight,
+            "W1": linear.weight.t(),
+            "bngain": bn.gain,
+            "bnbias": bn.bias,
+            "W2": self.out.weight.t(),
+            "b2": self.out.bias,
+        }
+
+    def manual_forward_backward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One training forward pass and the hand-written backward pass (no autograd).
+
+        Fills ``.grad`` of every parameter and updates the BatchNorm running statistics.
+        Returns the batch loss.
+        """
+        from makemore import manual_backprop
+
+        if self.config.n_layers != 1 or self.config.dropout:
+            raise MakemoreError("the hand-written backward pass covers bn-mlp with n_layers 1 and no dropout")
+        bn = self.hidden[1]
+        with torch.no_grad():
+            params = {k: v.detach() for k, v in self._lecture_params().items()}
+            loss, cache = manual_backprop.forward(params, idx, targets, eps=bn.eps)
+            grads = manual_backprop.backward_fused(params, cache, idx, targets)
+            self.C.weight.grad = grads["dC"]
+            self.hidden[0].weight.grad = grads["dW1"].t().contiguous()
+            bn.gain.grad = grads["dbngain"].reshape(bn.gain.shape)
+            bn.bias.grad = grads["dbnbias"].reshape(bn.bias.shape)
+            self.out.weight.grad = grads["dW2"].t().contiguous()
+            self.out.bias.grad = grads["db2"].reshape(self.out.bias.shape)
+            bn.update_running(cache["bnmeani"].reshape(-1), cache["bnvar"].reshape(-1))
+        return loss

@@ -1,0 +1,189 @@
+"""Batched sampling shared by every model.
+
+Rows are generated together, one token per step for the whole batch, through
+``model.next_token_logits`` (which carries a KV cache or recurrent state where a model has
+one). Generation stops as soon as every row has emitted the boundary token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from makemore.data import BOUNDARY, Vocab
+from makemore.errors import MakemoreError
+
+
+@dataclass
+class SampleConfig:
+    """Options for generating items."""
+
+    num: int = 20  # how many items
+    seed: int = 0  # RNG seed (same seed, same items)
+    temperature: float = 1.0  # < 1 sharper, > 1 flatter; 0 = greedy
+    top_k: int = 0  # keep the k most likely tokens (0 = all)
+    top_p: float = 1.0  # nucleus: keep the smallest set with this much probability (1 = all)
+    prefix: str = ""  # every item starts with this
+    min_len: int = 0  # no item shorter than this (in characters, prefix included)
+    max_len: int = 0  # no item longer than this (0 = model's limit or 2x the longest training item)
+    new_only: bool = False  # drop items that are in the training file
+    unique: bool = False  # drop repeats
+    batch_size: int = 1000  # rows generated together
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """Apply temperature, top-k and top-p to ``logits`` (B, V); returns new logits."""
+    if temperature <= 0:
+        keep = logits == logits.max(dim=-1, keepdim=True).values
+        return logits.masked_fill(~keep, float("-inf"))
+    logits = logits / temperature
+    if 0 < top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if 0 < top_p < 1:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        drop_sorted = (cum - torch.softmax(sorted_logits, dim=-1)) >= top_p  # mass before this token already enough
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate_tokens(
+    model,
+    num: int,
+    *,
+    prefix_ids: torch.Tensor,
+    generator: torch.Generator,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_len: int = 0,
+    max_len: int = 32,
+) -> torch.Tensor:
+    """Generate ``num`` rows of tokens.
+
+    Args:
+        model: any makemore model (set to eval mode by the caller).
+        prefix_ids: (P,) character ids every row starts with.
+        generator: CPU RNG used for every draw.
+        min_len, max_len: item length bounds in characters (prefix included).
+    Returns:
+        (num, 1 + L) tokens: the start boundary, the prefix, then the generated tokens; after
+        a row's end boundary everything is 0.
+    """
+    device = next(iter(model.buffers()), next(iter(model.parameters()), torch.zeros(0))).device
+    prefix_ids = prefix_ids.to(torch.int64)
+    P = prefix_ids.numel()
+    if P > max_len:
+        raise MakemoreError(f"--prefix is {P} characters long, more than --max-len {max_len}")
+    idx = torch.cat([torch.zeros(num, 1, dtype=torch.int64), prefix_ids.expand(num, P)], dim=1).to(device)
+    done = torch.zeros(num, dtype=torch.bool, device=device)
+    cache = None
+    for length in range(P, max_len + 1):  # length = characters so far
+        logits, cache = model.next_token_logits(idx, cache)  # (B, V)
+        logits = logits.float()
+        if length < min_len:
+            logits[:, BOUNDARY] = float("-inf")
+        if length == max_len:
+            next_token = torch.zeros(num, 1, dtype=torch.int64, device=device)
+        else:
+            logits = filter_logits(logits, temperature, top_k, top_p)
+            probs = torch.softmax(logits, dim=-1).cpu()
+            next_token = torch.multinomial(probs, 1, generator=generator).to(device)  # (B, 1)
+        next_token = next_token.masked_fill(done.unsqueeze(1), BOUNDARY)
+        idx = torch.cat([idx, next_token], dim=1)
+        done |= next_token.squeeze(1) == BOUNDARY
+        if bool(done.all()):
+            break
+    return idx.cpu()
+
+
+def decode_rows(tokens: torch.Tensor, vocab: Vocab) -> list[str]:
+    """Strings of generated rows (start boundary dropped, cut at the end boundary)."""
+    body = tokens[:, 1:]
+    ended = (body == BOUNDARY).cumsum(dim=1) > 0
+    body = body.masked_fill(ended, BOUNDARY)
+    table = ["", *vocab.chars]
+    return ["".join(table[i] for i in row if i) for row in body.tolist()]
+
+
+def sample_items(
+    model,
+    vocab: Vocab,
+    config: SampleConfig,
+    *,
+    default_max_len: int,
+    model_limit: int | None = None,
+    known_items: set[str] | None = None,
+) -> list[str]:
+    """Generate ``config.num`` items as strings.
+
+    Args:
+        model: the model (its train/eval mode is restored afterwards).
+        vocab: the model's vocabulary.
+        config: sampling options.
+        default_max_len: item length bound used when ``config.max_len`` is 0.
+        model_limit: the most characters the model can generate (positional limit), if any.
+        known_items: the training file's items, needed for ``new_only``.
+    Returns:
+        The items, in generation order.
+    """
+    if config.num < 0:
+        raise MakemoreError("-n/--num must be at least 0")
+    if config.top_p <= 0 or config.top_p > 1:
+        raise MakemoreError("--top-p must be in (0, 1]")
+    if config.temperature < 0:
+        raise MakemoreError("--temperature must be at least 0")
+    max_len = config.max_len or default_max_len
+    if model_limit is not None and max_len > model_limit:
+        if config.max_len:
+            raise MakemoreError(f"--max-len {config.max_len} is more than this model can generate ({model_limit})")
+        max_len = model_limit
+    if config.min_len > max_len:
+        raise MakemoreError(f"--min-len {config.min_len} is more than --max-len {max_len}")
+    prefix_ids = vocab.encode(config.prefix) if config.prefix else torch.zeros(0, dtype=torch.int64)
+    if config.new_only and known_items is None:
+        raise MakemoreError("--new-only needs the training file, which could not be read")
+    generator = torch.Generator().manual_seed(config.seed)
+    was_training = model.training
+    model.eval()
+    results: list[str] = []
+    seen: set[str] = set()
+    attempts = 0
+    try:
+        while len(results) < config.num:
+            attempts += 1
+            if attempts > 100:
+                raise MakemoreError(
+                    f"gave up after 100 batches with {len(results)} of {config.num} items "
+                    "(--new-only/--unique reject almost everything; try a higher --temperature)"
+                )
+            want = config.num - len(results)
+            batch = min(config.batch_size, want if not (config.new_only or config.unique) else max(2 * want, 64))
+            tokens = generate_tokens(
+                model,
+                batch,
+                prefix_ids=prefix_ids,
+                generator=generator,
+                temperature=config.temperature,
+                top_k=config.top_k,
+                top_p=config.top_p,
+                min_len=config.min_len,
+                max_len=max_len,
+            )
+            for item in decode_rows(tokens, vocab):
+                if config.new_only and item in known_items:
+                    continue
+                if config.unique:
+                    if item in seen:
+                        continue
+                    seen.add(item)
+                results.append(item)
+                if len(results) == config.num:
+                    break
+    finally:
+        model.train(was_training)
+    return results
