@@ -517,7 +517,7 @@ def lr_find(config: RunConfig, *, start: float = 1e-3, end: float = 1.0, steps: 
         _, loss = model(x, y)
         loss.backward()
         optimizer.step()
-        value = float(loss)
+        value = loss.detach().item()
         lrs.append(lr)
         losses.append(value)
         if not math.isfinite(value) or value > 4 * min(losses):
