@@ -56,7 +56,7 @@ class LanguageModel(nn.Module):
             newest token.
         """
         if self.input_kind == "window":
-            context = idx[:, -self.block_size :]
+            context = idx[:, idx.size(1) - min(self.block_size, idx.size(1)) :]  # last block_size tokens (none for 0)
             if context.size(1) < self.block_size:
                 pad = context.new_zeros(context.size(0), self.block_size - context.size(1))
                 context = torch.cat([pad, context], dim=1)
