@@ -28,7 +28,7 @@ import torch
 
 from makemore import __version__
 from makemore.checkpoint import atomic_write_text, load_checkpoint, read_meta, save_checkpoint
-from makemore.data import DEFAULT_MAX_ITEM_LEN, EncodedCorpus, Split, Vocab, parse_words, read_words, split_words
+from makemore.data import DEFAULT_MAX_ITEM_LEN, EncodedCorpus, Split, Vocab, parse_words, read_words, split_words  # noqa: F401
 from makemore.errors import MakemoreError
 from makemore.models import build_model, get_family, make_config, model_names
 from makemore.sampling import SampleConfig, sample_items
@@ -38,6 +38,7 @@ from makemore.trainer import (
     TrainingInterrupted,
     evaluate_nll,
     make_batcher,
+    validate_train_config,
     target_log_probs,
     train_state_from_json,
     train_state_to_json,
@@ -239,14 +240,16 @@ class Run:
 
 
 def _config_from_meta(meta: dict) -> RunConfig:
-    kind = meta["model"]["kind"]
+    if not all(isinstance(meta.get(key), dict) for key in ("model", "data", "train", "vocab")):
+        raise MakemoreError("checkpoint metadata is incomplete (not written by makemore train?)")
+    kind = meta["model"].get("kind")
     config_cls, _ = get_family(kind)
     try:
         model_config = config_cls(**meta["model"]["config"])
         data_fields = {f.name for f in dataclasses.fields(DataConfig)}
         data_config = DataConfig(**{k: v for k, v in meta["data"].items() if k in data_fields})
         train_config = TrainConfig(**meta["train"])
-    except TypeError as exc:
+    except (TypeError, KeyError) as exc:
         raise MakemoreError(f"checkpoint was written by an incompatible makemore version ({exc})") from None
     return RunConfig(model=kind, model_config=model_config, data=data_config, train=train_config)
 
@@ -345,11 +348,8 @@ def train(
             raise MakemoreError(f"-o {out_dir}: already holds a run (--resume continues it, --overwrite replaces it)")
         data = load_data(config.data)
         config = _fit_sequence_block_size(config, data)
-        if overwrite:
-            for name in ("best.safetensors", "last.safetensors", "metrics.jsonl", "run.json"):
-                (out_dir / name).unlink(missing_ok=True)
     device = _resolve_device(config.train.device)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    validate_train_config(config.train)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, config.model_config, data.vocab.size)
     if ckpt is not None:
@@ -360,6 +360,12 @@ def train(
         raise MakemoreError(f"{data.source}: too few items to split into train/dev/test ({len(data.words)}; need at least 10)")
     train_batcher = make_batcher(model, train_corpus, device)
     dev_batcher = make_batcher(model, dev_corpus, device)
+    if config.train.backward == "manual" and not hasattr(model, "manual_forward_backward"):
+        raise MakemoreError("--backward manual: this model has no hand-written backward pass (use bn-mlp with n_layers 1)")
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves nothing behind
+    if overwrite and not resume:
+        for name in ("best.safetensors", "last.safetensors", "metrics.jsonl", "run.json"):
+            (out_dir / name).unlink(missing_ok=True)
     started = time.perf_counter()
 
     if hasattr(model, "fit"):  # count models: fitting is counting
@@ -443,6 +449,8 @@ def score(run: Run, words: list[str]) -> list[WordScore]:
     for word in words:
         if not word:
             raise MakemoreError("score: cannot score an empty item")
+        if "\n" in word or "\r" in word:
+            raise MakemoreError(f"score: {word!r} contains a line break; give one item per argument")
     if run.model_limit is not None:
         too_long = [w for w in words if len(w) > run.model_limit]
         if too_long:

@@ -149,8 +149,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         given = {k: v for k, v in vars(args).items() if k.startswith(("m_", "t_")) and v is not None and k != "t_steps"}
-        if given or args.preset or args.model:
-            raise MakemoreError("--resume takes the run's own settings; only -o and --steps may be given")
+        data_given = args.input or any(v is not None for v in (args.max_item_len, args.split_seed, args.dedupe))
+        if given or data_given or args.preset or args.model or args.overwrite:
+            raise MakemoreError("--resume takes the run's own settings (data, model, training); only -o and --steps may be given")
         metrics = api.train(None, args.out_dir, resume=True, progress=not args.quiet, steps=args.t_steps)
     else:
         config = run_config_from_args(args)
@@ -174,6 +175,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from makemore import api
     from makemore.checkpoint import atomic_write_text
 
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise MakemoreError(f"--output {args.output}: directory {Path(args.output).parent} does not exist")
     run = api.load_run(args.out_dir, args.which)
     items = api.sample(run, _sample_config(args))
     text = "".join(item + "\n" for item in items)

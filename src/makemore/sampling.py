@@ -133,6 +133,12 @@ def sample_items(
     """
     if config.num < 0:
         raise MakemoreError("-n/--num must be at least 0")
+    if config.batch_size < 1:
+        raise MakemoreError("--batch-size must be at least 1")
+    if config.top_k < 0:
+        raise MakemoreError("--top-k must be at least 0 (0 = all)")
+    if config.max_len < 0 or config.min_len < 0:
+        raise MakemoreError("--min-len and --max-len must be at least 0")
     if config.top_p <= 0 or config.top_p > 1:
         raise MakemoreError("--top-p must be in (0, 1]")
     if config.temperature < 0:

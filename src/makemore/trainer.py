@@ -51,6 +51,32 @@ class TrainConfig:
     track_update_ratio: int = 0  # every N steps record log10 update:data std ratios (0 = off)
 
 
+def validate_train_config(config: TrainConfig) -> None:
+    """Raise MakemoreError naming the option for any out-of-range training setting."""
+    checks = [
+        (config.steps >= 1, "--steps must be at least 1"),
+        (config.batch_size >= 0, "--batch-size must be at least 0 (0 = full batch)"),
+        (config.optimizer in ("adamw", "sgd"), f"--optimizer: unknown optimizer '{config.optimizer}' (adamw, sgd)"),
+        (config.schedule in ("cosine", "step", "constant"), f"--schedule: unknown schedule '{config.schedule}' (cosine, step, constant)"),
+        (config.backward in ("autograd", "manual"), f"--backward: unknown value '{config.backward}' (autograd, manual)"),
+        (math.isfinite(config.lr) and config.lr >= 0, "--lr must be a finite number at least 0"),
+        (config.warmup_steps >= 0, "--warmup-steps must be at least 0"),
+        (0 <= config.min_lr_ratio <= 1, "--min-lr-ratio must be between 0 and 1"),
+        (0 <= config.step_at <= 1, "--step-at must be between 0 and 1"),
+        (config.step_factor >= 0, "--step-factor must be at least 0"),
+        (config.weight_decay >= 0, "--weight-decay must be at least 0"),
+        (0 <= config.momentum < 1, "--momentum must be in [0, 1)"),
+        (config.grad_clip >= 0, "--grad-clip must be at least 0 (0 = off)"),
+        (config.eval_interval >= 1, "--eval-interval must be at least 1"),
+        (config.log_interval >= 1, "--log-interval must be at least 1"),
+        (config.patience >= 0, "--patience must be at least 0 (0 = off)"),
+        (config.track_update_ratio >= 0, "--track-update-ratio must be at least 0 (0 = off)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise MakemoreError(message)
+
+
 def lr_at(config: TrainConfig, step: int) -> float:
     """Learning rate for optimisation step ``step`` (0-based)."""
     if config.warmup_steps and step < config.warmup_steps:
@@ -218,6 +244,7 @@ class Trainer:
         save: Callable[..., None],
         progress: bool = True,
     ):
+        validate_train_config(config)
         self.model = model
         self.train_batcher = train_batcher
         self.evaluate = evaluate
@@ -229,8 +256,6 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.state = TrainState()
         self._stop_signal: int | None = None
-        if config.backward not in ("autograd", "manual"):
-            raise MakemoreError(f"--backward: unknown value '{config.backward}' (autograd, manual)")
         if config.backward == "manual" and not hasattr(model, "manual_forward_backward"):
             raise MakemoreError("--backward manual: this model has no hand-written backward pass (use bn-mlp with n_layers 1)")
 

@@ -70,9 +70,30 @@ def make_config(name: str, overrides: dict[str, Any] | None = None):
     return config_cls(**overrides)
 
 
-def build_model(name: str, config, vocab_size: int) -> LanguageModel:
+def validate_config(name: str, config) -> None:
+    """Range checks shared by every family: sizes at least 1, dropout in [0, 1)."""
     _, model_cls = get_family(name)
-    return model_cls(config, vocab_size)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "block_size":
+            least = 0 if model_cls.input_kind == "sequence" else (0 if name == "ngram" else 1)
+            if value < least:
+                raise MakemoreError(f"{flag} must be at least {least}" + (" (0 = longest item + 1)" if least == 0 else ""))
+        elif f.name.startswith("n_") and isinstance(value, int) and value < 1:
+            raise MakemoreError(f"{flag} must be at least 1")
+        elif f.name == "dropout" and not 0 <= value < 1:
+            raise MakemoreError(f"{flag} must be in [0, 1)")
+
+
+def build_model(name: str, config, vocab_size: int) -> LanguageModel:
+    """Build a model, turning bad option values into a MakemoreError."""
+    _, model_cls = get_family(name)
+    validate_config(name, config)
+    try:
+        return model_cls(config, vocab_size)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise MakemoreError(f"model '{name}': invalid options ({str(exc).splitlines()[0]})") from None
 
 
 __all__ = ["IGNORE_INDEX", "LanguageModel", "REGISTRY", "build_model", "get_family", "make_config", "model_names"]

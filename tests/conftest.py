@@ -1,0 +1,81 @@
+"""Shared fixtures: a tiny deterministic corpus and one small trained run reused by many tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+# Letters that may start or end a word, and the characters that may appear inside one:
+# '.', '-' and ' ' must round-trip like any other character, and 'é' is not ASCII.
+EDGE_CHARS = "abcde"
+INNER_CHARS = "abcde.- é"
+TINY_ALPHABET = sorted(set(EDGE_CHARS + INNER_CHARS))
+
+# Small sizes: the machine has 2 cores shared with other jobs.
+TRAINED_RUN_STEPS = 60
+TRAINED_RUN_EVAL_INTERVAL = 30
+TRAINED_RUN_LOG_INTERVAL = 15
+
+
+def make_tiny_words(n: int = 300, seed: int = 0) -> list[str]:
+    """``n`` deterministic words of 2..8 characters over ``TINY_ALPHABET``."""
+    rng = random.Random(seed)
+    words = []
+    for _ in range(n):
+        inner = "".join(rng.choice(INNER_CHARS) for _ in range(rng.randint(0, 6)))
+        words.append(rng.choice(EDGE_CHARS) + inner + rng.choice(EDGE_CHARS))
+    assert sorted(set("".join(words))) == TINY_ALPHABET  # every character occurs
+    return words
+
+
+def write_words(path: Path, words: list[str]) -> Path:
+    path.write_bytes("".join(w + "\n" for w in words).encode("utf-8"))
+    return path
+
+
+@pytest.fixture
+def tiny_words() -> list[str]:
+    return make_tiny_words()
+
+
+@pytest.fixture
+def words_file(tmp_path, tiny_words) -> Path:
+    return write_words(tmp_path / "words.txt", tiny_words)
+
+
+def tiny_mlp_config(input_path: Path, **train_overrides):
+    """A RunConfig for a very small MLP on ``input_path``."""
+    from makemore import api
+
+    train = dict(steps=TRAINED_RUN_STEPS, batch_size=32, eval_interval=TRAINED_RUN_EVAL_INTERVAL, log_interval=TRAINED_RUN_LOG_INTERVAL)
+    train.update(train_overrides)
+    return api.RunConfig(
+        model="mlp",
+        model_config=api.make_config("mlp", {"n_embd": 4, "n_hidden": 16}),
+        data=api.DataConfig(input=str(input_path)),
+        train=api.default_train_config("mlp", train),
+    )
+
+
+class TrainedRun:
+    """A run directory trained once per session; treat it as read-only."""
+
+    def __init__(self, out_dir: Path, words_path: Path, words: list[str], metrics: dict):
+        self.out_dir = out_dir
+        self.words_path = words_path
+        self.words = words
+        self.metrics = metrics
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    from makemore import api
+
+    base = tmp_path_factory.mktemp("trained_run")
+    words = make_tiny_words()
+    words_path = write_words(base / "words.txt", words)
+    out_dir = base / "run"
+    metrics = api.train(tiny_mlp_config(words_path), out_dir, progress=False)
+    return TrainedRun(out_dir, words_path, words, metrics)

@@ -1,0 +1,426 @@
+"""The command line: in-process through ``makemore.cli.main`` and end to end in subprocesses."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_tiny_words, write_words
+from makemore import api
+from makemore.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from makemore.cli import EXAMPLES, main
+
+TINY = ["--n-embd", "4", "--n-hidden", "16", "--batch-size", "32", "--quiet"]
+SUBCOMMANDS = ["train", "sample", "score", "eval", "plot", "lr-find", "datasets", "models", "gradcheck"]
+CONSOLE_SCRIPT = Path(sys.executable).with_name("makemore")
+
+
+def cli(capsys, *args):
+    """Run ``makemore ARGS`` in-process: (exit code, stdout, stderr)."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(*dirs: Path) -> dict:
+    """Every path under ``dirs`` with its bytes (None for directories)."""
+    state = {}
+    for d in dirs:
+        for p in sorted(d.rglob("*")):
+            state[str(p)] = None if p.is_dir() else p.read_bytes()
+    return state
+
+
+@pytest.fixture
+def cli_run(trained_run):
+    """(run directory, words file, words) of the session's small trained run; read-only."""
+    return trained_run.out_dir, trained_run.words_path, trained_run.words
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run from an empty temporary directory so that stray files would be seen."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# -- train ----------------------------------------------------------------------------------
+
+
+def test_train_twice_refused_then_overwrite_then_resume(cli_run, tmp_path, capsys):
+    out_dir, words_path, _ = cli_run
+    copy = tmp_path / "run"
+    shutil.copytree(out_dir, copy)
+    before = snapshot(tmp_path)
+    code, out, err = cli(capsys, "train", "-i", words_path, "-o", copy, "--steps", "4", "--eval-interval", "2", *TINY)
+    assert code == 2
+    assert err.startswith("makemore: error:") and len(err.splitlines()) == 1
+    assert "--overwrite" in err
+    assert snapshot(tmp_path) == before
+
+    code, out, err = cli(capsys, "train", "-i", words_path, "-o", copy, "--steps", "4", "--eval-interval", "2", "--overwrite", *TINY)
+    assert code == 0, err
+    assert err == ""
+    assert re.fullmatch(r"train NLL \d+\.\d{4}  dev NLL \d+\.\d{4}  \(.*best\.safetensors\)\n", out)
+    assert read_meta(copy / "last.safetensors")["state"]["step"] == 4
+
+    code, out, err = cli(capsys, "train", "--resume", "-o", copy, "--steps", "6", "--quiet")
+    assert code == 0, err
+    meta = read_meta(copy / "last.safetensors")
+    assert meta["state"]["step"] == 6 and meta["train"]["steps"] == 6
+
+
+# -- sample ---------------------------------------------------------------------------------
+
+
+def sample_lines(capsys, run_dir, *args):
+    code, out, err = cli(capsys, "sample", "-o", run_dir, *args)
+    assert code == 0, err
+    assert out.endswith("\n") or out == ""
+    return out.split("\n")[:-1]
+
+
+def test_sample_same_seed_same_output(cli_run, capsys):
+    run_dir = cli_run[0]
+    first = sample_lines(capsys, run_dir, "-n", "5", "--seed", "1")
+    assert len(first) == 5
+    assert sample_lines(capsys, run_dir, "-n", "5", "--seed", "1") == first
+    assert sample_lines(capsys, run_dir, "-n", "20", "--seed", "2") != sample_lines(capsys, run_dir, "-n", "20", "--seed", "1")
+    # the CLI gives what the API gives
+    run = api.load_run(run_dir)
+    assert first == api.sample(run, api.SampleConfig(num=5, seed=1))
+
+
+def test_sample_options(cli_run, capsys):
+    run_dir, _, words = cli_run
+    new = sample_lines(capsys, run_dir, "-n", "20", "--new-only", "--seed", "3")
+    assert len(new) == 20 and not set(new) & set(words)
+    unique = sample_lines(capsys, run_dir, "-n", "20", "--unique")
+    assert len(set(unique)) == 20
+    prefixed = sample_lines(capsys, run_dir, "-n", "10", "--prefix", "e-")
+    assert len(prefixed) == 10 and all(s.startswith("e-") for s in prefixed)
+    short = sample_lines(capsys, run_dir, "-n", "30", "--max-len", "3")
+    assert len(short) == 30 and all(len(s) <= 3 for s in short)
+    long = sample_lines(capsys, run_dir, "-n", "10", "--min-len", "5", "--max-len", "6")
+    assert all(5 <= len(s) <= 6 for s in long)
+    greedy = sample_lines(capsys, run_dir, "-n", "3", "--temperature", "0")
+    assert len(set(greedy)) == 1
+    assert len(sample_lines(capsys, run_dir, "-n", "4", "--which", "last", "--top-k", "3", "--top-p", "0.9")) == 4
+    assert sample_lines(capsys, run_dir, "-n", "0") == []
+
+
+def test_sample_to_file(cli_run, in_tmp, capsys):
+    run_dir = cli_run[0]
+    expected = sample_lines(capsys, run_dir, "-n", "6", "--seed", "4")
+    code, out, err = cli(capsys, "sample", "-o", run_dir, "-n", "6", "--seed", "4", "--output", "items.txt")
+    assert code == 0 and out == "" and err == ""
+    assert (in_tmp / "items.txt").read_text(encoding="utf-8") == "".join(s + "\n" for s in expected)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["items.txt"]
+
+
+# -- score / eval ---------------------------------------------------------------------------
+
+
+def test_score(cli_run, capsys):
+    run_dir = cli_run[0]
+    code, out, err = cli(capsys, "score", "-o", run_dir, "abc", "e é-d")
+    assert code == 0, err
+    results = api.score(api.load_run(run_dir), ["abc", "e é-d"])
+    assert out == "".join(f"{r.word}\t{r.nll:.4f}\n" for r in results)
+
+
+def test_score_detail_table(cli_run, capsys):
+    run_dir = cli_run[0]
+    word = "a.b c"
+    code, out, err = cli(capsys, "score", "-o", run_dir, "--detail", word)
+    assert code == 0, err
+    lines = out.splitlines()
+    result = api.score(api.load_run(run_dir), [word])[0]
+    assert lines[0] == f"{word}\t{result.nll:.4f}"
+    assert lines[1].split() == ["pair", "prob", "logprob"]
+    rows = lines[2:]
+    assert len(rows) == len(word) + 1
+    for row, c in zip(rows, result.chars):
+        assert row.endswith(f"{c.prob:>8.4f} {c.logprob:>9.4f}")
+        assert row.startswith(f"  {c.context}{c.char}")
+
+
+def test_score_from_stdin(cli_run, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("abc\n\n  \nab  \n"))
+    code, out, err = cli(capsys, "score", "-o", cli_run[0], "-")
+    assert code == 0, err
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["abc", "ab"]
+
+
+def test_eval(cli_run, capsys):
+    run_dir = cli_run[0]
+    code, out, err = cli(capsys, "eval", "-o", run_dir)
+    assert code == 0, err
+    result = api.evaluate(api.load_run(run_dir))
+    assert out == "".join(f"{name:<6} NLL {value:.4f}\n" for name, value in result.items())
+    assert [line.split()[0] for line in out.splitlines()] == ["train", "dev", "test"]
+
+
+# -- listing and help -----------------------------------------------------------------------
+
+
+def test_models(capsys):
+    from makemore.models import model_names
+
+    code, out, err = cli(capsys, "models")
+    assert code == 0 and err == ""
+    first_words = [line.split()[0] for line in out.splitlines() if line.strip()]
+    for name in model_names():
+        assert name in first_words
+    assert "presets:" in out
+    for preset in api.PRESETS:
+        assert f"  {preset} " in out
+    assert "--n-embd 24" in out
+
+
+def test_datasets(capsys):
+    code, out, err = cli(capsys, "datasets")
+    assert code == 0 and err == ""
+    info = api.builtin_datasets()
+    for name, entry in info.items():
+        assert f"builtin:{name}\t{entry['items']} items\talphabet: " in out
+        assert entry["description"] in out
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_of_every_subcommand(command, capsys):
+    code, out, err = cli(capsys, command, "--help")
+    assert code == 0
+    assert "examples:" in out
+    assert EXAMPLES[command].splitlines()[1].strip() in out
+
+
+def test_top_level_help_and_version(capsys):
+    code, out, _ = cli(capsys, "--help")
+    assert code == 0
+    for command in SUBCOMMANDS:
+        assert command in out
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0 and out.startswith("makemore ")
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def assert_bad_input(capsys, args, *watched: Path, match: str | None = None):
+    """Exit code 2, exactly one line on stderr starting with 'makemore', nothing written."""
+    before = snapshot(*watched)
+    code, out, err = cli(capsys, *args)
+    assert code == 2, (code, out, err)
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("makemore")
+    assert "Traceback" not in err
+    assert out == ""
+    assert snapshot(*watched) == before
+    if match:
+        assert re.search(match, lines[0]), lines[0]
+    return lines[0]
+
+
+def test_bad_input_files(in_tmp, capsys, tiny_words):
+    (in_tmp / "adir").mkdir()
+    (in_tmp / "latin1.txt").write_bytes("emma\nzoé\n".encode("latin-1"))
+    (in_tmp / "nul.txt").write_bytes(b"emma\nava\nz\x00e\n")
+    (in_tmp / "empty.txt").write_bytes(b"\n \n")
+    write_words(in_tmp / "ok.txt", tiny_words)
+    train = ["train", "-o", "run", "--steps", "5", *TINY]
+    assert_bad_input(capsys, [*train, "-i", "missing.txt"], in_tmp, match="missing.txt")
+    assert_bad_input(capsys, [*train, "-i", "adir"], in_tmp, match="adir.*directory")
+    assert_bad_input(capsys, [*train, "-i", "latin1.txt"], in_tmp, match=r"latin1\.txt:2:.*UTF-8")
+    assert_bad_input(capsys, [*train, "-i", "nul.txt"], in_tmp, match=r"nul\.txt:3:")
+    assert_bad_input(capsys, [*train, "-i", "empty.txt"], in_tmp, match="empty.txt")
+    assert_bad_input(capsys, [*train, "-i", "ok.txt", "--max-item-len", "3"], in_tmp, match=r"ok\.txt:\d+:")
+    assert_bad_input(capsys, [*train, "-i", "builtin:nope"], in_tmp, match="nope")
+
+
+def test_bad_model_options(in_tmp, capsys, tiny_words):
+    write_words(in_tmp / "ok.txt", tiny_words)
+    train = ["train", "-i", "ok.txt", "-o", "run", "--steps", "5", "--quiet"]
+    assert_bad_input(capsys, [*train, "--model", "nope"], in_tmp, match="--model")
+    assert_bad_input(capsys, [*train, "--order", "3"], in_tmp, match="--order")
+    assert_bad_input(capsys, [*train, "--model", "bigram", "--n-embd", "4"], in_tmp, match="--n-embd")
+    assert_bad_input(capsys, [*train, "--preset", "lecture2", "--model", "bigram"], in_tmp, match="--preset")
+    assert_bad_input(capsys, [*train, "--steps", "many"], in_tmp, match="--steps")
+    assert_bad_input(capsys, [*train, "--device", "tpu"], in_tmp, match="--device")
+    assert_bad_input(capsys, ["train", "--resume", "-o", "run", "--quiet"], in_tmp, match="--resume")
+    assert_bad_input(capsys, ["train"], in_tmp, match="-o")
+    assert_bad_input(capsys, [], in_tmp)
+
+
+def test_resume_refuses_new_settings(cli_run, in_tmp, capsys):
+    assert_bad_input(capsys, ["train", "--resume", "-o", cli_run[0], "--n-embd", "8", "--quiet"], in_tmp, cli_run[0],
+                     match="--resume")
+
+
+def test_train_into_existing_run_refused(cli_run, in_tmp, capsys):
+    out_dir, words_path, _ = cli_run
+    assert_bad_input(capsys, ["train", "-i", words_path, "-o", out_dir, "--steps", "5", *TINY], in_tmp, out_dir,
+                     match="already holds a run")
+
+
+def test_bad_sample_options(cli_run, in_tmp, capsys):
+    run = cli_run[0]
+    assert_bad_input(capsys, ["sample", "-o", in_tmp / "missing"], in_tmp, match="no such run directory")
+    assert_bad_input(capsys, ["sample", "-o", in_tmp], in_tmp, match="no checkpoint")
+    for args, match in [
+        (["-n", "-1"], "--num"),
+        (["-n", "x"], "-n"),
+        (["--top-p", "0"], "--top-p"),
+        (["--top-p", "1.5"], "--top-p"),
+        (["--temperature", "-1"], "--temperature"),
+        (["--min-len", "5", "--max-len", "3"], "--min-len"),
+        (["--prefix", "zz"], "'z'"),
+        (["--prefix", "abcd", "--max-len", "2"], "--prefix"),
+        (["--which", "first"], "--which"),
+    ]:
+        assert_bad_input(capsys, ["sample", "-o", run, *args], in_tmp, run, match=match)
+
+
+def test_bad_score_eval_plot(cli_run, in_tmp, capsys):
+    run = cli_run[0]
+    assert_bad_input(capsys, ["score", "-o", run, "abc", "xyz"], in_tmp, run, match="'x'")
+    assert_bad_input(capsys, ["score", "-o", run], in_tmp, run, match="at least one word")
+    assert_bad_input(capsys, ["score", "-o", run, ""], in_tmp, run, match="empty")
+    assert_bad_input(capsys, ["score", "-o", in_tmp / "missing", "abc"], in_tmp, match="no such run directory")
+    assert_bad_input(capsys, ["eval", "-o", in_tmp / "missing"], in_tmp, match="no such run directory")
+    assert_bad_input(capsys, ["plot", "bigram", "-o", run, "--out", "bigram.jpg"], in_tmp, run, match="png")
+    assert_bad_input(capsys, ["plot", "bigram", "-o", run, "--out", "bigram"], in_tmp, run, match="png")
+    assert_bad_input(capsys, ["plot", "bigram", "-o", run, "--out", "nodir/b.png"], in_tmp, run, match="nodir")
+    assert_bad_input(capsys, ["plot", "nothing", "-o", run, "--out", "b.png"], in_tmp, run)
+    assert_bad_input(capsys, ["lr-find", "--out", "lr.svg"], in_tmp, match="png")
+    assert_bad_input(capsys, ["gradcheck", "--batch", "1"], in_tmp, match="--batch")
+
+
+def test_eval_of_changed_training_file(tmp_path, capsys, cli_run):
+    run = tmp_path / "run"
+    shutil.copytree(cli_run[0], run)
+    words = tmp_path / "words.txt"
+    write_words(words, make_tiny_words())
+    # point a copy of the run at its own words file, then change that file
+    ckpt = load_checkpoint(run / "best.safetensors")
+    ckpt.meta["data"]["input"] = str(words)
+    save_checkpoint(run / "best.safetensors", model_state=ckpt.model_state, meta=ckpt.meta)
+    code, _, err = cli(capsys, "eval", "-o", run)
+    assert code == 0, err
+    write_words(words, make_tiny_words()[:-1])
+    assert_bad_input(capsys, ["eval", "-o", run], tmp_path, match="changed")
+
+
+# -- bugs (documented, expected to fail until fixed) ----------------------------------------
+
+
+def test_eval_interval_zero(in_tmp, capsys, tiny_words):
+    write_words(in_tmp / "ok.txt", tiny_words)
+    assert_bad_input(capsys, ["train", "-i", "ok.txt", "-o", "run", "--steps", "3", "--eval-interval", "0", *TINY], in_tmp,
+                     match="--eval-interval")
+
+
+def test_log_interval_zero(in_tmp, capsys, tiny_words):
+    write_words(in_tmp / "ok.txt", tiny_words)
+    assert_bad_input(capsys, ["train", "-i", "ok.txt", "-o", "run", "--steps", "3", "--log-interval", "0", *TINY], in_tmp,
+                     match="--log-interval")
+
+
+@pytest.mark.parametrize("steps", ["0", "-1"])
+def test_steps_not_positive(in_tmp, capsys, tiny_words, steps):
+    write_words(in_tmp / "ok.txt", tiny_words)
+    assert_bad_input(capsys, ["train", "-i", "ok.txt", "-o", "run", "--steps", steps, *TINY], in_tmp, match="--steps")
+
+
+@pytest.mark.parametrize("option", [["--n-hidden", "-1"], ["--n-embd", "-1"], ["--dropout", "2"]])
+def test_bad_mlp_sizes(in_tmp, capsys, tiny_words, option):
+    write_words(in_tmp / "ok.txt", tiny_words)
+    args = ["train", "-i", "ok.txt", "-o", "run", "--steps", "3", "--eval-interval", "3", *TINY, *option]
+    assert_bad_input(capsys, args, in_tmp, match=option[0])
+
+
+@pytest.mark.parametrize("option", [["-i", "few.txt"], ["--block-size", "0"], ["--optimizer", "adam"], ["--schedule", "linear"]])
+def test_refused_train_writes_nothing(in_tmp, capsys, tiny_words, option):
+    write_words(in_tmp / "few.txt", ["ab", "cd", "ef"])
+    write_words(in_tmp / "ok.txt", tiny_words)
+    args = ["train", "-i", "ok.txt", "-o", "run", "--steps", "3", *TINY, *option]
+    assert_bad_input(capsys, args, in_tmp)
+
+
+def test_resume_refuses_data_options(cli_run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(cli_run[0], copy)
+    assert_bad_input(capsys, ["train", "--resume", "-o", copy, "-i", "other.txt", "--quiet"], copy, match="--resume")
+
+
+def test_sample_output_in_missing_directory(cli_run, in_tmp, capsys):
+    assert_bad_input(capsys, ["sample", "-o", cli_run[0], "-n", "2", "--output", "nodir/items.txt"], in_tmp, match="nodir")
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_sample_bad_batch_size(cli_run, in_tmp, capsys, value):
+    assert_bad_input(capsys, ["sample", "-o", cli_run[0], "-n", "2", "--batch-size", value], in_tmp, match="--batch-size")
+
+
+def test_sample_negative_top_k(cli_run, in_tmp, capsys):
+    assert_bad_input(capsys, ["sample", "-o", cli_run[0], "-n", "2", "--top-k", "-1"], in_tmp, match="--top-k")
+
+
+# -- real processes -------------------------------------------------------------------------
+
+
+def test_end_to_end_in_subprocesses(tmp_path, tiny_words, capsys):
+    """``python -m makemore.cli train`` then the ``makemore`` console script's ``sample``."""
+    words_path = write_words(tmp_path / "words.txt", tiny_words)
+    proc = subprocess.run(
+        [sys.executable, "-m", "makemore.cli", "train", "-i", "words.txt", "-o", "run", "--steps", "10", "--eval-interval", "5", *TINY],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert re.fullmatch(r"train NLL \d+\.\d{4}  dev NLL \d+\.\d{4}  \(run/best\.safetensors\)\n", proc.stdout), proc.stdout
+    out_dir = tmp_path / "run"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["best.safetensors", "last.safetensors", "metrics.jsonl", "run.json"]
+    meta = read_meta(out_dir / "last.safetensors")
+    assert meta["state"]["step"] == 10
+    assert meta["model"]["kind"] == "mlp"
+    assert meta["model"]["config"]["n_embd"] == 4 and meta["model"]["config"]["n_hidden"] == 16
+    assert meta["train"]["steps"] == 10 and meta["train"]["eval_interval"] == 5 and meta["train"]["batch_size"] == 32
+    assert meta["data"]["input"] == str(words_path.resolve())
+    assert meta["data"]["items"] == len(tiny_words)
+
+    if not CONSOLE_SCRIPT.exists():
+        pytest.skip(f"{CONSOLE_SCRIPT} is not installed")
+    proc = subprocess.run(
+        [str(CONSOLE_SCRIPT), "sample", "-o", "run", "-n", "5", "--seed", "1"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    items = proc.stdout.split("\n")[:-1]
+    assert len(items) == 5
+    assert items == sample_lines(capsys, out_dir, "-n", "5", "--seed", "1")
+
+
+def test_console_script_bad_input_exit_code_2(tmp_path):
+    if not CONSOLE_SCRIPT.exists():
+        pytest.skip(f"{CONSOLE_SCRIPT} is not installed")
+    (tmp_path / "bad.txt").write_bytes(b"emma\n\xff\n")
+    proc = subprocess.run(
+        [str(CONSOLE_SCRIPT), "train", "-i", "bad.txt", "-o", "run", "--quiet"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == ["makemore: error: bad.txt:2: invalid UTF-8 (byte 0xff)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
