@@ -1,0 +1,185 @@
+"""RNN / GRU / LSTM: shapes, initial loss, causality, loss masking, cached sampling state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load, save
+from torch import nn
+
+from makemore.errors import MakemoreError
+from makemore.models.rnn import GRUConfig, LSTMConfig, RNNConfig, RNNModel
+
+V = 27
+CONFIGS = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig}
+CELLS = list(CONFIGS)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and stall on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make(cell: str, seed: int = 0, **overrides) -> RNNModel:
+    torch.manual_seed(seed)
+    return RNNModel(CONFIGS[cell](**overrides), V)
+
+
+def test_config_defaults():
+    assert RNNConfig() == RNNConfig(n_embd=64, n_hidden=256, n_layers=1, dropout=0.0, block_size=0, cell="rnn")
+    assert GRUConfig().cell == "gru" and LSTMConfig().cell == "lstm"
+    assert GRUConfig(n_hidden=32).n_hidden == 32
+    assert isinstance(GRUConfig(), RNNConfig) and isinstance(LSTMConfig(), RNNConfig)
+
+
+@pytest.mark.parametrize("cell, module", [("rnn", nn.RNN), ("gru", nn.GRU), ("lstm", nn.LSTM)])
+def test_cell_type(cell, module):
+    model = make(cell, n_layers=2)
+    assert type(model.rnn) is module and model.rnn.num_layers == 2 and model.rnn.batch_first
+    assert model.input_kind == "sequence" and model.vocab_size == V
+    assert not model.has_position_limit  # sampling may run past block_size
+    if cell == "rnn":
+        assert model.rnn.nonlinearity == "tanh"
+
+
+def test_bad_config_is_an_error():
+    with pytest.raises(MakemoreError, match="unknown rnn cell 'elman'"):
+        RNNModel(RNNConfig(cell="elman"), V)
+    with pytest.raises(MakemoreError):
+        RNNModel(RNNConfig(n_hidden=0), V)
+    with pytest.raises(MakemoreError):
+        RNNModel(RNNConfig(dropout=1.0), V)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_shapes_for_any_length(cell):
+    model = make(cell, n_embd=8, n_hidden=16, block_size=5)
+    assert model.block_size == 5  # recorded only
+    for T in (1, 5, 9):
+        idx = torch.randint(0, V, (3, T))
+        logits, loss = model(idx, torch.randint(0, V, (3, T)))
+        assert logits.shape == (3, T, V) and loss.shape == ()
+        assert model(idx)[1] is None
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_initial_loss_is_about_ln_vocab(cell):
+    model = make(cell)
+    _, loss = model(torch.randint(0, V, (64, 16)), torch.randint(0, V, (64, 16)))
+    assert abs(loss.item() - math.log(V)) < 0.1
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_causality(cell):
+    model = make(cell, n_embd=8, n_hidden=16, n_layers=2).eval()
+    idx = torch.randint(0, V, (4, 10))
+    with torch.no_grad():
+        ref = model(idx)[0]
+        for t in (0, 4, 9):
+            changed = idx.clone()
+            changed[:, t] = (changed[:, t] + 1) % V
+            out = model(changed)[0]
+            torch.testing.assert_close(out[:, :t], ref[:, :t], atol=0, rtol=0)
+            assert ((out[:, t] - ref[:, t]).abs().amax(dim=1) > 1e-6).all()
+
+
+def _padded_batch(items: list[list[int]]):
+    """Right-padded (idx, targets) as the data layer builds them: -1 targets on padding."""
+    T = max(len(w) for w in items) + 1
+    idx = torch.zeros(len(items), T, dtype=torch.long)
+    targets = torch.full((len(items), T), -1, dtype=torch.long)
+    for i, w in enumerate(items):
+        seq = [0] + w + [0]
+        idx[i, : len(seq) - 1] = torch.tensor(seq[:-1])
+        targets[i, : len(seq) - 1] = torch.tensor(seq[1:])
+    return idx, targets
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_loss_ignores_padding(cell):
+    model = make(cell, n_embd=8, n_hidden=16).eval()
+    items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
+    idx, targets = _padded_batch(items)
+    with torch.no_grad():
+        _, loss = model(idx, targets)
+        # the mean over every real target of every item, each item run on its own
+        total, count = 0.0, 0
+        for w in items:
+            x = torch.tensor([[0] + w])
+            y = torch.tensor([w + [0]])
+            logits, _ = model(x)
+            total += F.cross_entropy(logits[0], y[0], reduction="sum").item()
+            count += len(w) + 1
+        assert loss.item() == pytest.approx(total / count, rel=1e-5)
+        # tokens in padded positions change nothing at valid positions
+        noisy = idx.clone()
+        pad = targets == -1
+        noisy[pad] = torch.randint(1, V, (int(pad.sum()),))
+        logits_a, loss_a = model(idx, targets)
+        logits_b, loss_b = model(noisy, targets)
+        torch.testing.assert_close(logits_a[~pad], logits_b[~pad], atol=0, rtol=0)
+        assert loss_a.item() == loss_b.item()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_cached_next_token_logits_match_full_recomputation(cell, n_layers):
+    model = make(cell, n_embd=8, n_hidden=16, n_layers=n_layers).eval()
+    fed = []
+    model.rnn.register_forward_pre_hook(lambda m, args: fed.append(args[0].size(1)))
+    g = torch.Generator().manual_seed(3)
+    idx = torch.cat([torch.zeros(5, 1, dtype=torch.long), torch.randint(1, V, (5, 2), generator=g)], dim=1)
+    cache = None
+    for _ in range(6):
+        logits, cache = model.next_token_logits(idx, cache)
+        assert logits.shape == (5, V)
+        with torch.no_grad():
+            full = model(idx)[0][:, -1, :]
+        torch.testing.assert_close(logits, full, atol=1e-5, rtol=0)
+        nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g)
+        idx = torch.cat([idx, nxt], dim=1)
+    # the prefix is run once; every later step feeds one token (full recomputations alternate)
+    assert fed[0::2] == [3, 1, 1, 1, 1, 1]
+    with pytest.raises(MakemoreError):
+        model.next_token_logits(idx[:, :2], cache)  # shorter than what the cache has seen
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_dropout_is_active_only_in_training(cell):
+    model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.5)
+    idx = torch.randint(0, V, (4, 6))
+    assert not torch.allclose(model(idx)[0], model(idx)[0])
+    model.eval()
+    torch.testing.assert_close(model(idx)[0], model(idx)[0])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_few_adamw_steps_lower_the_loss(cell):
+    model = make(cell, n_embd=8, n_hidden=32)
+    idx, targets = _padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        _, loss = model(idx, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.5
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_state_dict_round_trip_through_safetensors(cell):
+    model = make(cell, n_embd=8, n_hidden=16, n_layers=2).eval()
+    clone = make(cell, seed=1, n_embd=8, n_hidden=16, n_layers=2).eval()
+    clone.load_state_dict(load(save(model.state_dict())))
+    idx = torch.randint(0, V, (3, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(clone(idx)[0], model(idx)[0], atol=0, rtol=0)

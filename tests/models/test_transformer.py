@@ -1,0 +1,243 @@
+"""Transformer: shapes, initial loss, attention maths, causality, padding, KV cache."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load, save
+
+from makemore.errors import MakemoreError
+from makemore.models.transformer import Transformer, TransformerConfig
+
+V = 27
+SMALL = dict(block_size=12, n_layer=2, n_head=2, n_embd=16)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and stall on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make(seed: int = 0, **overrides) -> Transformer:
+    torch.manual_seed(seed)
+    return Transformer(TransformerConfig(**(SMALL | overrides)), V)
+
+
+def test_config_defaults():
+    cfg = TransformerConfig()
+    assert (cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd) == (0, 4, 4, 64)
+    assert (cfg.dropout, cfg.bias, cfg.tie_weights) == (0.0, True, False)
+
+
+def test_bad_config_is_an_error():
+    with pytest.raises(MakemoreError, match="block_size"):
+        Transformer(TransformerConfig(), V)  # block_size 0 must be filled in first
+    with pytest.raises(MakemoreError, match="divisible"):
+        Transformer(TransformerConfig(block_size=8, n_embd=30, n_head=4), V)
+    with pytest.raises(MakemoreError):
+        Transformer(TransformerConfig(block_size=8, dropout=-0.1), V)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_shapes(tie, bias):
+    model = make(tie_weights=tie, bias=bias)
+    assert model.input_kind == "sequence" and model.block_size == 12 and model.vocab_size == V
+    for T in (1, 7, 12):
+        idx = torch.randint(0, V, (3, T))
+        logits, loss = model(idx, torch.randint(0, V, (3, T)))
+        assert logits.shape == (3, T, V) and loss.shape == ()
+        assert model(idx)[1] is None
+
+
+def test_longer_than_block_size_is_an_error():
+    model = make()
+    with pytest.raises(MakemoreError, match="block_size 12"):
+        model(torch.zeros(2, 13, dtype=torch.long))
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_initial_loss_is_about_ln_vocab(tie):
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(block_size=16, tie_weights=tie), V)  # default sizes
+    _, loss = model(torch.randint(0, V, (64, 16)), torch.randint(0, V, (64, 16)))
+    assert abs(loss.item() - math.log(V)) < 0.1
+
+
+def test_tied_head_shares_the_embedding_and_saves_once():
+    model = make(tie_weights=True)
+    state = model.state_dict()
+    assert not any(k.startswith("lm_head") for k in state)
+    _, loss = model(torch.randint(0, V, (4, 6)), torch.randint(0, V, (4, 6)))
+    loss.backward()
+    # the head's gradient reaches every row of wte, not only the rows of input tokens
+    assert (model.wte.weight.grad.abs().sum(dim=1) > 0).all()
+    save(state)  # safetensors refuses shared tensors; there are none
+    assert "lm_head.weight" in make().state_dict()
+
+
+def _reference_forward(model: Transformer, idx: torch.Tensor) -> torch.Tensor:
+    """The same network written out with an explicit masked softmax (no SDPA)."""
+    B, T = idx.shape
+    nh = model.config.n_head
+    x = model.wte(idx) + model.wpe(torch.arange(T))
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    for block in model.blocks:
+        h = block.ln_1(x)
+        q, k, v = block.attn.c_attn(h).split(model.config.n_embd, dim=2)
+        q, k, v = (t.view(B, T, nh, -1).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, -1)
+        x = x + block.attn.c_proj(y)
+        x = x + block.mlp.c_proj(F.gelu(block.mlp.c_fc(block.ln_2(x))))
+    return model.lm_head(model.ln_f(x))
+
+
+def test_matches_explicit_attention_reference():
+    model = make()
+    with torch.no_grad():  # move off the tiny init so that attention weights are not uniform
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    idx = torch.randint(0, V, (4, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx)[0], _reference_forward(model, idx), atol=1e-5, rtol=1e-5)
+
+
+def test_causality():
+    model = make().eval()
+    idx = torch.randint(0, V, (4, 12))
+    with torch.no_grad():
+        ref = model(idx)[0]
+        for t in (0, 5, 11):
+            changed = idx.clone()
+            changed[:, t] = (changed[:, t] + 1) % V
+            out = model(changed)[0]
+            torch.testing.assert_close(out[:, :t], ref[:, :t], atol=1e-6, rtol=0)
+            assert ((out[:, t] - ref[:, t]).abs().amax(dim=1) > 1e-6).all()
+
+
+def _padded_batch(items: list[list[int]]):
+    """Right-padded (idx, targets) as the data layer builds them: -1 targets on padding."""
+    T = max(len(w) for w in items) + 1
+    idx = torch.zeros(len(items), T, dtype=torch.long)
+    targets = torch.full((len(items), T), -1, dtype=torch.long)
+    for i, w in enumerate(items):
+        seq = [0] + w + [0]
+        idx[i, : len(seq) - 1] = torch.tensor(seq[:-1])
+        targets[i, : len(seq) - 1] = torch.tensor(seq[1:])
+    return idx, targets
+
+
+def test_loss_ignores_padding():
+    model = make().eval()
+    items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
+    idx, targets = _padded_batch(items)
+    with torch.no_grad():
+        _, loss = model(idx, targets)
+        total, count = 0.0, 0
+        for w in items:  # every item on its own, unpadded
+            logits, _ = model(torch.tensor([[0] + w]))
+            total += F.cross_entropy(logits[0], torch.tensor(w + [0]), reduction="sum").item()
+            count += len(w) + 1
+        assert loss.item() == pytest.approx(total / count, rel=1e-5)
+        noisy = idx.clone()
+        pad = targets == -1
+        noisy[pad] = torch.randint(1, V, (int(pad.sum()),))
+        logits_a, loss_a = model(idx, targets)
+        logits_b, loss_b = model(noisy, targets)
+        torch.testing.assert_close(logits_a[~pad], logits_b[~pad], atol=1e-6, rtol=0)
+        assert loss_a.item() == pytest.approx(loss_b.item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_kv_cache_matches_full_recomputation(tie):
+    model = make(tie_weights=tie).eval()
+    fed = []
+    model.blocks[0].attn.c_attn.register_forward_hook(lambda m, i, o: fed.append(i[0].size(1)))
+    g = torch.Generator().manual_seed(3)
+    idx = torch.cat([torch.zeros(5, 1, dtype=torch.long), torch.randint(1, V, (5, 2), generator=g)], dim=1)
+    cache = None
+    steps = 0
+    while True:
+        logits, cache = model.next_token_logits(idx, cache)
+        assert logits.shape == (5, V)
+        with torch.no_grad():
+            full = model(idx)[0][:, -1, :]
+        torch.testing.assert_close(logits, full, atol=1e-5, rtol=0)
+        steps += 1
+        if idx.size(1) == model.block_size:
+            break
+        nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g)
+        idx = torch.cat([idx, nxt], dim=1)
+    assert steps == 10
+    # the prefix is processed once; later steps process only the newest token
+    assert fed[0::2] == [3] + [1] * 9
+    # generating past block_size is an error
+    with pytest.raises(MakemoreError, match="block_size"):
+        model.next_token_logits(torch.cat([idx, idx[:, :1]], dim=1), cache)
+
+
+def test_kv_cache_accepts_several_new_tokens_at_once():
+    model = make().eval()
+    idx = torch.randint(0, V, (3, 10))
+    _, cache = model.next_token_logits(idx[:, :4])
+    logits, cache = model.next_token_logits(idx[:, :7], cache)  # three new tokens
+    logits, cache = model.next_token_logits(idx, cache)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(idx)[0][:, -1], atol=1e-5, rtol=0)
+
+
+def test_kv_cache_from_a_single_start_token_over_a_full_block():
+    # 40 positions: the cache storage grows (16 -> 32 -> 40) on the way
+    model = make(block_size=40, n_layer=3).eval()
+    idx = torch.zeros(7, 1, dtype=torch.long)
+    cache = None
+    for _ in range(40):
+        logits, cache = model.next_token_logits(idx, cache)
+        with torch.no_grad():
+            torch.testing.assert_close(logits, model(idx)[0][:, -1], atol=1e-5, rtol=0)
+        idx = torch.cat([idx, torch.multinomial(F.softmax(logits, dim=-1), 1)], dim=1)
+    assert idx.size(1) == 41  # 40 generated tokens after the start token
+    with pytest.raises(MakemoreError, match="block_size 40"):
+        model.next_token_logits(idx, cache)
+
+
+def test_dropout_is_active_only_in_training():
+    model = make(dropout=0.3)
+    idx = torch.randint(0, V, (4, 8))
+    assert not torch.allclose(model(idx)[0], model(idx)[0])
+    model.eval()
+    torch.testing.assert_close(model(idx)[0], model(idx)[0])
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_a_few_adamw_steps_lower_the_loss(tie):
+    model = make(tie_weights=tie)
+    idx, targets = _padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        _, loss = model(idx, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.5
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_state_dict_round_trip_through_safetensors(tie):
+    model = make(tie_weights=tie).eval()
+    clone = make(seed=1, tie_weights=tie).eval()
+    clone.load_state_dict(load(save(model.state_dict())))
+    idx = torch.randint(0, V, (3, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(clone(idx)[0], model(idx)[0], atol=0, rtol=0)
