@@ -78,9 +78,12 @@ def _as_float_list(values: Sequence[float], what: str) -> list[float]:
         raise MakemoreError(f"{what}: expected numbers ({exc})") from None
 
 
-def _density(t: torch.Tensor, bins: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+def _density(t: torch.Tensor, bins: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Histogram of ``t`` as a density (integrates to 1), via ``torch.histc``.
 
+    Args:
+        t: values (non-finite ones are ignored).
+        bins: number of bins; default ``sqrt(n)`` clamped to [10, 100].
     Returns:
         ``(bin centres, density)``; a constant tensor gets a unit-width bin around it.
     """
@@ -88,6 +91,8 @@ def _density(t: torch.Tensor, bins: int = 100) -> tuple[torch.Tensor, torch.Tens
     t = t[torch.isfinite(t)]
     if t.numel() == 0:
         return torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    if bins is None:
+        bins = int(min(100, max(10, math.isqrt(t.numel()))))
     lo, hi = float(t.min()), float(t.max())
     if hi - lo < 1e-12 * max(1.0, abs(lo)):
         lo, hi = lo - 0.5, hi + 0.5
@@ -178,7 +183,7 @@ def plot_bigram_counts(counts: torch.Tensor, labels: list[str], out_path, *, max
         for j in range(n):
             v = values[i][j]
             text = f"{names[i]}{names[j]}\n{v:g}" if isinstance(v, float) else f"{names[i]}{names[j]}\n{v}"
-            color = "white" if vmax > 0 and v > 0.6 * vmax else "dimgray"
+            color = "white" if vmax > 0 and v > 0.45 * vmax else "dimgray"
             ax.text(j, i, text, ha="center", va="center", color=color, fontsize=fontsize,
                     linespacing=1.1, parse_math=False)
     title = "bigram counts (row: previous token, column: next token)"
@@ -424,7 +429,8 @@ def plot_activations(
     agrads = [(n, t) for n, t in (stats or {}).get("activation_grads", []) if t.numel()]
     wgrads = [(n, g, p) for n, g, p in (stats or {}).get("weight_grads", []) if g.numel()]
     ratios = {k: list(v) for k, v in (update_ratios or {}).items() if len(v)}
-    panels = [p for p, present in (("acts", acts), ("agrads", agrads), ("wgrads", wgrads), ("ratios", ratios)) if present]
+    parts = (("acts", acts), ("agrads", agrads), ("wgrads", wgrads), ("ratios", ratios))
+    panels = [name for name, present in parts if present]
     if not panels:
         raise MakemoreError("no activation statistics or update ratios to plot")
 
@@ -559,9 +565,11 @@ def plot_lr_find(lrs: list[float], losses: list[float], out_path, *, suggestion:
         ax.axvline(suggestion, color="tab:red", ls="--", label=f"suggested lr {suggestion:.3g}")
     ax.set_xscale("log")
     # keep the diverging tail from squashing the interesting part of the curve
-    top = max(ys[0], 4 * min(ys)) if min(ys) > 0 else max(ys)
+    lo = min(ys)
+    top = max(ys[0], 4 * lo) if lo > 0 else max(ys)
     if max(ys) > top:
-        ax.set_ylim(top=top * 1.05)
+        pad = 0.05 * (top - lo)
+        ax.set_ylim(lo - pad, top + pad)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss")
     ax.set_title("learning-rate sweep")
