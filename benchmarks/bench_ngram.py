@@ -4,7 +4,8 @@ Usage:
     python benchmarks/bench_ngram.py ../shared/data/names.txt [--repeats 7] [--out benchmarks/results/ngram.json]
 
 Prints a table (orders 2-5; add-k with k=1 and k=0.01; interpolated Kneser-Ney) of the NLL per
-character on the lectures' dev split and the median fit time, and checks the published
+character on the lectures' dev split, the median fit time (counting and building the
+probability table) and the size of the saved count tables, and checks the published
 order-2 NLL over all words (2.45401 for k=0, 2.45458 for k=1).
 """
 
@@ -50,7 +51,7 @@ def main() -> None:
         print(f"order 2, k={k:g}, all {len(data.words)} words: NLL {nll:.5f} (published {expected}) {'OK' if ok else 'MISMATCH'}")
 
     train, dev = data.corpus("train"), data.corpus("dev")
-    print(f"\n{'order':>5} {'smoothing':<13} {'train NLL':>9} {'dev NLL':>8} {'fit ms':>8}  (median of {args.repeats})")
+    print(f"\n{'order':>5} {'smoothing':<13} {'train NLL':>9} {'dev NLL':>8} {'fit ms':>8} {'table KB':>9}  (median of {args.repeats})")
     for order in args.orders:
         for label, opts in VARIANTS:
             model = build_model("ngram", make_config("ngram", {"order": order, **opts}), data.vocab.size)
@@ -61,10 +62,11 @@ def main() -> None:
                 model.fit(train_b.X, train_b.Y)
                 model(dev_b.X[:1])  # include building the probability table
                 times.append((time.perf_counter() - started) * 1000)
+            table_kb = sum(b.numel() * b.element_size() for b in model.state_dict().values()) / 1024
             row = {"order": order, "smoothing": label, "train_nll": evaluate_nll(model, train_b), "dev_nll": evaluate_nll(model, dev_b),
-                   "fit_ms_median": statistics.median(times), "fit_ms_all": times}
+                   "fit_ms_median": statistics.median(times), "fit_ms_all": times, "table_kb": table_kb}
             results["rows"].append(row)
-            print(f"{order:>5} {label:<13} {row['train_nll']:>9.4f} {row['dev_nll']:>8.4f} {row['fit_ms_median']:>8.1f}")
+            print(f"{order:>5} {label:<13} {row['train_nll']:>9.4f} {row['dev_nll']:>8.4f} {row['fit_ms_median']:>8.1f} {table_kb:>9.0f}")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

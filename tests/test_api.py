@@ -339,3 +339,33 @@ def test_ngram_nll_equals_direct_count(tmp_path, tiny_words):
     result = api.evaluate(api.load_run(tmp_path / "run"))
     assert result["test"] == pytest.approx(nll(split.test), rel=1e-6)
     assert result["dev"] == metrics["dev_loss"]
+
+
+def test_manual_backward_training_matches_autograd(tmp_path, words_file):
+    """``--backward manual`` trains a bn-mlp as autograd does: loss within 1e-5 at each of 20 steps."""
+    losses, metrics = {}, {}
+    for backward in ("autograd", "manual"):
+        train = dict(steps=20, batch_size=32, optimizer="sgd", lr=0.1, schedule="constant", weight_decay=0.0,
+                     eval_interval=10, log_interval=1, backward=backward)
+        config = api.RunConfig(
+            model="bn-mlp",
+            model_config=api.make_config("bn-mlp", {"n_embd": 4, "n_hidden": 16}),
+            data=api.DataConfig(input=str(words_file)),
+            train=api.default_train_config("bn-mlp", train),
+        )
+        metrics[backward] = api.train(config, tmp_path / backward, progress=False)
+        rows = [json.loads(line) for line in (tmp_path / backward / "metrics.jsonl").read_text().splitlines()]
+        losses[backward] = [r["train_loss"] for r in rows if "train_loss" in r]
+    assert len(losses["manual"]) == len(losses["autograd"]) == 20
+    assert max(abs(a - b) for a, b in zip(losses["manual"], losses["autograd"])) <= 1e-5
+    assert metrics["manual"]["dev_loss"] == pytest.approx(metrics["autograd"]["dev_loss"], abs=1e-5)
+    assert losses["manual"][-1] < losses["manual"][0] - 0.01  # it trains
+
+
+@pytest.mark.parametrize("options", [dict(n_layers=2), dict(dropout=0.1)])
+def test_manual_backward_refused_before_anything_is_written(tmp_path, words_file, options):
+    config = api.RunConfig(model="bn-mlp", model_config=api.make_config("bn-mlp", dict(n_embd=4, n_hidden=8, **options)),
+                           data=api.DataConfig(input=str(words_file)), train=api.TrainConfig(steps=5, backward="manual"))
+    with pytest.raises(MakemoreError, match="--backward manual: .*n_layers 1 and no dropout"):
+        api.train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import math
 import re
 import shutil
 import subprocess
@@ -16,7 +18,7 @@ from makemore import api
 from makemore.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from makemore.cli import EXAMPLES, main
 
-TINY = ["--n-embd", "4", "--n-hidden", "16", "--batch-size", "32", "--quiet"]
+TINY = ["--model", "mlp", "--n-embd", "4", "--n-hidden", "16", "--batch-size", "32", "--quiet"]
 SUBCOMMANDS = ["train", "sample", "score", "eval", "plot", "lr-find", "datasets", "models", "gradcheck"]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("makemore")
 
@@ -151,7 +153,28 @@ def test_score_detail_table(cli_run, capsys):
     assert len(rows) == len(word) + 1
     for row, c in zip(rows, result.chars):
         assert row.endswith(f"{c.prob:>8.4f} {c.logprob:>9.4f}")
-        assert row.startswith(f"  {c.context}{c.char}")
+    # the pairs, with the boundary shown as '¶' ('.' is a data character) and a space as '␣'
+    assert [row.split()[0] for row in rows] == ["¶a", "a.", ".b", "b␣", "␣c", "c¶"]
+
+
+def test_score_add_k_unseen_pair_is_finite(tmp_path, tiny_words, capsys):
+    """No item starts with '.', so the pair (boundary, '.') is unseen: add-k gives it k / (n + kV)."""
+    words = write_words(tmp_path / "words.txt", tiny_words)
+    code, _, err = cli(capsys, "train", "-i", words, "-o", tmp_path / "run", "--model", "ngram", "--k", "0.5", "--quiet")
+    assert code == 0, err
+    code, out, err = cli(capsys, "score", "-o", tmp_path / "run", "--detail", ".a")
+    assert code == 0, err
+    train = api.load_data(api.DataConfig(input=str(words))).split.train
+    V = len(set("".join(tiny_words))) + 1
+    expected = [
+        (0.5 + 0) / (len(train) + 0.5 * V),  # no training item starts with '.'
+        (0.5 + sum(w.count(".a") for w in train)) / (sum(w.count(".") for w in train) + 0.5 * V),
+        (0.5 + sum(w.endswith("a") for w in train)) / (sum(w.count("a") for w in train) + 0.5 * V),
+    ]
+    rows = out.splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["¶.", ".a", "a¶"]
+    assert [float(row.split()[1]) for row in rows] == pytest.approx(expected, abs=5e-5)
+    assert float(out.splitlines()[0].split("\t")[1]) == pytest.approx(-sum(map(math.log, expected)) / 3, abs=5e-5)
 
 
 def test_score_from_stdin(cli_run, capsys, monkeypatch):
@@ -209,6 +232,7 @@ def test_top_level_help_and_version(capsys):
     assert code == 0
     for command in SUBCOMMANDS:
         assert command in out
+    assert "examples:" in out
     code, out, _ = cli(capsys, "--version")
     assert code == 0 and out.startswith("makemore ")
 
@@ -291,6 +315,103 @@ def test_bad_sample_options(cli_run, in_tmp, capsys):
         assert_bad_input(capsys, ["sample", "-o", run, *args], in_tmp, run, match=match)
 
 
+def test_option_help_comes_from_the_configs(capsys):
+    code, out, _ = cli(capsys, "train", "--help")
+    assert code == 0
+    flat = " ".join(out.split())
+    assert '"add-k" or "kneser-ney"' in flat  # --smoothing (NGramConfig)
+    assert '"autograd" or "manual"' in flat  # --backward (TrainConfig)
+    assert "--backward manual" in flat  # an example
+
+
+# -- plots, lr-find, gradcheck ----------------------------------------------------------------
+
+
+def assert_png(path: Path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+
+
+@pytest.mark.parametrize("what", ["loss", "embedding", "bigram", "activations"])
+def test_plot(cli_run, in_tmp, capsys, what):
+    code, out, err = cli(capsys, "plot", what, "-o", cli_run[0], "--out", f"{what}.png", "--batch-size", "64")
+    assert code == 0, err
+    assert out == f"{what}.png\n"
+    assert_png(in_tmp / f"{what}.png")
+    assert sorted(p.name for p in in_tmp.iterdir()) == [f"{what}.png"]
+
+
+def test_plot_activations_draws_the_recorded_update_ratios(tmp_path, words_file, capsys, monkeypatch):
+    from conftest import tiny_mlp_config
+    from makemore import plots
+
+    run = tmp_path / "run"
+    api.train(tiny_mlp_config(words_file, steps=6, eval_interval=3, track_update_ratio=2), run, progress=False)
+    recorded = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    recorded = [r for r in recorded if "update_ratio" in r]
+    assert [r["step"] for r in recorded] == [1, 3, 5]
+    seen = {}
+    real = plots.plot_activations
+    monkeypatch.setattr(plots, "plot_activations", lambda stats, out, **kw: seen.update(kw) or real(stats, out, **kw))
+    code, _, err = cli(capsys, "plot", "activations", "-o", run, "--out", tmp_path / "act.png")
+    assert code == 0, err
+    assert seen["ratio_steps"] == [1, 3, 5]
+    assert seen["ratios_are_log10"] is True  # the trainer records log10(update std / data std)
+    assert seen["update_ratios"] == {k: [r["update_ratio"][k] for r in recorded] for k in recorded[0]["update_ratio"]}
+    assert all(v < 0 for values in seen["update_ratios"].values() for v in values)
+    assert_png(tmp_path / "act.png")
+
+
+def test_bad_plot_inputs(cli_run, tmp_path, in_tmp, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(cli_run[0], run)
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 99, "train_lo\n')  # a write cut short
+    lines = len((run / "metrics.jsonl").read_text().splitlines())
+    assert_bad_input(capsys, ["plot", "loss", "-o", run, "--out", "l.png"], in_tmp, run, match=rf"metrics\.jsonl:{lines}:")
+    assert_bad_input(capsys, ["plot", "loss", "-o", "missing", "--out", "l.png"], in_tmp, match="no such run directory")
+    assert_bad_input(capsys, ["plot", "bigram", "-o", run, "--out", "b.png", "--max-chars", "0"], in_tmp, match="--max-chars")
+
+
+def test_plot_count_model(tmp_path, words_file, in_tmp, capsys):
+    run = tmp_path / "ngram"
+    code, _, err = cli(capsys, "train", "-i", words_file, "-o", run, "--model", "ngram", "--quiet")
+    assert code == 0, err
+    assert_bad_input(capsys, ["plot", "activations", "-o", run, "--out", "a.png"], in_tmp, run, match="counting")
+    assert_bad_input(capsys, ["plot", "embedding", "-o", run, "--out", "e.png"], in_tmp, run, match="embedding")
+    assert_bad_input(capsys, ["plot", "loss", "-o", run, "--out", "l.png"], in_tmp, run, match="metrics.jsonl")
+    code, out, err = cli(capsys, "plot", "bigram", "-o", run, "--out", "b.png")
+    assert code == 0 and out == "b.png\n" and err == ""
+    assert_png(in_tmp / "b.png")
+
+
+def test_lr_find(words_file, in_tmp, capsys):
+    code, out, err = cli(capsys, "lr-find", "-i", words_file, "--n-embd", "4", "--n-hidden", "16", "--batch-size", "32",
+                         "--num-steps", "40", "--out", "lr.png", "--quiet")
+    assert code == 0, err
+    match = re.fullmatch(r"suggested lr (\S+)  \(plot: lr\.png\)\n", out)
+    assert match, out
+    assert 1e-3 <= float(match.group(1)) <= 1.0
+    assert_png(in_tmp / "lr.png")
+    assert_bad_input(capsys, ["lr-find", "-i", words_file, "--num-steps", "3", "--out", "x.png"], in_tmp, match="--num-steps")
+
+
+@pytest.mark.parametrize("dtype, bound", [("float64", 1e-10), ("float32", 1e-5)])
+def test_gradcheck(capsys, dtype, bound):
+    from makemore.manual_backprop import GRAD_NAMES
+
+    code, out, err = cli(capsys, "gradcheck", "--dtype", dtype, "--batch", "16", "--seed", "3")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert [c.strip() for c in lines[0].split("|")] == ["tensor", "exact", "approx", "maxdiff"]
+    rows = [[c.strip() for c in line.split("|")] for line in lines[1:]]
+    assert [r[0] for r in rows] == list(GRAD_NAMES)
+    for name, exact, approx, maxdiff in rows:
+        assert exact in ("True", "False") and approx in ("True", "False")
+        assert float(maxdiff) <= bound, name
+        assert exact == "False" or float(maxdiff) == 0.0
+
+
 def test_bad_score_eval_plot(cli_run, in_tmp, capsys):
     run = cli_run[0]
     assert_bad_input(capsys, ["score", "-o", run, "abc", "xyz"], in_tmp, run, match="'x'")
@@ -321,7 +442,7 @@ def test_eval_of_changed_training_file(tmp_path, capsys, cli_run):
     assert_bad_input(capsys, ["eval", "-o", run], tmp_path, match="changed")
 
 
-# -- bugs (documented, expected to fail until fixed) ----------------------------------------
+# -- option validation ----------------------------------------------------------------------
 
 
 def test_eval_interval_zero(in_tmp, capsys, tiny_words):
@@ -374,6 +495,27 @@ def test_sample_bad_batch_size(cli_run, in_tmp, capsys, value):
 
 def test_sample_negative_top_k(cli_run, in_tmp, capsys):
     assert_bad_input(capsys, ["sample", "-o", cli_run[0], "-n", "2", "--top-k", "-1"], in_tmp, match="--top-k")
+
+
+@pytest.mark.parametrize("option", ["--temperature", "--top-p"])
+def test_sample_not_finite(cli_run, in_tmp, capsys, option):
+    assert_bad_input(capsys, ["sample", "-o", cli_run[0], "-n", "2", option, "nan"], in_tmp, match=option)
+
+
+def test_sample_output_is_a_directory(cli_run, in_tmp, capsys):
+    (in_tmp / "adir").mkdir()
+    assert_bad_input(capsys, ["sample", "-o", cli_run[0], "-n", "2", "--output", "adir"], in_tmp, match="adir.*directory")
+
+
+def test_write_error_is_one_line(cli_run, in_tmp, capsys, monkeypatch):
+    from makemore import checkpoint
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full_disk)
+    assert_bad_input(capsys, ["sample", "-o", cli_run[0], "-n", "2", "--output", "items.txt"], in_tmp,
+                     match="items.txt: No space left on device")
 
 
 # -- real processes -------------------------------------------------------------------------

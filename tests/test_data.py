@@ -163,9 +163,19 @@ def test_vocab_boundary_is_not_a_char(tiny_words):
 
 def test_vocab_boundary_symbol_skips_used_symbols():
     assert Vocab.from_words(["ab"]).boundary_symbol == "."
-    assert Vocab.from_words(["a.b"]).boundary_symbol == "␃"
-    assert Vocab.from_words(["a.b␃"]).boundary_symbol == "¶"
+    assert Vocab.from_words(["a.b"]).boundary_symbol == "¶"  # matplotlib's default font has no "␃"
+    assert Vocab.from_words(["a.b¶"]).boundary_symbol == "␃"
     assert Vocab.from_words(["a.b␃¶"]).boundary_symbol == "<END>"
+
+
+def test_vocab_display_labels_make_whitespace_visible():
+    vocab = Vocab.from_words(["a b", "c\td", "e\xa0f", "é.-"])
+    assert vocab.chars == ("\t", " ", "-", ".", "a", "b", "c", "d", "e", "f", "\xa0", "é")
+    assert vocab.display_labels() == ["¶", "\\t", "␣", "-", ".", "a", "b", "c", "d", "e", "f", "\\xa0", "é"]
+    assert vocab.labels() == ["¶", *vocab.chars]  # labels() itself is unchanged
+    # a corpus that uses "␣" itself keeps the two apart
+    assert Vocab.from_words(["a b␣"]).display_labels() == [".", "\\x20", "a", "b", "␣"]
+    assert Vocab.from_words(["emma"]).display_labels() == Vocab.from_words(["emma"]).labels()
 
 
 def test_vocab_decode_skips_boundary():

@@ -268,6 +268,20 @@ def test_collect_activation_stats_keeps_rng_and_existing_grads():
         assert torch.equal(p.grad, before[n])
 
 
+def test_collect_activation_stats_needs_trainable_parameters():
+    class Counts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("logits", torch.zeros(3))
+
+        def forward(self, x, y=None):
+            logits = self.logits.expand(len(x), 3)
+            return logits, F.cross_entropy(logits, y)
+
+    with pytest.raises(MakemoreError, match="trainable"):
+        plots.collect_activation_stats(Counts(), torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
+
+
 def test_collect_activation_stats_needs_a_loss():
     class NoLoss(nn.Module):
         def __init__(self):
@@ -296,6 +310,28 @@ def test_plot_activations(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["act.png", "act2.png"]
     # differs from the plot without ratios (an extra panel)
     assert out2.stat().st_size != out.stat().st_size
+
+
+def test_plot_activations_update_ratios_as_log10(tmp_path, monkeypatch):
+    """log10 ratios (as the trainer records them) are drawn as they are, plain ones as log10."""
+    drawn = {}
+    real_plot = matplotlib.axes.Axes.plot
+
+    def spy_plot(self, *args, **kwargs):
+        if "label" in kwargs and len(args) == 2:
+            drawn[kwargs["label"]] = list(args[1])
+        return real_plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy_plot)
+    log10 = {"W1": [-1.5, -2.25, -3.0], "W2": [-0.5, -1.0, -4.0]}
+    plots.plot_activations({}, tmp_path / "a.png", update_ratios=log10, ratio_steps=[1, 11, 21], ratios_are_log10=True)
+    assert drawn == log10
+    drawn.clear()
+    plain = {k: [10**v for v in vals] for k, vals in log10.items()}
+    plots.plot_activations({}, tmp_path / "b.png", update_ratios=plain, ratio_steps=[1, 11, 21])
+    assert drawn.keys() == log10.keys()
+    for k in log10:
+        assert drawn[k] == pytest.approx(log10[k], abs=1e-12)
 
 
 def test_plot_activations_without_tanh_and_errors(tmp_path):
@@ -356,9 +392,25 @@ def test_suggest_lr_ignores_diverged_tail():
 
 
 def test_suggest_lr_exact_on_clean_curve():
-    lrs = [10 ** (e / 10) for e in range(-40, 1)]
-    losses = [abs(e + 10) / 10 + 1.0 for e in range(-40, 1)]  # V-shape, minimum at lr = 0.1
-    assert plots.suggest_lr(lrs, losses) == pytest.approx(0.01, rel=1e-12)
+    # 31 points: the smoothing window is 1 point, so the curve is used as it is
+    lrs = [10 ** (e / 10) for e in range(-30, 1)]
+    losses = [abs(e + 6) / 10 + 1.0 for e in range(-30, 1)]  # V-shape: highest at 1e-3, lowest at 10**-0.6
+    # two-thirds of the way down the descent in log10(lr): -3 + 2/3 * 2.4 = -1.4
+    assert plots.suggest_lr(lrs, losses) == pytest.approx(10**-1.4, rel=1e-12)
+    # a bump before the descent: the descent starts at the highest point
+    bumped = [1.0 + abs(e + 6) / 10 if e > -27 else 1.0 + 2.4 - abs(e + 27) / 10 for e in range(-30, 1)]
+    assert max(range(31), key=lambda i: bumped[i]) == 3
+    assert plots.suggest_lr(lrs, bumped) == pytest.approx(10 ** (-2.7 + 2 / 3 * 2.1), rel=1e-12)
+
+
+def test_suggest_lr_stays_inside_the_sweep():
+    """A minimum close to the start (AdamW swept from 1e-3) still gives an lr that was tried."""
+    lrs = [10 ** (-3 + 3 * i / 99) for i in range(100)]
+    losses = [2.5 + (math.log10(lr) + 2.5) ** 2 for lr in lrs]  # lowest at lr = 10**-2.5, near the start
+    lr = plots.suggest_lr(lrs, losses)
+    assert lrs[0] <= lr < 10**-2.5
+    rising = [3.0 + 0.01 * i for i in range(100)]  # no descent at all: the smallest lr
+    assert plots.suggest_lr(lrs, rising) == lrs[0]
 
 
 def test_suggest_lr_errors():

@@ -330,3 +330,43 @@ def test_sample_negative_top_k_is_rejected():
 def test_sample_bad_batch_size_is_rejected(batch_size):
     with pytest.raises(MakemoreError, match="--batch-size"):
         items(num=3, batch_size=batch_size)
+
+
+# -- real models: dropping ended rows from the batch ------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["mlp", "wavenet", "gru", "lstm", "transformer"])
+def test_dropping_ended_rows_does_not_change_the_items(family):
+    """Rows that end leave the model's batch (and its cache); the draws stay the same."""
+    from makemore.models import build_model, make_config
+
+    options = {"transformer": dict(block_size=12, n_layer=2, n_head=2, n_embd=16)}.get(family, {})
+    torch.manual_seed(0)
+    model = build_model(family, make_config(family, options), 6).eval()
+    with torch.no_grad():  # make the boundary likely, so that rows end at different steps
+        head = model.lm_head if hasattr(model, "lm_head") else model.out
+        if head.bias is not None:
+            head.bias[0] = 1.5
+    batch_sizes = []
+    real = model.next_token_logits
+
+    def spy(idx, cache=None):
+        batch_sizes.append(idx.size(0))
+        return real(idx, cache)
+
+    model.next_token_logits = spy
+    outputs = []
+    for fraction in (0.0, 0.5, 2.0):  # compact at every end, at half the batch, never
+        batch_sizes.clear()
+        outputs.append(
+            generate_tokens(model, 64, prefix_ids=torch.tensor([2]), generator=torch.Generator().manual_seed(3),
+                            max_len=11, compact_fraction=fraction)
+        )
+        if fraction == 0.0:
+            shrinking = list(batch_sizes)
+        if fraction == 2.0:
+            assert set(batch_sizes) == {64}
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
+    lengths = (outputs[0][:, 1:] != 0).sum(1)
+    assert lengths.min() < lengths.max()  # rows did end at different steps
+    assert shrinking[0] == 64 and shrinking[-1] < 64 and shrinking == sorted(shrinking, reverse=True)

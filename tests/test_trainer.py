@@ -95,6 +95,8 @@ def test_resume_is_bit_identical_after_interruption(tmp_path, words_path, monkey
     monkeypatch.setattr(WindowBatcher, "sample", original_sample)
     assert info.value.step == 37
     assert read_meta(part / "last.safetensors")["state"]["step"] == 37
+    with open(part / "metrics.jsonl", "a") as fh:  # a row cut short by a kill: dropped on resume
+        fh.write('{"step": 38, "train_lo')
 
     api.train(None, part, resume=True, progress=False)
     a, b = _weights(full / "last.safetensors"), _weights(part / "last.safetensors")
@@ -195,3 +197,46 @@ def test_lr_find_gives_plot_and_finite_suggestion(tmp_path, words_path):
     lrs, losses = api.lr_find(_config(words_path), steps=100, progress=False)
     assert len(lrs) == len(losses) and lrs[0] == pytest.approx(1e-3)
     assert all(b > a for a, b in zip(lrs, lrs[1:]))
+
+
+def test_metrics_also_go_to_tensorboard_when_installed(tmp_path, words_path, monkeypatch):
+    from makemore import trainer
+
+    class Recorder:
+        def __init__(self):
+            self.scalars, self.closed = [], False
+
+        def add_scalar(self, tag, value, step):
+            self.scalars.append((tag, step, value))
+
+        def close(self):
+            self.closed = True
+
+    writers = []
+
+    def fake_writer(log_dir, start_step):
+        assert log_dir == tmp_path / "run" / "tensorboard" and start_step == 0
+        writers.append(Recorder())
+        return writers[-1]
+
+    monkeypatch.setattr(trainer, "tensorboard_writer", fake_writer)
+    api.train(_config(words_path, steps=40, track_update_ratio=20), tmp_path / "run", progress=False)
+    (writer,) = writers
+    assert writer.closed
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    expected = []
+    for row in rows:
+        for key, value in row.items():
+            if key == "update_ratio":
+                expected += [(f"update_ratio/{name}", row["step"], v) for name, v in value.items()]
+            elif key != "step":
+                expected.append((key, row["step"], value))
+    assert writer.scalars == expected
+    assert {tag for tag, _, _ in writer.scalars} >= {"train_loss", "dev_loss", "lr", "steps_per_s", "update_ratio/out.weight"}
+
+
+def test_tensorboard_writer_is_none_without_tensorboard(tmp_path, monkeypatch):
+    from makemore import trainer
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    assert trainer.tensorboard_writer(tmp_path / "tb", 0) is None

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +25,8 @@ EXAMPLES = {
   makemore train -i words.txt -o runs/ngram --model ngram --order 3 --smoothing kneser-ney
   makemore train -i names.txt -o runs/l3 --preset lecture3
   makemore train -o runs/mlp --model mlp --n-embd 16 --n-hidden 256 --steps 20000 --lr 0.01
-  makemore train --resume -o runs/mlp                # continue an interrupted run exactly""",
+  makemore train --resume -o runs/mlp                # continue an interrupted run exactly
+  makemore train -o runs/bn --model bn-mlp --optimizer sgd --lr 0.1 --schedule step --backward manual""",
     "sample": """examples:
   makemore sample -o runs/names -n 20 --new-only
   makemore sample -o runs/names --prefix ma --temperature 0.8 --top-k 10 --seed 7""",
@@ -45,6 +49,10 @@ EXAMPLES = {
   makemore gradcheck
   makemore gradcheck --dtype float32 --batch 64 --seed 1""",
 }
+TOP_LEVEL_EXAMPLES = """examples:
+  makemore train -o runs/names && makemore sample -o runs/names -n 20 --new-only
+  makemore score -o runs/names --detail emma
+  makemore COMMAND --help                            # options and examples of one command"""
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,6 +64,21 @@ class Parser(argparse.ArgumentParser):
 
 def _fields(cls) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.init]
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """The trailing ``# comment`` of each field in a config dataclass's source, for --help."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            source = inspect.getsource(klass) if dataclasses.is_dataclass(klass) else ""
+        except (OSError, TypeError):
+            continue
+        for line in source.splitlines():
+            match = re.match(r"\s+(\w+)\s*:[^=#]*=[^#]*#\s*(.+)$", line)
+            if match:
+                comments[match.group(1)] = match.group(2).strip().replace("%", "%%")
+    return comments
 
 
 def _add_dataclass_options(parser: argparse.ArgumentParser, fields: dict[str, tuple[Any, str]], prefix: str) -> None:
@@ -74,18 +97,28 @@ def _model_fields() -> dict[str, tuple[Any, str]]:
     from makemore.models import get_family, model_names
 
     fields: dict[str, tuple[Any, list[str]]] = {}
+    comments: dict[str, str] = {}
     for family in model_names():
         config_cls, _ = get_family(family)
+        for name, comment in _field_comments(config_cls).items():
+            comments.setdefault(name, comment)
         for f in _fields(config_cls):
             default = f.default if f.default is not dataclasses.MISSING else None
             fields.setdefault(f.name, (default, []))[1].append(family)
-    return {name: (default, f"model option ({', '.join(fams)})") for name, (default, fams) in fields.items()}
+    return {
+        name: (default, "; ".join(filter(None, [comments.get(name), f"model option ({', '.join(fams)})"])))
+        for name, (default, fams) in fields.items()
+    }
 
 
 def _train_fields() -> dict[str, tuple[Any, str]]:
     from makemore.trainer import TrainConfig
 
-    return {f.name: (f.default, f"training option (default {f.default!r}; some models set their own)") for f in _fields(TrainConfig)}
+    comments = _field_comments(TrainConfig)
+    return {
+        f.name: (f.default, "; ".join(filter(None, [comments.get(f.name), f"default {f.default!r} (some models set their own)"])))
+        for f in _fields(TrainConfig)
+    }
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +133,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     from makemore.models import model_names
 
     _add_data_options(parser)
-    parser.add_argument("--model", default=None, choices=model_names(), help="model family (default: mlp)")
+    parser.add_argument("--model", default=None, choices=model_names(), help="model family, with its own defaults (default: the 'default' preset)")
     parser.add_argument("--preset", default=None, choices=list(PRESETS), help="a named configuration (model, options and training), e.g. the lectures'")
     group = parser.add_argument_group("model options (see: makemore models)")
     _add_dataclass_options(group, _model_fields(), "m_")
@@ -120,9 +153,11 @@ def run_config_from_args(args: argparse.Namespace):
         config = api.preset_config(args.preset)
         if args.model and args.model != config.model:
             raise MakemoreError(f"--model {args.model} conflicts with --preset {args.preset} (a {config.model} preset)")
+    elif args.model:  # the family's own defaults
+        config = api.RunConfig(model=args.model, model_config=api.make_config(args.model),
+                               train=api.default_train_config(args.model))
     else:
-        model = args.model or api.DEFAULT_PRESET
-        config = api.RunConfig(model=model, model_config=api.make_config(model), train=api.default_train_config(model))
+        config = api.preset_config(api.DEFAULT_PRESET)
     model_opts = _given(args, "m_")
     if model_opts:
         config.model_config = dataclasses.replace(config.model_config, **_check_fields(config.model, config.model_config, model_opts))
@@ -177,6 +212,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise MakemoreError(f"--output {args.output}: directory {Path(args.output).parent} does not exist")
+    if args.output and Path(args.output).is_dir():
+        raise MakemoreError(f"--output {args.output}: is a directory, expected a file name")
+    for flag, value in (("--temperature", args.temperature), ("--top-p", args.top_p)):
+        if not math.isfinite(value):
+            raise MakemoreError(f"{flag} must be a finite number, got {value}")
     run = api.load_run(args.out_dir, args.which)
     items = api.sample(run, _sample_config(args))
     text = "".join(item + "\n" for item in items)
@@ -196,12 +236,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not words:
         raise MakemoreError("score: give at least one word (or - to read them from standard input)")
     run = api.load_run(args.out_dir, args.which)
+    shown = dict(zip(run.vocab.labels(), run.vocab.display_labels()))  # a space is shown as '␣'
     for result in api.score(run, words):
         print(f"{result.word}\t{result.nll:.4f}")
         if args.detail:
             print(f"  {'pair':<8} {'prob':>8} {'logprob':>9}")
             for c in result.chars:
-                print(f"  {c.context + c.char:<8} {c.prob:>8.4f} {c.logprob:>9.4f}")
+                print(f"  {shown[c.context] + shown[c.char]:<8} {c.prob:>8.4f} {c.logprob:>9.4f}")
     return 0
 
 
@@ -222,31 +263,59 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise MakemoreError(f"--out {out}: plots are written as PNG; use a .png file name")
     if not out.parent.is_dir():
         raise MakemoreError(f"--out {out}: directory {out.parent} does not exist")
+    if args.max_chars < 1:
+        raise MakemoreError(f"--max-chars must be at least 1, got {args.max_chars}")
+    if args.smooth < 0:
+        raise MakemoreError(f"--smooth must be at least 0, got {args.smooth}")
+    if args.batch_size < 2:
+        raise MakemoreError(f"--batch-size must be at least 2, got {args.batch_size}")
     if args.what == "loss":
-        path = Path(args.out_dir) / "metrics.jsonl"
-        if not path.exists():
+        if not Path(args.out_dir).is_dir():
+            raise MakemoreError(f"-o {args.out_dir}: no such run directory (train one with: makemore train -o {args.out_dir})")
+        rows = _read_metrics(Path(args.out_dir))
+        if rows is None:
             raise MakemoreError(f"-o {args.out_dir}: no metrics.jsonl (count models have no training curve)")
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         plots.plot_loss_curves(rows, out, smooth=args.smooth)
     else:
         run = api.load_run(args.out_dir, args.which)
+        labels = run.vocab.display_labels()
         if args.what == "bigram":
-            info = plots.plot_bigram_counts(api.bigram_counts(run), run.vocab.labels(), out, max_chars=args.max_chars)
+            info = plots.plot_bigram_counts(api.bigram_counts(run), labels, out, max_chars=args.max_chars)
             if info["shown"] < info["total"]:
-                print(f"showing the {info['shown']} most frequent of {info['total']} tokens", file=sys.stderr)
+                print(f"showing the boundary and the {info['shown'] - 1} most frequent of {info['total'] - 1} characters "
+                      "(--max-chars shows more)", file=sys.stderr)
         elif args.what == "embedding":
-            plots.plot_embedding(_embedding_weights(run), run.vocab.labels(), out)
+            plots.plot_embedding(_embedding_weights(run), labels, out)
         elif args.what == "activations":
             _plot_activations(run, args, out)
     print(out)
     return 0
 
 
+def _read_metrics(run_dir: Path) -> list[dict] | None:
+    """Rows of ``run_dir/metrics.jsonl`` (None when there is none)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise MakemoreError(f"{path}:{lineno}: not a JSON metrics row (a write was cut short? delete the line)") from None
+        if not isinstance(row, dict):
+            raise MakemoreError(f"{path}:{lineno}: not a JSON metrics row")
+        rows.append(row)
+    return rows
+
+
 def _embedding_weights(run):
     import torch
 
     for module in run.model.modules():
-        if isinstance(module, torch.nn.Embedding):
+        if isinstance(module, torch.nn.Embedding) and module.num_embeddings == run.vocab.size:
             return module.weight.detach()
     if run.config.model == "bigram":
         return run.model.W.detach()
@@ -256,26 +325,25 @@ def _embedding_weights(run):
 def _plot_activations(run, args, out: Path) -> None:
     import torch
 
-    from makemore import plots
-    from makemore.data import EncodedCorpus
+    from makemore import api, plots
     from makemore.trainer import make_batcher
 
-    data = __import__("makemore.api", fromlist=["load_data"]).load_data(run.config.data, run.vocab)
-    batcher = make_batcher(run.model, EncodedCorpus.from_words(data.split.train, run.vocab))
+    if hasattr(run.model, "fit") or not any(p.requires_grad for p in run.model.parameters()):
+        raise MakemoreError(f"model '{run.config.model}' is fitted by counting; it has no activations or gradients to plot")
+    data = api.load_data(run.config.data, run.vocab)
+    batcher = make_batcher(run.model, data.corpus("train"))
     x, y = batcher.sample(args.batch_size, torch.Generator().manual_seed(0))
     stats = plots.collect_activation_stats(run.model, x, y)
     ratios, steps = {}, []
-    path = Path(args.out_dir) / "metrics.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            row = json.loads(line) if line.strip() else {}
-            if "update_ratio" in row:
-                steps.append(row["step"])
-                for name, value in row["update_ratio"].items():
-                    ratios.setdefault(name, []).append(value)
+    for row in _read_metrics(Path(args.out_dir)) or []:
+        if "update_ratio" in row:
+            steps.append(row["step"])
+            for name, value in row["update_ratio"].items():
+                ratios.setdefault(name, []).append(value)
     if not ratios:
         print("no update ratios recorded (train with --track-update-ratio 100 to plot them)", file=sys.stderr)
-    plots.plot_activations(stats, out, update_ratios=ratios or None, ratio_steps=steps or None)
+    # the trainer records log10(update std / data std)
+    plots.plot_activations(stats, out, update_ratios=ratios or None, ratio_steps=steps or None, ratios_are_log10=True)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
@@ -284,6 +352,10 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise MakemoreError(f"--out {out}: use a .png file name")
+    if not out.parent.is_dir():
+        raise MakemoreError(f"--out {out}: directory {out.parent} does not exist")
+    if args.num_steps < 5:
+        raise MakemoreError(f"--num-steps must be at least 5, got {args.num_steps}")
     config = run_config_from_args(args)
     lrs, losses = api.lr_find(config, start=args.start, end=args.end, steps=args.num_steps, progress=not args.quiet)
     suggestion = plots.suggest_lr(lrs, losses)
@@ -342,7 +414,8 @@ def _add_run_dir(parser: argparse.ArgumentParser, *, which: bool = True) -> None
 def build_parser() -> argparse.ArgumentParser:
     from makemore import __version__
 
-    parser = Parser(prog="makemore", description="Learn from a list of items (one per line) and make more like them.")
+    parser = Parser(prog="makemore", description="Learn from a list of items (one per line) and make more like them.",
+                    epilog=TOP_LEVEL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"makemore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
 
@@ -402,9 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("models", cmd_models, "list model families, their options and the presets")
 
     p = add("gradcheck", cmd_gradcheck, "compare the hand-written BatchNorm MLP gradients with autograd")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64", help="floating type (default float64)")
     p.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="seed of the random parameters and batch (default 42)")
     p.add_argument("--fused", action="store_true", help="check the fused cross-entropy and BatchNorm backward instead")
     return parser
 
@@ -429,6 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # e.g. a full disk or a read-only directory while writing
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"makemore: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ from makemore.errors import MakemoreError
 DEFAULT_MAX_ITEM_LEN = 256
 BOUNDARY = 0
 # Shown for the boundary token in tables and plots; the first one not in the alphabet is used.
-_BOUNDARY_DISPLAY_CANDIDATES = (".", "␃", "¶", "<END>")
+# "¶" comes before "␃" because matplotlib's default font (DejaVu Sans) has no glyph for "␃".
+_BOUNDARY_DISPLAY_CANDIDATES = (".", "¶", "␃", "<END>")
+_VISIBLE_SPACE = "␣"
 
 
 def read_words(path: str | Path, *, max_len: int = DEFAULT_MAX_ITEM_LEN) -> list[str]:
@@ -121,6 +123,22 @@ class Vocab:
     def labels(self) -> list[str]:
         """Display string of every token id."""
         return [self.boundary_symbol, *self.chars]
+
+    def display_labels(self) -> list[str]:
+        """Like ``labels`` but with whitespace and control characters made visible.
+
+        A space is shown as "␣" (when that is not itself a data character); other
+        whitespace and control characters as escapes such as "\\t". For tables and plots.
+        """
+        out = [self.boundary_symbol]
+        for c in self.chars:
+            if c == " ":
+                out.append(_VISIBLE_SPACE if _VISIBLE_SPACE not in self.chars else "\\x20")
+            elif c.isspace() or not c.isprintable():
+                out.append(c.encode("unicode_escape").decode("ascii"))
+            else:
+                out.append(c)
+        return out
 
     def _lookup(self) -> torch.Tensor:
         return torch.tensor([ord(c) for c in self.chars], dtype=torch.int64)

@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # never pick an interactive backend; we only write files
 
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 from torch import nn  # noqa: E402
 
 from makemore.errors import MakemoreError  # noqa: E402
@@ -188,8 +189,8 @@ def plot_bigram_counts(counts: torch.Tensor, labels: list[str], out_path, *, max
                     linespacing=1.1, parse_math=False)
     title = "bigram counts (row: previous token, column: next token)"
     if n < V:
-        title += f"; top {n} of {V} characters by frequency"
-    ax.set_title(title, fontsize=12)
+        title += f"; the boundary and the {n - 1} most frequent of {V - 1} characters"
+    ax.set_title(title, fontsize=max(12.0, 0.8 * size))  # stays readable on big figures
     path = _save(fig, out_path)
     return {"path": str(path), "shown": int(n), "total": int(V)}
 
@@ -250,6 +251,9 @@ def plot_loss_curves(rows: list[dict], out_path, *, smooth: int = 0) -> str:
     losses = ty + dy
     if losses and min(losses) > 0:
         ax.set_yscale("log")
+        # plain numbers (2.2, 2.5, 3) rather than 2.2x10^0 on a log axis that spans less than a decade
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_xlabel("step")
     ax.set_ylabel("loss (log scale)" if ax.get_yscale() == "log" else "loss")
     ax.grid(True, which="both", alpha=0.3)
@@ -383,6 +387,8 @@ def collect_activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor)
             loss = out[1] if isinstance(out, (tuple, list)) and len(out) > 1 else None
             if not isinstance(loss, torch.Tensor):
                 raise MakemoreError("model(x, y) must return (logits, loss) with a loss tensor")
+            if not loss.requires_grad:
+                raise MakemoreError("the loss does not depend on any trainable parameter (a count model?)")
             loss.backward()
         for name, p in params:
             if p.ndim == 2 and p.grad is not None:
@@ -446,6 +452,7 @@ def plot_activations(
                         label=f"layer {i} ({name}): mean {float(t.mean()):+.2f}, std {_std(t):.2f}, "
                               f"saturated {sat:.2f}%")
             ax.set_title("activation distribution (tanh outputs)")
+            ax.set_xlabel("tanh output")
         elif panel == "agrads":
             for i, (name, t) in enumerate(agrads):
                 t = t.double()
@@ -453,6 +460,7 @@ def plot_activations(
                 ax.plot(hx.tolist(), hy.tolist(),
                         label=f"layer {i} ({name}): mean {float(t.mean()):+.2e}, std {_std(t):.2e}")
             ax.set_title("gradient distribution (at tanh outputs)")
+            ax.set_xlabel("gradient of the loss")
         elif panel == "wgrads":
             for name, g, p in wgrads:
                 g = g.double()
@@ -463,6 +471,7 @@ def plot_activations(
                         label=f"{name} {tuple(p.shape)}: mean {float(g.mean()):+.2e}, std {_std(g):.2e}, "
                               f"grad:data ratio {ratio:.2e}")
             ax.set_title("weight gradient distribution")
+            ax.set_xlabel("gradient of the loss")
         else:
             for name, values in ratios.items():
                 vals = _as_float_list(values, f"update_ratios[{name!r}]")
@@ -482,7 +491,11 @@ def plot_activations(
             ax.set_xlabel("step")
             ax.set_ylabel("log10(update std / data std)")
             ax.set_title("update:data ratio over training")
-        ax.legend(fontsize=8, loc="upper right")
+        if panel != "ratios":  # densities: start at 0 so that the shapes compare honestly
+            ax.set_ylim(bottom=0)
+            ax.set_ylabel("density")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=9, loc="upper right")
     return str(_save(fig, out_path))
 
 
@@ -505,16 +518,19 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> float:
     The points are sorted by lr; the losses are smoothed with a bias-corrected exponential
     moving average (window about 1/20 of the sweep); the sweep is cut where it diverges
     (first smoothed loss that is non-finite or more than 4x the lowest smoothed loss so
-    far). The suggestion is one-tenth of the lr at the lowest smoothed loss. This is more
-    robust than the point of steepest descent, which depends on a numerical derivative of
-    a noisy curve and on the sweep's spacing; the valley's position only depends on an
-    argmin of a smoothed curve, and a tenth of it stays on the safely descending side.
+    far). What is left has a descent: from the highest smoothed loss before the lowest one
+    down to the lowest one. The suggestion lies two-thirds of the way down that descent in
+    log(lr) (after the "valley" rule of fastai's lr finder): where the loss still falls fast,
+    clearly below the lr of the lowest loss (where a sweep is close to unstable), and
+    always inside the swept range. It only depends on an argmin and an argmax of a
+    smoothed curve, not on a numerical derivative of a noisy one.
 
     Args:
         lrs: learning rates of the sweep (finite, positive).
         losses: loss at each learning rate.
     Returns:
-        The suggested learning rate (finite, deterministic).
+        The suggested learning rate (finite, deterministic, between the smallest and the
+        largest lr of the sweep).
     """
     lrs, losses = _check_sweep(lrs, losses)
     if len(lrs) < 5:
@@ -527,13 +543,16 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> float:
 
     window = max(1, len(losses) // 20)
     smooth = _ema(losses, alpha=2.0 / (window + 1))
-    best_i, best = 0, smooth[0]
+    cut, best = len(smooth), smooth[0]
     for i, s in enumerate(smooth):
         if not math.isfinite(s) or (best > 0 and s > 4 * best):
+            cut = i
             break
-        if s < best:
-            best_i, best = i, s
-    return lrs[best_i] / 10.0
+        best = min(best, s)
+    low = min(range(cut), key=lambda i: (smooth[i], i))  # first lowest point
+    top = max(range(low + 1), key=lambda i: (smooth[i], -i))  # first highest point before it
+    log_lr = math.log(lrs[top]) + (2.0 / 3.0) * (math.log(lrs[low]) - math.log(lrs[top]))
+    return min(max(math.exp(log_lr), lrs[top]), lrs[low])
 
 
 def plot_lr_find(lrs: list[float], losses: list[float], out_path, *, suggestion: float | None = None) -> str:

@@ -7,6 +7,7 @@ one). Generation stops as soon as every row has emitted the boundary token.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -62,14 +63,21 @@ def generate_tokens(
     top_p: float = 1.0,
     min_len: int = 0,
     max_len: int = 32,
+    compact_fraction: float = 0.25,
 ) -> torch.Tensor:
     """Generate ``num`` rows of tokens.
+
+    Rows that have ended are dropped from the model's batch (and from its cache, through
+    ``model.select_cache_rows``) once at least ``compact_fraction`` of the batch has ended,
+    so late steps only compute the rows still growing. Only rows still growing draw from
+    ``generator``, in row order, so the result does not depend on ``compact_fraction``.
 
     Args:
         model: any makemore model (set to eval mode by the caller).
         prefix_ids: (P,) character ids every row starts with.
         generator: CPU RNG used for every draw.
         min_len, max_len: item length bounds in characters (prefix included).
+        compact_fraction: drop ended rows from the batch once this fraction has ended.
     Returns:
         (num, 1 + L) tokens: the start boundary, the prefix, then the generated tokens; after
         a row's end boundary everything is 0.
@@ -79,26 +87,38 @@ def generate_tokens(
     P = prefix_ids.numel()
     if P > max_len:
         raise MakemoreError(f"--prefix is {P} characters long, more than --max-len {max_len}")
-    idx = torch.cat([torch.zeros(num, 1, dtype=torch.int64), prefix_ids.expand(num, P)], dim=1).to(device)
-    done = torch.zeros(num, dtype=torch.bool, device=device)
+    out = torch.zeros(num, max_len + 2, dtype=torch.int64)  # start, up to max_len characters, end
+    out[:, 1 : 1 + P] = prefix_ids
+    idx = out[:, : 1 + P].to(device)  # (B, t) what the model's batch has seen
+    rows = torch.arange(num)  # row of ``out`` for each row of the model's batch
+    running = torch.ones(num, dtype=torch.bool)  # (B,) rows of the batch still growing
     cache = None
+    width = 1 + P
     for length in range(P, max_len + 1):  # length = characters so far
+        if not bool(running.any()):
+            break
         logits, cache = model.next_token_logits(idx, cache)  # (B, V)
         logits = logits.float()
-        if length < min_len:
-            logits[:, BOUNDARY] = float("-inf")
-        if length == max_len:
-            next_token = torch.zeros(num, 1, dtype=torch.int64, device=device)
+        if length == max_len:  # every row still growing ends here
+            next_token = torch.zeros(idx.size(0), dtype=torch.int64)
         else:
+            logits = logits[running.to(device)]  # (R, V) the rows that draw
+            if length < min_len:
+                logits[:, BOUNDARY] = float("-inf")
             logits = filter_logits(logits, temperature, top_k, top_p)
             probs = torch.softmax(logits, dim=-1).cpu()
-            next_token = torch.multinomial(probs, 1, generator=generator).to(device)  # (B, 1)
-        next_token = next_token.masked_fill(done.unsqueeze(1), BOUNDARY)
-        idx = torch.cat([idx, next_token], dim=1)
-        done |= next_token.squeeze(1) == BOUNDARY
-        if bool(done.all()):
-            break
-    return idx.cpu()
+            drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (R,)
+            next_token = torch.zeros(idx.size(0), dtype=torch.int64).masked_scatter_(running, drawn)
+        out[rows, 1 + length] = next_token
+        width = 2 + length
+        running &= next_token != BOUNDARY
+        idx = torch.cat([idx, next_token.unsqueeze(1).to(device)], dim=1)
+        ended = idx.size(0) - int(running.sum())
+        if ended and ended >= compact_fraction * idx.size(0):
+            keep = running.nonzero().squeeze(1)  # (R,)
+            cache = model.select_cache_rows(cache, keep.to(device))
+            idx, rows, running = idx[keep.to(device)], rows[keep], running[keep]
+    return out[:, :width]
 
 
 def decode_rows(tokens: torch.Tensor, vocab: Vocab) -> list[str]:
@@ -139,10 +159,10 @@ def sample_items(
         raise MakemoreError("--top-k must be at least 0 (0 = all)")
     if config.max_len < 0 or config.min_len < 0:
         raise MakemoreError("--min-len and --max-len must be at least 0")
-    if config.top_p <= 0 or config.top_p > 1:
+    if not 0 < config.top_p <= 1:  # also refuses NaN
         raise MakemoreError("--top-p must be in (0, 1]")
-    if config.temperature < 0:
-        raise MakemoreError("--temperature must be at least 0")
+    if not (math.isfinite(config.temperature) and config.temperature >= 0):
+        raise MakemoreError("--temperature must be a finite number at least 0")
     max_len = config.max_len or default_max_len
     if model_limit is not None and max_len > model_limit:
         if config.max_len:

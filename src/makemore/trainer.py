@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from makemore.checkpoint import atomic_write_text
 from makemore.data import EncodedCorpus
 from makemore.errors import MakemoreError
 from makemore.models.base import IGNORE_INDEX
@@ -75,6 +76,14 @@ def validate_train_config(config: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise MakemoreError(message)
+
+
+def check_backward(model, config: TrainConfig) -> None:
+    """Raise MakemoreError when ``--backward manual`` is asked of a model that cannot do it."""
+    if config.backward == "manual":
+        problem = model.manual_backward_error()
+        if problem:
+            raise MakemoreError(f"--backward manual: {problem}")
 
 
 def lr_at(config: TrainConfig, step: int) -> float:
@@ -174,6 +183,18 @@ def evaluate_nll(model, batcher) -> float:
     return float(-target_log_probs(model, batcher).double().mean())
 
 
+def tensorboard_writer(log_dir: Path, start_step: int):
+    """A TensorBoard ``SummaryWriter`` for ``log_dir``, or None when tensorboard is not installed.
+
+    Events after ``start_step`` (left by an interrupted run being resumed) are purged.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the optional extra: pip install 'makemore[tensorboard]'
+        return None
+    return SummaryWriter(str(log_dir), purge_step=start_step or None)
+
+
 class TrainingInterrupted(Exception):
     """Raised after a signal stopped training and the last checkpoint was saved."""
 
@@ -207,17 +228,29 @@ def _set_rng_state(generator: torch.Generator, state: dict[str, torch.Tensor]) -
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD or AdamW over the model's trainable parameters.
+
+    AdamW decays only matrices (not biases, gains or other vectors). Both use PyTorch's
+    fused implementation (one kernel for all parameters) where this PyTorch and device
+    have it, else the multi-tensor ``foreach`` one; the maths is the same.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise MakemoreError("this model has no trainable parameters")
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
-    if config.optimizer == "adamw":
+        cls, groups, options = torch.optim.SGD, [{"params": params}], dict(lr=config.lr, momentum=config.momentum)
+    elif config.optimizer == "adamw":
         decay = [p for p in params if p.dim() >= 2]
         no_decay = [p for p in params if p.dim() < 2]
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=(0.9, 0.99))
-    raise MakemoreError(f"--optimizer: unknown optimizer '{config.optimizer}' (adamw, sgd)")
+        groups = [g for g in groups if g["params"]]
+        cls, options = torch.optim.AdamW, dict(lr=config.lr, betas=(0.9, 0.99))
+    else:
+        raise MakemoreError(f"--optimizer: unknown optimizer '{config.optimizer}' (adamw, sgd)")
+    try:
+        return cls(groups, fused=True, **options)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype
+        return cls(groups, foreach=True, **options)
 
 
 class Trainer:
@@ -256,8 +289,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.state = TrainState()
         self._stop_signal: int | None = None
-        if config.backward == "manual" and not hasattr(model, "manual_forward_backward"):
-            raise MakemoreError("--backward manual: this model has no hand-written backward pass (use bn-mlp with n_layers 1)")
+        self._tensorboard = None  # a SummaryWriter while running, when tensorboard is installed
+        check_backward(model, config)
 
     # -- resume -------------------------------------------------------------------------
     def restore(self, optimizer_state: dict | None, rng_state: dict[str, torch.Tensor], state: TrainState) -> None:
@@ -273,8 +306,15 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         if not path.exists():
             return
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a row cut short when the run was killed
+                continue
+            if isinstance(row, dict) and row.get("step", 0) <= step:
+                kept.append(line)
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # -- the loop -----------------------------------------------------------------------
     def _checkpoint(self, kind: str) -> None:
@@ -315,6 +355,15 @@ class Trainer:
     def _write_metrics(self, row: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
+        if self._tensorboard is not None:
+            for key, value in row.items():
+                if key == "step":
+                    continue
+                if isinstance(value, dict):  # update ratios: one scalar per parameter
+                    for name, v in value.items():
+                        self._tensorboard.add_scalar(f"{key}/{name}", v, row["step"])
+                else:
+                    self._tensorboard.add_scalar(key, value, row["step"])
 
     def run(self) -> TrainState:
         """Train until ``config.steps`` (or early stop); returns the final state.
@@ -325,6 +374,7 @@ class Trainer:
         """
         config, state = self.config, self.state
         self.model.train()
+        self._tensorboard = tensorboard_writer(self.run_dir / "tensorboard", state.step)
         handlers = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -370,6 +420,9 @@ class Trainer:
                 self._checkpoint("last")
         finally:
             bar.close()
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+                self._tensorboard = None
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
         return state

@@ -129,6 +129,32 @@ def test_loss_ignores_padding(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_packed_training_pass_matches_the_padded_one(cell):
+    """With targets each row runs only up to its last target; loss and gradients are those
+    of the full padded computation, logits of the skipped positions are zero."""
+    items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
+    idx, targets = _padded_batch(items)
+    targets[2, 1] = -1  # an ignored target before a real one: that position still runs
+    results = []
+    for pack in (True, False):
+        model = make(cell, n_embd=8, n_hidden=16, n_layers=2).train()
+        logits, loss = model(idx, targets)
+        if not pack:
+            logits, _ = model(idx)
+            loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1)
+        loss.backward()
+        results.append((logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (lp, loss_p, grads_p), (lf, loss_f, grads_f) = results
+    needed = RNNModel.needed_mask(targets)
+    assert needed.sum(1).tolist() == [7, 3, 5]
+    torch.testing.assert_close(lp[needed], lf[needed], atol=1e-6, rtol=0)
+    assert bool((lp[~needed] == 0).all())
+    assert loss_p.item() == pytest.approx(loss_f.item(), abs=1e-6)
+    for name in grads_f:
+        torch.testing.assert_close(grads_p[name], grads_f[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_cached_next_token_logits_match_full_recomputation(cell, n_layers):
     model = make(cell, n_embd=8, n_hidden=16, n_layers=n_layers).eval()

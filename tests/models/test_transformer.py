@@ -157,6 +157,40 @@ def test_loss_ignores_padding():
         assert loss_a.item() == pytest.approx(loss_b.item(), abs=1e-6)
 
 
+def test_packed_training_pass_matches_the_padded_one():
+    """With targets, only positions up to each row's last target are computed; loss and
+    gradients are those of the full padded computation."""
+    items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
+    idx, targets = _padded_batch(items)
+    targets[2, 1] = -1  # an ignored target before a real one: that position is still computed
+    results = []
+    for pack in (True, False):
+        model = make().train()
+        logits, loss = model(idx, targets)
+        if not pack:  # the reference: every position computed, loss from all logits
+            logits, _ = model(idx)
+            loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1)
+        loss.backward()
+        results.append((logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (lp, loss_p, grads_p), (lf, loss_f, grads_f) = results
+    rows = Transformer.needed_positions(targets)
+    assert rows.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 15, 16, 17, 18]  # T = 7: 0..6, 7..9, 14..18
+    needed = torch.zeros(targets.numel(), dtype=torch.bool)
+    needed[rows] = True
+    needed = needed.view_as(targets)
+    torch.testing.assert_close(lp[needed], lf[needed], atol=1e-6, rtol=0)
+    assert bool((lp[~needed] == 0).all())
+    assert loss_p.item() == pytest.approx(loss_f.item(), abs=1e-6)
+    for name in grads_f:
+        torch.testing.assert_close(grads_p[name], grads_f[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_needed_positions_is_none_without_padding():
+    assert Transformer.needed_positions(None) is None
+    assert Transformer.needed_positions(torch.tensor([[1, 2, 0], [3, 0, -1]])).tolist() == [0, 1, 2, 3, 4]
+    assert Transformer.needed_positions(torch.tensor([[1, 2, 0], [3, -1, 0]])) is None
+
+
 @pytest.mark.parametrize("tie", [False, True])
 def test_kv_cache_matches_full_recomputation(tie):
     model = make(tie_weights=tie).eval()

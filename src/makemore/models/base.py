@@ -43,6 +43,45 @@ class LanguageModel(nn.Module):
             logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
         )
 
+    @staticmethod
+    def needed_mask(targets: torch.Tensor | None) -> torch.Tensor | None:
+        """Which positions of a padded ``(B, T)`` batch a sequence loss needs.
+
+        A position is needed when it, or a later position of its row, has a target (not
+        ``IGNORE_INDEX``); with causal models the positions after a row's last target
+        cannot change the loss, so they need not be computed (the padding of a batch).
+
+        Args:
+            targets: ``(B, T)`` targets with ``IGNORE_INDEX`` on padding, or None.
+        Returns:
+            ``(B, T)`` bool mask, or None when every position is needed.
+        """
+        if targets is None or targets.dim() != 2:
+            return None
+        has_target = targets != IGNORE_INDEX  # (B, T)
+        needed = has_target.flip(1).cummax(1).values.flip(1)  # up to each row's last target
+        return None if bool(needed.all()) else needed
+
+    @classmethod
+    def needed_positions(cls, targets: torch.Tensor | None) -> torch.Tensor | None:
+        """Flat indices into ``B * T`` of the ``needed_mask`` positions, row by row (or None)."""
+        needed = cls.needed_mask(targets)
+        return None if needed is None else needed.view(-1).nonzero().squeeze(1)
+
+    def manual_backward_error(self) -> str | None:
+        """Why this model cannot train with ``--backward manual`` (None when it can)."""
+        if not hasattr(self, "manual_forward_backward"):
+            return "this model has no hand-written backward pass (bn-mlp with n_layers 1 has one)"
+        return None
+
+    def select_cache_rows(self, cache: Any, rows: torch.Tensor) -> Any:
+        """Keep only ``rows`` (indices into the batch) of a ``next_token_logits`` cache.
+
+        Sampling calls this to drop the rows that have ended. The default cache (None) holds
+        nothing per row; models with a KV cache or a recurrent state override it.
+        """
+        return cache
+
     @torch.no_grad()
     def next_token_logits(self, idx: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
         """Logits for the token after ``idx``.

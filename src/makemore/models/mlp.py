@@ -33,13 +33,13 @@ class MLPConfig:
 
 @dataclass
 class BNMLPConfig:
-    block_size: int = 4
-    n_embd: int = 24
-    n_hidden: int = 320
-    n_layers: int = 1
-    dropout: float = 0.0
+    block_size: int = 4  # characters of context
+    n_embd: int = 24  # embedding size per character
+    n_hidden: int = 320  # units per hidden layer
+    n_layers: int = 1  # hidden Linear-BatchNorm-tanh layers
+    dropout: float = 0.0  # dropout after each hidden layer
     bn_momentum: float = 0.01  # BatchNorm running statistics update rate (lecture: 0.001)
-    eps: float = 1e-5
+    eps: float = 1e-5  # BatchNorm epsilon added to the variance
     default_train: ClassVar[dict] = dict(
         steps=30000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.1
     )
@@ -148,6 +148,11 @@ class BatchNormMLP(MLP):
             "b2": self.out.bias,
         }
 
+    def manual_backward_error(self) -> str | None:
+        if self.config.n_layers != 1 or self.config.dropout:
+            return "the hand-written backward pass covers bn-mlp with n_layers 1 and no dropout"
+        return None
+
     def manual_forward_backward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """One training forward pass and the hand-written backward pass (no autograd).
 
@@ -156,8 +161,9 @@ class BatchNormMLP(MLP):
         """
         from makemore import manual_backprop
 
-        if self.config.n_layers != 1 or self.config.dropout:
-            raise MakemoreError("the hand-written backward pass covers bn-mlp with n_layers 1 and no dropout")
+        problem = self.manual_backward_error()
+        if problem:
+            raise MakemoreError(problem)
         bn = self.hidden[1]
         with torch.no_grad():
             params = {k: v.detach() for k, v in self._lecture_params().items()}

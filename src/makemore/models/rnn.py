@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from makemore.errors import MakemoreError
 from makemore.models.base import LanguageModel
@@ -88,10 +89,36 @@ class RNNModel(LanguageModel):
         return logits, state
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Logits ``(B, T, V)`` and the mean loss over the targets that are not padding.
+
+        With targets, each row runs only up to its last target (a packed sequence), so the
+        batch's padding costs nothing; the logits of the skipped positions are zeros.
+        """
         if idx.dim() != 2:
             raise MakemoreError(f"rnn expects idx of shape (B, T), got {tuple(idx.shape)}")
-        logits, _ = self._run(idx)
-        return logits, self.loss_from_logits(logits, targets)
+        needed = self.needed_mask(targets)
+        if needed is None:
+            logits, _ = self._run(idx)
+            return logits, self.loss_from_logits(logits, targets)
+        B, T = idx.shape
+        lengths = needed.sum(1).clamp(min=1).cpu()  # (B,) positions to run per row
+        x = self.drop(self.wte(idx))  # (B, T, n_embd)
+        h, _ = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        logits = self.lm_head(self.drop(h.data))  # (N, V), time-major order of the packed rows
+        packed_targets = pack_padded_sequence(targets, lengths, batch_first=True, enforce_sorted=False).data  # (N,)
+        loss = self.loss_from_logits(logits, packed_targets)
+        full, _ = pad_packed_sequence(h._replace(data=logits), batch_first=True, total_length=T)  # (B, T, V)
+        return full, loss
+
+    def select_cache_rows(self, cache: Any, rows: torch.Tensor) -> Any:
+        if cache is None:
+            return None
+        state = cache["state"]  # (n_layers, B, H), or a pair of them for the LSTM
+        if isinstance(state, tuple):
+            state = tuple(t.index_select(1, rows) for t in state)
+        else:
+            state = state.index_select(1, rows)
+        return {"state": state, "n": cache["n"]}
 
     @torch.no_grad()
     def next_token_logits(self, idx: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:

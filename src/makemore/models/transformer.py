@@ -21,10 +21,10 @@ from makemore.models.base import LanguageModel
 @dataclass
 class TransformerConfig:
     block_size: int = 0  # longest sequence; 0: set by the API to the longest training item + 1
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 64
-    dropout: float = 0.0
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # attention heads per block (n_embd must be a multiple)
+    n_embd: int = 64  # width of the residual stream
+    dropout: float = 0.0  # on embeddings, attention weights and residual branches
     bias: bool = True  # biases in the Linear layers and LayerNorms
     tie_weights: bool = False  # share the output matrix with the token embedding
 
@@ -50,6 +50,10 @@ class KVCache:
         buf[:, :, :, :, : self.n] = self._buf[:, :, :, :, : self.n]
         self._buf = buf
 
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Keep only the batch rows ``rows`` (e.g. those still being generated)."""
+        self._buf = self._buf.index_select(2, rows)  # keeps the capacity for the next tokens
+
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k, v`` (B, nh, t, hs) after position ``self.n``; return all keys/values so far."""
         end = self.n + k.size(2)
@@ -57,6 +61,26 @@ class KVCache:
         self._buf[layer, 0, :, :, self.n : end] = k
         self._buf[layer, 1, :, :, self.n : end] = v
         return self._buf[layer, 0, :, :, :end], self._buf[layer, 1, :, :, :end]
+
+
+class Packing:
+    """Where the needed rows of a padded ``(B, T)`` batch sit, for packed computation.
+
+    Position-wise layers (LayerNorm, projections, MLP, head) then run on the ``(N, C)``
+    needed rows only; attention unpacks them to ``(B, T, C)`` and packs its output again.
+    """
+
+    def __init__(self, rows: torch.Tensor, B: int, T: int):
+        self.rows, self.B, self.T = rows, B, T  # rows: (N,) flat indices into B * T
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (N, C)."""
+        return x.reshape(self.B * self.T, x.size(-1)).index_select(0, self.rows)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> (B, T, C), zeros where no row was packed."""
+        full = x.new_zeros(self.B * self.T, x.size(-1)).index_copy(0, self.rows, x)
+        return full.view(self.B, self.T, x.size(-1))
 
 
 class CausalSelfAttention(nn.Module):
@@ -69,13 +93,22 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_drop = nn.Dropout(config.dropout) if config.dropout > 0 else None
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        B, T, C = x.shape
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, packed: Packing | None = None
+    ) -> torch.Tensor:
+        """``x`` is ``(B, T, C)``, or ``(N, C)`` rows of a ``(B, T)`` batch described by ``packed``."""
+        C = x.size(-1)
         hs = C // self.n_head
+        qkv = self.c_attn(x)  # (B, T, 3C) or (N, 3C)
+        if packed is not None:  # attention needs the (B, T) layout: padding rows stay zero
+            qkv = packed.unpack(qkv)  # (B, T, 3C)
+        B, T, _ = qkv.shape
         # split + view + transpose are all views; in backward the three gradients are
         # written into one (B, T, 3C) buffer by a single cat
-        q, k, v = (t.view(B, T, self.n_head, hs).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))
+        q, k, v = (t.view(B, T, self.n_head, hs).transpose(1, 2) for t in qkv.split(C, dim=2))
         if cache is None:
+            # padding sits after every real token of its row, so causal attention keeps the
+            # real queries from ever seeing it
             p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
@@ -89,6 +122,8 @@ class CausalSelfAttention(nn.Module):
                 mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start)
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        if packed is not None:
+            y = packed.pack(y)  # (N, C)
         y = self.c_proj(y)
         if self.resid_drop is not None:
             y = self.resid_drop(y)
@@ -120,8 +155,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, packed: Packing | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, packed)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -184,15 +221,32 @@ class Transformer(LanguageModel):
             )
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Logits ``(B, T, V)`` and the mean loss over the targets that are not padding.
+
+        With targets, the positions after each row's last target (the batch's padding) are
+        not computed at all: their logits are returned as zeros.
+        """
         B, T = idx.shape
         self._check_length(T)
         x = self.wte(idx) + self.wpe.weight[:T]  # (B, T, C)
+        rows = self.needed_positions(targets)
+        packed = None if rows is None else Packing(rows, B, T)
+        if packed is not None:
+            x = packed.pack(x)  # (N, C)
         if self.drop is not None:
             x = self.drop(x)
         for block in self.blocks:
-            x = block(x)
-        logits = self._head(x)  # (B, T, V)
-        return logits, self.loss_from_logits(logits, targets)
+            x = block(x, packed=packed)
+        logits = self._head(x)  # (B, T, V) or (N, V)
+        if packed is None:
+            return logits, self.loss_from_logits(logits, targets)
+        loss = self.loss_from_logits(logits, targets.reshape(-1).index_select(0, rows))
+        return packed.unpack(logits), loss
+
+    def select_cache_rows(self, cache: KVCache | None, rows: torch.Tensor) -> KVCache | None:
+        if cache is not None:
+            cache.select_rows(rows)
+        return cache
 
     @torch.no_grad()
     def next_token_logits(self, idx: torch.Tensor, cache: KVCache | None = None):
