@@ -3,7 +3,8 @@ wall time, steps/s and peak memory: medians over repeated runs, each in its own 
 
 Usage:
     python benchmarks/bench_train.py ../shared/data/names.txt --configs mlp bn-mlp --repeats 3
-    python benchmarks/bench_train.py ../shared/data/names.txt --configs lecture2 lecture3 lecture3-manual
+    python benchmarks/bench_train.py ../shared/data/names.txt --configs lecture2 lecture3 lecture3-manual lecture5
+    python benchmarks/bench_train.py ../shared/data/names.txt --configs best --repeats 3
 
 The split is the lectures' (random.seed(42) shuffle, 80/10/10). Writes a table to stdout and
 JSON to --out (default benchmarks/results/train.json).
@@ -24,6 +25,8 @@ from pathlib import Path
 
 # name -> makemore train options
 CONFIGS: dict[str, list[str]] = {
+    "default": ["--preset", "default"],
+    "best": ["--preset", "best"],
     "bigram": ["--model", "bigram"],
     "lecture2": ["--preset", "lecture2"],
     "lecture3": ["--preset", "lecture3"],

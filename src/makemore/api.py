@@ -117,7 +117,7 @@ PRESETS: dict[str, tuple[str, dict, dict, str]] = {
     ),
     "lecture5": (
         "wavenet",
-        dict(block_size=8, n_embd=24, n_hidden=128),
+        dict(block_size=8, n_embd=24, n_hidden=128, dropout=0.0),
         dict(steps=200000, batch_size=32, optimizer="sgd", lr=0.1, schedule="step", step_at=0.75, weight_decay=0.0,
              eval_interval=10000, log_interval=1000),
         "lecture 5's WaveNet: block 8, n_embd 24, n_hidden 128, SGD 0.1 -> 0.01 at 75%, 200k steps of 32",

@@ -383,6 +383,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         config_cls, model_cls = get_family(name)
         options = ", ".join(f"--{f.name.replace('_', '-')} {f.default!r}" for f in _fields(config_cls))
         print(f"{name:<12} {model_cls.input_kind:<8} {options}")
+        train = getattr(config_cls, "default_train", {})
+        if train:
+            print(f"{'':<21} training: " + ", ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in train.items()))
     print("\npresets:")
     for name, (model, _, _, description) in api.PRESETS.items():
         print(f"  {name:<10} {description}")

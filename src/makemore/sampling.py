@@ -123,11 +123,14 @@ def generate_tokens(
 
 def decode_rows(tokens: torch.Tensor, vocab: Vocab) -> list[str]:
     """Strings of generated rows (start boundary dropped, cut at the end boundary)."""
-    body = tokens[:, 1:]
+    body = tokens[:, 1:].cpu()
     ended = (body == BOUNDARY).cumsum(dim=1) > 0
-    body = body.masked_fill(ended, BOUNDARY)
-    table = ["", *vocab.chars]
-    return ["".join(table[i] for i in row if i) for row in body.tolist()]
+    codepoints = torch.tensor([0, *map(ord, vocab.chars)], dtype=torch.int32)[body.masked_fill(ended, BOUNDARY)]
+    # items never contain a line break: one '\n' after each row separates them
+    newline = torch.full((body.size(0), 1), ord("\n"), dtype=torch.int32)
+    flat = torch.cat([codepoints, newline], dim=1).flatten()  # (N * (L + 1),)
+    text = flat[flat != 0].numpy().tobytes().decode("utf-32-le")
+    return text.split("\n")[:-1]
 
 
 def sample_items(

@@ -29,8 +29,10 @@ def make(seed: int = 0, **overrides) -> WaveNet:
     return WaveNet(WaveNetConfig(**overrides), V)
 
 
-def test_defaults_are_the_lecture_model():
-    cfg = WaveNetConfig()
+def test_lecture5_preset_is_the_lecture_model():
+    from makemore import api
+
+    cfg = api.preset_config("lecture5").model_config
     assert (cfg.block_size, cfg.n_embd, cfg.n_hidden, cfg.dropout) == (8, 24, 128, 0.0)
     model = WaveNet(cfg, V)
     assert model.block_size == 8 and model.vocab_size == V and model.input_kind == "window"

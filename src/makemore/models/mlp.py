@@ -20,28 +20,35 @@ TANH_GAIN = 5.0 / 3.0
 
 @dataclass
 class MLPConfig:
-    block_size: int = 4  # characters of context
+    """Defaults: dev NLL about 2.00 on names.txt in about 15 s on 2 CPU cores."""
+
+    block_size: int = 5  # characters of context
     n_embd: int = 24  # embedding size per character
     n_hidden: int = 320  # units per hidden layer
     n_layers: int = 1  # hidden tanh layers
     dropout: float = 0.0  # dropout after each hidden layer
     init: str = "kaiming"  # "kaiming" (lecture 3's fixes) or "naive" (lecture 2's plain randn)
+    # longer runs overfit this small corpus; stronger weight decay underfits
     default_train: ClassVar[dict] = dict(
-        steps=30000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.1
+        steps=15000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.01
     )
 
 
 @dataclass
 class BNMLPConfig:
-    block_size: int = 4  # characters of context
+    """Defaults: dev NLL about 2.00 on names.txt in about 25 s on 2 CPU cores."""
+
+    block_size: int = 5  # characters of context
     n_embd: int = 24  # embedding size per character
     n_hidden: int = 320  # units per hidden layer
     n_layers: int = 1  # hidden Linear-BatchNorm-tanh layers
     dropout: float = 0.0  # dropout after each hidden layer
     bn_momentum: float = 0.01  # BatchNorm running statistics update rate (lecture: 0.001)
     eps: float = 1e-5  # BatchNorm epsilon added to the variance
+    # large batches: batch statistics of 128 examples are too noisy; AdamW wants a lower lr
+    # with BatchNorm (the layer before it is scale-invariant)
     default_train: ClassVar[dict] = dict(
-        steps=30000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.1
+        steps=6000, batch_size=512, optimizer="adamw", lr=0.003, schedule="cosine", weight_decay=0.01
     )
 
 
