@@ -151,7 +151,7 @@ def make_steps(data, args) -> dict:
     steps["reference"] = ref_step
 
     torch.manual_seed(0)
-    config = TransformerConfig(block_size=block_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)
+    config = TransformerConfig(block_size=block_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=0.0)
     ours = Transformer(config, V)
     train_config = TrainConfig(steps=10**9, batch_size=args.batch, lr=5e-4, weight_decay=0.01, schedule="constant")
     with tempfile.TemporaryDirectory() as tmp:

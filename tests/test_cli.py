@@ -566,3 +566,14 @@ def test_console_script_bad_input_exit_code_2(tmp_path):
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == ["makemore: error: bad.txt:2: invalid UTF-8 (byte 0xff)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
+
+
+def test_train_without_model_or_preset_uses_the_default_preset():
+    from makemore.cli import build_parser, run_config_from_args
+
+    config = run_config_from_args(build_parser().parse_args(["train", "-o", "run"]))
+    assert config == api.preset_config(api.DEFAULT_PRESET)
+    family = run_config_from_args(build_parser().parse_args(["train", "-o", "run", "--model", "lstm"]))
+    assert family.model_config == api.make_config("lstm") and family.train == api.default_train_config("lstm")
+    tuned = run_config_from_args(build_parser().parse_args(["train", "-o", "run", "--preset", "best", "--steps", "7"]))
+    assert tuned.model == "lstm" and tuned.train.steps == 7 and tuned.model_config.dropout == 0.4
