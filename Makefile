@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/makemore train -o runs/default --overwrite
-	$(BIN)/makemore sample -o runs/default -n 20 --new-only --unique
+	$(BIN)/makemore sample -o runs/default -n 20 --new-only --unique --min-len 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
