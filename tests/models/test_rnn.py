@@ -12,6 +12,7 @@ from torch import nn
 
 from makemore.errors import MakemoreError
 from makemore.models.rnn import GRUConfig, LSTMConfig, RNNConfig, RNNModel
+from sequence_helpers import assert_packed_pass_matches_padded, padded_batch
 
 V = 27
 CONFIGS = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig}
@@ -90,23 +91,11 @@ def test_causality(cell):
             assert ((out[:, t] - ref[:, t]).abs().amax(dim=1) > 1e-6).all()
 
 
-def _padded_batch(items: list[list[int]]):
-    """Right-padded (idx, targets) as the data layer builds them: -1 targets on padding."""
-    T = max(len(w) for w in items) + 1
-    idx = torch.zeros(len(items), T, dtype=torch.long)
-    targets = torch.full((len(items), T), -1, dtype=torch.long)
-    for i, w in enumerate(items):
-        seq = [0] + w + [0]
-        idx[i, : len(seq) - 1] = torch.tensor(seq[:-1])
-        targets[i, : len(seq) - 1] = torch.tensor(seq[1:])
-    return idx, targets
-
-
 @pytest.mark.parametrize("cell", CELLS)
 def test_loss_ignores_padding(cell):
     model = make(cell, n_embd=8, n_hidden=16).eval()
     items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
-    idx, targets = _padded_batch(items)
+    idx, targets = padded_batch(items)
     with torch.no_grad():
         _, loss = model(idx, targets)
         # the mean over every real target of every item, each item run on its own
@@ -133,25 +122,13 @@ def test_packed_training_pass_matches_the_padded_one(cell):
     """With targets each row runs only up to its last target; loss and gradients are those
     of the full padded computation, logits of the skipped positions are zero."""
     items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
-    idx, targets = _padded_batch(items)
+    idx, targets = padded_batch(items)
     targets[2, 1] = -1  # an ignored target before a real one: that position still runs
-    results = []
-    for pack in (True, False):
-        model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.0).train()
-        logits, loss = model(idx, targets)
-        if not pack:
-            logits, _ = model(idx)
-            loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1)
-        loss.backward()
-        results.append((logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (lp, loss_p, grads_p), (lf, loss_f, grads_f) = results
     needed = RNNModel.needed_mask(targets)
     assert needed.sum(1).tolist() == [7, 3, 5]
-    torch.testing.assert_close(lp[needed], lf[needed], atol=1e-6, rtol=0)
-    assert bool((lp[~needed] == 0).all())
-    assert loss_p.item() == pytest.approx(loss_f.item(), abs=1e-6)
-    for name in grads_f:
-        torch.testing.assert_close(grads_p[name], grads_f[name], atol=1e-6, rtol=1e-5, msg=name)
+    assert_packed_pass_matches_padded(
+        lambda: make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.0), idx, targets, needed
+    )
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -189,7 +166,7 @@ def test_dropout_is_active_only_in_training(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_a_few_adamw_steps_lower_the_loss(cell):
     model = make(cell, n_embd=8, n_hidden=32)
-    idx, targets = _padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])
+    idx, targets = padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(20):

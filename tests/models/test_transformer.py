@@ -11,6 +11,7 @@ from safetensors.torch import load, save
 
 from makemore.errors import MakemoreError
 from makemore.models.transformer import Transformer, TransformerConfig
+from sequence_helpers import assert_packed_pass_matches_padded, padded_batch
 
 V = 27
 SMALL = dict(block_size=12, n_layer=2, n_head=2, n_embd=16, dropout=0.0)
@@ -124,22 +125,10 @@ def test_causality():
             assert ((out[:, t] - ref[:, t]).abs().amax(dim=1) > 1e-6).all()
 
 
-def _padded_batch(items: list[list[int]]):
-    """Right-padded (idx, targets) as the data layer builds them: -1 targets on padding."""
-    T = max(len(w) for w in items) + 1
-    idx = torch.zeros(len(items), T, dtype=torch.long)
-    targets = torch.full((len(items), T), -1, dtype=torch.long)
-    for i, w in enumerate(items):
-        seq = [0] + w + [0]
-        idx[i, : len(seq) - 1] = torch.tensor(seq[:-1])
-        targets[i, : len(seq) - 1] = torch.tensor(seq[1:])
-    return idx, targets
-
-
 def test_loss_ignores_padding():
     model = make().eval()
     items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
-    idx, targets = _padded_batch(items)
+    idx, targets = padded_batch(items)
     with torch.no_grad():
         _, loss = model(idx, targets)
         total, count = 0.0, 0
@@ -161,28 +150,13 @@ def test_packed_training_pass_matches_the_padded_one():
     """With targets, only positions up to each row's last target are computed; loss and
     gradients are those of the full padded computation."""
     items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
-    idx, targets = _padded_batch(items)
+    idx, targets = padded_batch(items)
     targets[2, 1] = -1  # an ignored target before a real one: that position is still computed
-    results = []
-    for pack in (True, False):
-        model = make().train()
-        logits, loss = model(idx, targets)
-        if not pack:  # the reference: every position computed, loss from all logits
-            logits, _ = model(idx)
-            loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1)
-        loss.backward()
-        results.append((logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (lp, loss_p, grads_p), (lf, loss_f, grads_f) = results
     rows = Transformer.needed_positions(targets)
     assert rows.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 15, 16, 17, 18]  # T = 7: 0..6, 7..9, 14..18
     needed = torch.zeros(targets.numel(), dtype=torch.bool)
     needed[rows] = True
-    needed = needed.view_as(targets)
-    torch.testing.assert_close(lp[needed], lf[needed], atol=1e-6, rtol=0)
-    assert bool((lp[~needed] == 0).all())
-    assert loss_p.item() == pytest.approx(loss_f.item(), abs=1e-6)
-    for name in grads_f:
-        torch.testing.assert_close(grads_p[name], grads_f[name], atol=1e-6, rtol=1e-5, msg=name)
+    assert_packed_pass_matches_padded(make, idx, targets, needed.view_as(targets))
 
 
 def test_needed_positions_is_none_without_padding():
@@ -255,7 +229,7 @@ def test_dropout_is_active_only_in_training():
 @pytest.mark.parametrize("tie", [False, True])
 def test_a_few_adamw_steps_lower_the_loss(tie):
     model = make(tie_weights=tie)
-    idx, targets = _padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])
+    idx, targets = padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(20):
