@@ -272,6 +272,18 @@ def test_bad_input_files(in_tmp, capsys, tiny_words):
     assert_bad_input(capsys, [*train, "-i", "builtin:nope"], in_tmp, match="nope")
 
 
+def test_train_announces_the_run_only_once_its_input_is_checked(in_tmp, capsys, tiny_words):
+    """Without --quiet a refused run still prints nothing but its one-line error."""
+    write_words(in_tmp / "ok.txt", tiny_words)
+    train = ["train", "-o", "run", "--model", "ngram"]
+    assert_bad_input(capsys, [*train, "-i", "missing.txt"], in_tmp, match="missing.txt")
+    assert_bad_input(capsys, [*train, "-i", "ok.txt", "--order", "0"], in_tmp, match="order")
+    code, out, err = cli(capsys, *train, "-i", "ok.txt")
+    assert code == 0
+    assert err.splitlines()[0] == "training ngram on ok.txt -> run"
+    assert out.startswith("train NLL ")
+
+
 def test_bad_model_options(in_tmp, capsys, tiny_words):
     write_words(in_tmp / "ok.txt", tiny_words)
     train = ["train", "-i", "ok.txt", "-o", "run", "--steps", "5", "--quiet"]

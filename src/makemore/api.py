@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -325,6 +326,7 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     steps: int | None = None,
+    on_start: Callable[[RunConfig], None] | None = None,
 ) -> dict:
     """Train a model and write its checkpoints into ``out_dir``.
 
@@ -336,6 +338,8 @@ def train(
             run's data and config have been checked).
         progress: show a progress bar.
         steps: when resuming, a new total number of steps (None keeps the recorded one).
+        on_start: called with the run's config once data, config and run directory have been
+            checked, just before anything is written (e.g. to announce the run).
     Returns:
         The final metrics: train and dev NLL of the best checkpoint, steps, time.
     Raises:
@@ -374,6 +378,8 @@ def train(
     train_batcher = make_batcher(model, train_corpus, device)
     dev_batcher = make_batcher(model, dev_corpus, device)
     check_backward(model, config.train)
+    if on_start is not None:
+        on_start(config)
     out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves nothing behind
     if overwrite and not resume:
         for name in ("best.safetensors", "last.safetensors", "metrics.jsonl", "run.json"):

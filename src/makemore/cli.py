@@ -189,10 +189,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise MakemoreError("--resume takes the run's own settings (data, model, training); only -o and --steps may be given")
         metrics = api.train(None, args.out_dir, resume=True, progress=not args.quiet, steps=args.t_steps)
     else:
-        config = run_config_from_args(args)
-        if not args.quiet:
-            print(f"training {config.model} on {config.data.input or 'builtin:names'} -> {args.out_dir}", file=sys.stderr)
-        metrics = api.train(config, args.out_dir, progress=not args.quiet, overwrite=args.overwrite)
+        def announce(config: api.RunConfig) -> None:
+            if not args.quiet:
+                print(f"training {config.model} on {config.data.input or 'builtin:names'} -> {args.out_dir}", file=sys.stderr)
+
+        metrics = api.train(run_config_from_args(args), args.out_dir, progress=not args.quiet, overwrite=args.overwrite,
+                            on_start=announce)
     print(f"train NLL {metrics['train_loss']:.4f}  dev NLL {metrics['dev_loss']:.4f}  ({args.out_dir}/best.safetensors)")
     return 0
 
