@@ -111,7 +111,10 @@ def test_score_entries(trained_run):
     for word, result in zip(SCORE_WORDS, results):
         assert len(result.chars) == len(word) + 1
         assert [c.char for c in result.chars] == [*word, boundary]
-        assert [c.context for c in result.chars] == [boundary, *word]
+        # the context is the model's own input window (block_size 5), boundary-padded
+        X, _ = EncodedCorpus.from_words([word], run.vocab).windows(run.model.block_size)
+        labels = run.vocab.labels()
+        assert [c.context for c in result.chars] == [tuple(labels[t] for t in row) for row in X.tolist()]
         logprobs = [c.logprob for c in result.chars]
         assert result.nll == pytest.approx(-sum(logprobs) / len(logprobs), rel=1e-12)
         for c in result.chars:
@@ -119,6 +122,31 @@ def test_score_entries(trained_run):
             assert c.prob == pytest.approx(math.exp(c.logprob), rel=1e-12)
         direct = direct_log_probs(run.model, run.vocab, [word])
         assert logprobs == pytest.approx(direct.tolist(), abs=1e-5)
+
+
+def test_score_contexts_spelled_out(trained_run):
+    run = api.load_run(trained_run.out_dir)
+    b = run.vocab.boundary_symbol
+    assert run.model.block_size == 5
+    [result] = api.score(run, ["abc"])
+    assert [(c.context, c.char) for c in result.chars] == [
+        ((b, b, b, b, b), "a"), ((b, b, b, b, "a"), "b"), ((b, b, b, "a", "b"), "c"), ((b, b, "a", "b", "c"), b)
+    ]
+
+
+def test_score_contexts_of_a_sequence_model_are_whole_prefixes(tmp_path):
+    words = write_words(tmp_path / "words.txt", ["abcabc", "cab", "bca", "abba"] * 8)
+    config = api.RunConfig(
+        model="gru",
+        model_config=api.make_config("gru", {"n_embd": 4, "n_hidden": 8}),
+        data=api.DataConfig(input=str(words)),
+        train=api.default_train_config("gru", {"steps": 2, "batch_size": 4, "eval_interval": 2}),
+    )
+    api.train(config, tmp_path / "run", progress=False)
+    b = api.load_run(tmp_path / "run").vocab.boundary_symbol
+    [result] = api.score(api.load_run(tmp_path / "run"), ["abca"])
+    assert [c.context for c in result.chars] == [(b,), (b, "a"), (b, "a", "b"), (b, "a", "b", "c"), (b, "a", "b", "c", "a")]
+    assert [c.char for c in result.chars] == ["a", "b", "c", "a", b]
 
 
 def test_score_batch_equals_single(trained_run):

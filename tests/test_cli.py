@@ -148,13 +148,16 @@ def test_score_detail_table(cli_run, capsys):
     lines = out.splitlines()
     result = api.score(api.load_run(run_dir), [word])[0]
     assert lines[0] == f"{word}\t{result.nll:.4f}"
-    assert lines[1].split() == ["pair", "prob", "logprob"]
+    assert lines[1].split() == ["context", "next", "prob", "logprob"]
     rows = lines[2:]
     assert len(rows) == len(word) + 1
     for row, c in zip(rows, result.chars):
         assert row.endswith(f"{c.prob:>8.4f} {c.logprob:>9.4f}")
-    # the pairs, with the boundary shown as '¶' ('.' is a data character) and a space as '␣'
-    assert [row.split()[0] for row in rows] == ["¶a", "a.", ".b", "b␣", "␣c", "c¶"]
+    # the MLP's 5-character windows, with the boundary shown as '¶' ('.' is a data
+    # character) and a space as '␣', right-aligned so that the next character follows them
+    expected = [("¶¶¶¶¶", "a"), ("¶¶¶¶a", "."), ("¶¶¶a.", "b"), ("¶¶a.b", "␣"), ("¶a.b␣", "c"), ("a.b␣c", "¶")]
+    for row, (context, char), c in zip(rows, expected, result.chars):
+        assert row == f"  {context:>7} {char:<4} {c.prob:>8.4f} {c.logprob:>9.4f}"
 
 
 def test_score_add_k_unseen_pair_is_finite(tmp_path, tiny_words, capsys):
@@ -172,8 +175,8 @@ def test_score_add_k_unseen_pair_is_finite(tmp_path, tiny_words, capsys):
         (0.5 + sum(w.endswith("a") for w in train)) / (sum(w.count("a") for w in train) + 0.5 * V),
     ]
     rows = out.splitlines()[2:]
-    assert [row.split()[0] for row in rows] == ["¶.", ".a", "a¶"]
-    assert [float(row.split()[1]) for row in rows] == pytest.approx(expected, abs=5e-5)
+    assert [row.split()[:2] for row in rows] == [["¶", "."], [".", "a"], ["a", "¶"]]
+    assert [float(row.split()[2]) for row in rows] == pytest.approx(expected, abs=5e-5)
     assert float(out.splitlines()[0].split("\t")[1]) == pytest.approx(-sum(map(math.log, expected)) / 3, abs=5e-5)
 
 

@@ -444,7 +444,9 @@ def sample(run: Run, config: SampleConfig) -> list[str]:
 
 @dataclass
 class CharScore:
-    context: str  # the previous character (boundary shown as the vocab's boundary symbol)
+    context: tuple[str, ...]  # the characters the model read before ``char``: its last
+    # block_size for window models (boundary-padded at the start), the whole prefix for
+    # sequence models; the boundary is shown as the vocab's boundary symbol
     char: str  # the predicted character
     prob: float
     logprob: float
@@ -476,14 +478,18 @@ def score(run: Run, words: list[str]) -> list[WordScore]:
     corpus = EncodedCorpus.from_words(words, run.vocab)
     logp = target_log_probs(run.model, make_batcher(run.model, corpus)).double()
     labels = run.vocab.labels()
+    window = run.model.block_size if run.model.input_kind == "window" else None
     results = []
     for word, word_logp, start, length in zip(
         words, torch.split(logp, (corpus.lengths + 1).tolist()), corpus.starts.tolist(), corpus.lengths.tolist()
     ):
-        tokens = corpus.tokens[start : start + length + 2].tolist()
-        chars = [
-            CharScore(labels[a], labels[b], math.exp(lp), lp) for a, b, lp in zip(tokens[:-1], tokens[1:], word_logp.tolist())
-        ]
+        text = [labels[t] for t in corpus.tokens[start : start + length + 2].tolist()]  # boundary, word, boundary
+        if window is None:  # sequence models read the whole prefix
+            contexts = [tuple(text[: i + 1]) for i in range(length + 1)]
+        else:  # window models read the last `window` tokens, boundary-padded at the start
+            padded = [text[0]] * window + text[1:-1]
+            contexts = [tuple(padded[i : i + window]) for i in range(length + 1)]
+        chars = [CharScore(ctx, char, math.exp(lp), lp) for ctx, char, lp in zip(contexts, text[1:], word_logp.tolist())]
         results.append(WordScore(word, float(-word_logp.mean()), chars))
     return results
 

@@ -241,10 +241,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     shown = dict(zip(run.vocab.labels(), run.vocab.display_labels()))  # a space is shown as '␣'
     for result in api.score(run, words):
         print(f"{result.word}\t{result.nll:.4f}")
-        if args.detail:
-            print(f"  {'pair':<8} {'prob':>8} {'logprob':>9}")
-            for c in result.chars:
-                print(f"  {shown[c.context] + shown[c.char]:<8} {c.prob:>8.4f} {c.logprob:>9.4f}")
+        if args.detail:  # the context right-aligned, so that each predicted char follows it
+            contexts = ["".join(shown[label] for label in c.context) for c in result.chars]
+            width = max(7, *map(len, contexts))
+            print(f"  {'context':>{width}} {'next':<4} {'prob':>8} {'logprob':>9}")
+            for context, c in zip(contexts, result.chars):
+                print(f"  {context:>{width}} {shown[c.char]:<4} {c.prob:>8.4f} {c.logprob:>9.4f}")
     return 0
 
 
@@ -455,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("score", cmd_score, "score how plausible items are (mean negative log-likelihood per character)")
     _add_run_dir(p)
     p.add_argument("words", nargs="*", help="items to score (- reads them from standard input)")
-    p.add_argument("--detail", action="store_true", help="print the per-character table (pair, probability, log-probability)")
+    p.add_argument("--detail", action="store_true", help="print the per-character table (context the model read, next character, probability, log-probability)")
 
     p = add("eval", cmd_eval, "print the model's NLL on the train/dev/test splits")
     _add_run_dir(p)
