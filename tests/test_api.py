@@ -143,8 +143,9 @@ def test_score_contexts_of_a_sequence_model_are_whole_prefixes(tmp_path):
         train=api.default_train_config("gru", {"steps": 2, "batch_size": 4, "eval_interval": 2}),
     )
     api.train(config, tmp_path / "run", progress=False)
-    b = api.load_run(tmp_path / "run").vocab.boundary_symbol
-    [result] = api.score(api.load_run(tmp_path / "run"), ["abca"])
+    run = api.load_run(tmp_path / "run")
+    b = run.vocab.boundary_symbol
+    [result] = api.score(run, ["abca"])
     assert [c.context for c in result.chars] == [(b,), (b, "a"), (b, "a", "b"), (b, "a", "b", "c"), (b, "a", "b", "c", "a")]
     assert [c.char for c in result.chars] == ["a", "b", "c", "a", b]
 

@@ -478,17 +478,17 @@ def score(run: Run, words: list[str]) -> list[WordScore]:
     corpus = EncodedCorpus.from_words(words, run.vocab)
     logp = target_log_probs(run.model, make_batcher(run.model, corpus)).double()
     labels = run.vocab.labels()
-    window = run.model.block_size if run.model.input_kind == "window" else None
+    # window models read the same boundary-padded windows they were trained on
+    windows = corpus.windows(run.model.block_size)[0].tolist() if run.model.input_kind == "window" else None
     results = []
     for word, word_logp, start, length in zip(
         words, torch.split(logp, (corpus.lengths + 1).tolist()), corpus.starts.tolist(), corpus.lengths.tolist()
     ):
         text = [labels[t] for t in corpus.tokens[start : start + length + 2].tolist()]  # boundary, word, boundary
-        if window is None:  # sequence models read the whole prefix
+        if windows is None:  # sequence models read the whole prefix
             contexts = [tuple(text[: i + 1]) for i in range(length + 1)]
-        else:  # window models read the last `window` tokens, boundary-padded at the start
-            padded = [text[0]] * window + text[1:-1]
-            contexts = [tuple(padded[i : i + window]) for i in range(length + 1)]
+        else:  # this word's rows of the windows: one per target, in corpus order like logp
+            contexts = [tuple(labels[t] for t in row) for row in windows[start : start + length + 1]]
         chars = [CharScore(ctx, char, math.exp(lp), lp) for ctx, char, lp in zip(contexts, text[1:], word_logp.tolist())]
         results.append(WordScore(word, float(-word_logp.mean()), chars))
     return results
