@@ -11,6 +11,9 @@ every round so that a busy spell of a shared machine hits both alike:
 * ``makemore``: this project's trainer step (per-batch padding, packed positions, fused
   AdamW) and ``sampling.generate_tokens`` (KV cache, ended rows dropped from the batch).
 
+Our step is also timed in parts (drawing a batch, forward, forward + backward, the optimizer
+update), to show where its time goes.
+
 For sampling, both models get the same weights, trained here for ``--train-steps`` steps
 (so that names end where real names end), and draw with temperature 1.
 
@@ -158,7 +161,25 @@ def make_steps(data, args) -> dict:
         trainer = Trainer(ours, SequenceBatcher(train), None, train_config, tmp, save=lambda *a: None, progress=False)
     counter = iter(range(10**9))
     steps["makemore"] = lambda: trainer._train_step(next(counter))
-    return steps
+    return steps, trainer
+
+
+def step_parts(trainer: Trainer, batch_size: int) -> dict:
+    """Our step split into what can be timed alone: drawing a batch, the forward pass (with
+    the loss), forward + backward, and the optimizer update."""
+    model, optimizer = trainer.model, trainer.optimizer
+
+    def batch():
+        return trainer.train_batcher.sample(batch_size, trainer.generator)
+
+    def forward():
+        return model(*batch())[1]
+
+    def forward_backward():
+        optimizer.zero_grad(set_to_none=True)
+        forward().backward()
+
+    return {"batch": batch, "forward": forward, "forward+backward": forward_backward, "optimizer": optimizer.step}
 
 
 def time_training(steps: dict, args) -> dict:
@@ -252,13 +273,18 @@ def main(argv=None) -> None:
     data = api.load_data(api.DataConfig(input=args.data))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model: {args.n_layer} layers, "
           f"{args.n_embd} dims, {args.n_head} heads; batch {args.batch}")
-    train = time_training(make_steps(data, args), args)
+    steps, trainer = make_steps(data, args)
+    train = time_training(steps, args)
     print(f"\ntraining step: median (best) of {args.rounds} rounds of {args.steps} steps")
     print(f"{'implementation':<12} {'ms/step':>8} {'best':>7} {'steps/s':>8}")
     for name, r in train.items():
         print(f"{name:<12} {r['ms_per_step']:8.2f} {r['best_ms']:7.2f} {r['steps_per_s']:8.0f}")
     speedup = train["reference"]["ms_per_step"] / train["makemore"]["ms_per_step"]
     print(f"speed-up {speedup:.2f}x")
+    parts = time_training({**step_parts(trainer, args.batch), "whole step": steps["makemore"]}, args)
+    print(f"\nmakemore's step in parts: median of {args.rounds} rounds, taking turns")
+    for name, r in parts.items():
+        print(f"{name:<17} {r['ms_per_step']:6.2f} ms")
 
     sample = time_sampling(train_for_sampling(data, args), args)
     print(f"\nsampling: median of {args.sample_rounds} rounds")
@@ -272,7 +298,7 @@ def main(argv=None) -> None:
         "benchmark": "transformer_speed", "torch": torch.__version__, "python": platform.python_version(),
         "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(args).items()},
         "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "peak_rss_mb": peak_mb,
-        "train": train, "speedup": speedup, "sample": sample,
+        "train": train, "speedup": speedup, "step_parts": parts, "sample": sample,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")

@@ -1,0 +1,92 @@
+"""The benchmark scripts run end to end on a tiny corpus and write what they print.
+
+Sizes are the smallest that exercise every code path; the numbers they measure are not
+checked here (timings belong to the benchmarks), only what is exact or structural.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_ALPHABET, make_tiny_words, write_words
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.fixture
+def corpus(tmp_path) -> tuple[Path, list[str]]:
+    words = make_tiny_words(200, seed=3)
+    return write_words(tmp_path / "words.txt", words), words
+
+
+def add_one_bigram_nll(words: list[str]) -> float:
+    """Mean NLL per character of the add-1 count bigram fitted on ``words`` themselves."""
+    boundary = None
+    pairs = Counter((a, b) for w in words for a, b in zip([boundary, *w], [*w, boundary]))
+    row_totals = Counter()
+    for (a, _), count in pairs.items():
+        row_totals[a] += count
+    vocab_size = len(TINY_ALPHABET) + 1
+    total = sum(pairs.values())
+    log_likelihood = sum(c * math.log((c + 1) / (row_totals[a] + vocab_size)) for (a, _), c in pairs.items())
+    return -log_likelihood / total
+
+
+def test_bench_ngram_reports_the_whole_corpus_bigram_nll(corpus, tmp_path):
+    path, words = corpus
+    out = tmp_path / "ngram.json"
+    proc = run_script("bench_ngram.py", str(path), "--repeats", "1", "--orders", "2", "3", "--out", str(out))
+    result = json.loads(out.read_text())
+    assert result["all_words_order2_k1"] == pytest.approx(add_one_bigram_nll(words), abs=1e-5)
+    rows = {(r["order"], r["smoothing"]) for r in result["rows"]}
+    assert rows == {(o, s) for o in (2, 3) for s in ("add-k k=1", "add-k k=0.01", "kneser-ney")}
+    assert all(0 < r["dev_nll"] < math.log(len(TINY_ALPHABET) + 1) + 1 for r in result["rows"])
+    assert f"wrote {out}" in proc.stdout
+
+
+def test_bench_train_reports_medians_and_keeps_earlier_results(corpus, tmp_path):
+    path, _ = corpus
+    out = tmp_path / "train.json"
+    out.write_text(json.dumps({"mlp": {"median": {"dev_loss": 2.0}}}))
+    run_script("bench_train.py", str(path), "--configs", "bigram", "--repeats", "3", "--out", str(out),
+               "--extra", "--steps", "4", "--eval-interval", "4")
+    result = json.loads(out.read_text())
+    assert result["mlp"] == {"median": {"dev_loss": 2.0}}  # other configs' results are kept
+    runs = result["bigram"]["runs"]
+    assert len(runs) == 3 and all(r["steps"] == 4 for r in runs)
+    assert len({r["dev_loss"] for r in runs}) == 3  # three seeds, three initialisations
+    for key in ("dev_loss", "wall_s", "peak_rss_mb"):
+        assert result["bigram"]["median"][key] == statistics.median(r[key] for r in runs)
+
+
+def test_bench_transformer_speed_times_both_steps_and_samplers(corpus, tmp_path):
+    path, _ = corpus
+    spec = importlib.util.spec_from_file_location("bench_transformer_speed", BENCHMARKS / "bench_transformer_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "speed.json"
+    bench.main([str(path), "--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--steps", "2", "--rounds", "2",
+                "--warmup", "1", "--train-steps", "4", "--sample-batches", "3", "7", "--sample-names", "3",
+                "--sample-rounds", "1", "--out", str(out)])
+    result = json.loads(out.read_text())
+    train = result["train"]
+    assert result["speedup"] == pytest.approx(train["reference"]["ms_per_step"] / train["makemore"]["ms_per_step"])
+    assert set(result["step_parts"]) == {"batch", "forward", "forward+backward", "optimizer", "whole step"}
+    assert all(len(r["rounds_ms"]) == 2 and r["ms_per_step"] > 0 for r in [*train.values(), *result["step_parts"].values()])
+    assert sorted((r["sampler"], r["batch"]) for r in result["sample"]) == [
+        ("makemore", 3), ("makemore", 7), ("reference", 3), ("reference", 7)]
