@@ -264,6 +264,27 @@ def test_train_refuses_existing_run_and_overwrite_reproduces_it(tmp_path, tiny_w
         assert_same_tensors(checkpoint_tensors(out / name), load_checkpoint_bytes(before[name], tmp_path))
 
 
+@pytest.mark.parametrize("model, options", [
+    ("lstm", {"n_embd": 8, "n_hidden": 16, "n_layers": 2, "dropout": 0.2}),  # oneDNN's kernel on CPU
+    ("gru", {"n_embd": 8, "n_hidden": 16, "dropout": 0.2}),
+    ("transformer", {"n_layer": 2, "n_head": 2, "n_embd": 8, "dropout": 0.1}),
+])
+def test_sequence_model_training_is_deterministic_given_the_seed(tmp_path, words_file, model, options):
+    weights = []
+    for run in ("a", "b"):
+        config = api.RunConfig(
+            model=model, model_config=api.make_config(model, options), data=api.DataConfig(input=str(words_file)),
+            train=api.default_train_config(model, dict(steps=12, batch_size=16, eval_interval=6, log_interval=6)),
+        )
+        api.train(config, tmp_path / run, progress=False)
+        weights.append(checkpoint_tensors(tmp_path / run / "last.safetensors"))
+    assert_same_tensors(*weights)
+    config.train.seed += 1  # a different seed gives different weights: the check can fail
+    api.train(config, tmp_path / "c", progress=False)
+    other = checkpoint_tensors(tmp_path / "c" / "last.safetensors")
+    assert any(not torch.equal(other[name], weights[0][name]) for name in other)
+
+
 def load_checkpoint_bytes(data: bytes, tmp_path):
     path = tmp_path / "restored.safetensors"
     path.write_bytes(data)

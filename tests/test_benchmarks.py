@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import TINY_ALPHABET, make_tiny_words, write_words
 
@@ -90,3 +91,19 @@ def test_bench_transformer_speed_times_both_steps_and_samplers(corpus, tmp_path)
     assert all(len(r["rounds_ms"]) == 2 and r["ms_per_step"] > 0 for r in [*train.values(), *result["step_parts"].values()])
     assert sorted((r["sampler"], r["batch"]) for r in result["sample"]) == [
         ("makemore", 3), ("makemore", 7), ("reference", 3), ("reference", 7)]
+
+
+def test_bench_rnn_paths_times_both_paths_and_reports_the_models_pick(corpus, tmp_path):
+    path, _ = corpus
+    spec = importlib.util.spec_from_file_location("bench_rnn_paths", BENCHMARKS / "bench_rnn_paths.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "rnn_paths.json"
+    bench.main([str(path), "--configs", "gru", "lstm", "--steps", "1", "--rounds", "2", "--warmup", "1", "--out", str(out)])
+    configs = json.loads(out.read_text())["configs"]
+    assert configs["gru"]["picks"] == "packed"
+    assert configs["lstm"]["picks"] == ("padded" if torch.backends.mkldnn.is_available() else "packed")
+    for result in configs.values():
+        other = "packed" if result["picks"] == "padded" else "padded"
+        assert result["gain"] == pytest.approx(result[other]["ms_per_step"] / result[result["picks"]]["ms_per_step"])
+        assert len(result["packed"]["rounds_ms"]) == len(result["padded"]["rounds_ms"]) == 2

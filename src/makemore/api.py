@@ -99,7 +99,7 @@ PRESETS: dict[str, tuple[str, dict, dict, str]] = {
     "default": (
         "lstm",
         dict(n_embd=64, n_hidden=256, n_layers=2, dropout=0.25),
-        dict(steps=4000, batch_size=64, lr=0.004, weight_decay=0.1, warmup_steps=200, eval_interval=500),
+        dict(steps=6000, batch_size=64, lr=0.004, weight_decay=0.1, warmup_steps=200, eval_interval=500),
         "what `makemore train` trains: a 2-layer LSTM, about two minutes on 2 CPU cores for ~30k names",
     ),
     "best": (

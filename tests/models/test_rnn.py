@@ -117,18 +117,23 @@ def test_loss_ignores_padding(cell):
         assert loss_a.item() == loss_b.item()
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # printed by mkldnn.flags
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "no-onednn"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_packed_training_pass_matches_the_padded_one(cell):
+def test_packed_training_pass_matches_the_padded_one(cell, onednn):
     """With targets each row runs only up to its last target; loss and gradients are those
-    of the full padded computation, logits of the skipped positions are zero."""
+    of the full padded computation, logits of the skipped positions are zero. On CPU the
+    LSTM runs the padded batch through oneDNN and packs its output; without oneDNN it, like
+    the other cells, runs a packed sequence: both paths are checked."""
     items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
     idx, targets = padded_batch(items)
     targets[2, 1] = -1  # an ignored target before a real one: that position still runs
     needed = RNNModel.needed_mask(targets)
     assert needed.sum(1).tolist() == [7, 3, 5]
-    assert_packed_pass_matches_padded(
-        lambda: make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.0), idx, targets, needed
-    )
+    with torch.backends.mkldnn.flags(enabled=onednn):
+        assert_packed_pass_matches_padded(
+            lambda: make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.0), idx, targets, needed
+        )
 
 
 @pytest.mark.parametrize("cell", CELLS)

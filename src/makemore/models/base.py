@@ -24,6 +24,27 @@ from torch import nn
 IGNORE_INDEX = -1
 
 
+class Packing:
+    """Where the needed rows of a padded ``(B, T)`` batch sit, for packed computation.
+
+    Position-wise layers (LayerNorm, projections, MLP, output head) then run on the
+    ``(N, C)`` needed rows only; layers that mix positions (attention, a recurrence) work on
+    the ``(B, T, C)`` layout and their output is packed again.
+    """
+
+    def __init__(self, rows: torch.Tensor, B: int, T: int):
+        self.rows, self.B, self.T = rows, B, T  # rows: (N,) flat indices into B * T
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (N, C)."""
+        return x.reshape(self.B * self.T, x.size(-1)).index_select(0, self.rows)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> (B, T, C), zeros where no row was packed."""
+        full = x.new_zeros(self.B * self.T, x.size(-1)).index_copy(0, self.rows, x)
+        return full.view(self.B, self.T, x.size(-1))
+
+
 class LanguageModel(nn.Module):
     """Base class: subclasses set ``input_kind`` and ``block_size`` and implement ``forward``."""
 

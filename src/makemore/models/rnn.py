@@ -1,7 +1,7 @@
 """Recurrent language models: vanilla (tanh) RNN, GRU and LSTM.
 
-The recurrence runs in PyTorch's C++ kernels (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``), so
-there is no Python loop over time. ``next_token_logits`` keeps the hidden state between
+The recurrence runs in PyTorch's C++ kernels (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``; on CPU
+the LSTM's is oneDNN's), so there is no Python loop over time. ``next_token_logits`` keeps the hidden state between
 calls, so sampling feeds one new token per step.
 """
 
@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from makemore.errors import MakemoreError
-from makemore.models.base import LanguageModel
+from makemore.models.base import LanguageModel, Packing
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -93,11 +93,31 @@ class RNNModel(LanguageModel):
         logits = self.lm_head(self.drop(h))  # (B, T, V)
         return logits, state
 
+    def runs_padded(self, x: torch.Tensor) -> bool:
+        """Whether a training pass runs the recurrence over the whole padded batch ``x``
+        (rather than a packed sequence): when ``nn.LSTM`` can use oneDNN's LSTM kernel.
+
+        PyTorch uses that kernel on CPU for float32 input that is not a packed sequence, and
+        only for the LSTM. It is faster than the packed step-by-step loop even though it
+        also runs over the padding (``benchmarks/bench_rnn_paths.py``), so on CPU the LSTM
+        runs the padded batch and packs only its output. GRU and RNN have no such kernel:
+        packed is faster for them.
+        """
+        return (
+            self.cell == "lstm"
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
+        )
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits ``(B, T, V)`` and the mean loss over the targets that are not padding.
 
-        With targets, each row runs only up to its last target (a packed sequence), so the
-        batch's padding costs nothing; the logits of the skipped positions are zeros.
+        With targets, the output layer and the loss see only the positions up to each row's
+        last target, and the recurrence itself runs only over them (a packed sequence) unless
+        oneDNN's LSTM kernel is faster over the whole padded batch; the logits of the skipped
+        positions are zeros.
         """
         if idx.dim() != 2:
             raise MakemoreError(f"rnn expects idx of shape (B, T), got {tuple(idx.shape)}")
@@ -106,8 +126,14 @@ class RNNModel(LanguageModel):
             logits, _ = self._run(idx)
             return logits, self.loss_from_logits(logits, targets)
         B, T = idx.shape
-        lengths = needed.sum(1).clamp(min=1).cpu()  # (B,) positions to run per row
         x = self.drop(self.wte(idx))  # (B, T, n_embd)
+        if self.runs_padded(x):
+            packed = Packing(needed.view(-1).nonzero().squeeze(1), B, T)
+            h, _ = self.rnn(x)  # (B, T, n_hidden), causal: padding never reaches earlier positions
+            logits = self.lm_head(self.drop(packed.pack(h)))  # (N, V)
+            loss = self.loss_from_logits(logits, targets.reshape(-1).index_select(0, packed.rows))
+            return packed.unpack(logits), loss
+        lengths = needed.sum(1).clamp(min=1).cpu()  # (B,) positions to run per row
         h, _ = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
         logits = self.lm_head(self.drop(h.data))  # (N, V), time-major order of the packed rows
         packed_targets = pack_padded_sequence(targets, lengths, batch_first=True, enforce_sorted=False).data  # (N,)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from makemore.errors import MakemoreError
-from makemore.models.base import LanguageModel
+from makemore.models.base import LanguageModel, Packing
 
 
 @dataclass
@@ -67,26 +67,6 @@ class KVCache:
         self._buf[layer, 0, :, :, self.n : end] = k
         self._buf[layer, 1, :, :, self.n : end] = v
         return self._buf[layer, 0, :, :, :end], self._buf[layer, 1, :, :, :end]
-
-
-class Packing:
-    """Where the needed rows of a padded ``(B, T)`` batch sit, for packed computation.
-
-    Position-wise layers (LayerNorm, projections, MLP, head) then run on the ``(N, C)``
-    needed rows only; attention unpacks them to ``(B, T, C)`` and packs its output again.
-    """
-
-    def __init__(self, rows: torch.Tensor, B: int, T: int):
-        self.rows, self.B, self.T = rows, B, T  # rows: (N,) flat indices into B * T
-
-    def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (N, C)."""
-        return x.reshape(self.B * self.T, x.size(-1)).index_select(0, self.rows)
-
-    def unpack(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C) -> (B, T, C), zeros where no row was packed."""
-        full = x.new_zeros(self.B * self.T, x.size(-1)).index_copy(0, self.rows, x)
-        return full.view(self.B, self.T, x.size(-1))
 
 
 class CausalSelfAttention(nn.Module):

@@ -1,0 +1,111 @@
+"""Recurrent models: training step time with a packed sequence vs the whole padded batch.
+
+A training pass of ``rnn``/``gru``/``lstm`` can run its recurrence over a packed sequence
+(only the real positions, step by step in PyTorch's loop) or over the whole padded batch
+(one call that may use oneDNN's LSTM kernel on CPU); either way the output layer and the
+loss see only the real positions. The model picks one (``RNNModel.runs_padded``); this
+script times a full training step (batch, forward, backward, AdamW) both ways, taking turns
+in every round, for the family defaults and the LSTM presets, on the lectures' names.txt.
+
+Usage:
+    python benchmarks/bench_rnn_paths.py ../shared/data/names.txt [--rounds 7]
+
+Prints a table and writes JSON (default benchmarks/results/rnn_paths.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from makemore import api
+from makemore.models import build_model
+from makemore.trainer import Trainer, make_batcher
+
+CONFIGS = {
+    "rnn": lambda: api.RunConfig(model="rnn", model_config=api.make_config("rnn", {}), train=api.default_train_config("rnn")),
+    "gru": lambda: api.RunConfig(model="gru", model_config=api.make_config("gru", {}), train=api.default_train_config("gru")),
+    "lstm": lambda: api.RunConfig(model="lstm", model_config=api.make_config("lstm", {}), train=api.default_train_config("lstm")),
+    "preset default": lambda: api.preset_config("default"),
+    "preset best": lambda: api.preset_config("best"),
+}
+
+
+def path_steps(config: api.RunConfig, data) -> tuple[dict, bool]:
+    """One training-step function per path, each with its own model and trainer; and the
+    path the model itself picks (True: padded)."""
+    steps, picks_padded = {}, None
+    for path in ("packed", "padded"):
+        torch.manual_seed(0)
+        model = build_model(config.model, config.model_config, data.vocab.size)
+        picks_padded = model.runs_padded(torch.zeros(1, dtype=torch.float32))
+        model.runs_padded = lambda x, padded=(path == "padded"): padded  # force this path
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(model, make_batcher(model, data.corpus("train")), None, config.train, tmp,
+                              save=lambda *a: None, progress=False)
+        counter = iter(range(10**9))
+        steps[path] = lambda trainer=trainer, counter=counter: trainer._train_step(next(counter))
+    return steps, picks_padded
+
+
+def time_paths(steps: dict, args) -> dict:
+    for step in steps.values():  # warm-up
+        for _ in range(args.warmup):
+            step()
+    rounds = {path: [] for path in steps}
+    for _ in range(args.rounds):
+        for path, step in steps.items():
+            started = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            rounds[path].append((time.perf_counter() - started) / args.steps * 1000)
+    return {path: {"ms_per_step": statistics.median(ms), "rounds_ms": ms} for path, ms in rounds.items()}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", help="words file, e.g. ../shared/data/names.txt")
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--steps", type=int, default=20, help="training steps per timed round")
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds (the median is reported)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/rnn_paths.json"))
+    args = p.parse_args(argv)
+
+    data = api.load_data(api.DataConfig(input=args.data))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN "
+          f"{'on' if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else 'off'}")
+    print(f"{'config':<16} {'model':<32} {'packed ms':>9} {'padded ms':>9} {'picks':>7} {'gain':>6}  (median of {args.rounds})")
+    results = {}
+    for name in args.configs:
+        config = CONFIGS[name]()
+        steps, picks_padded = path_steps(config, data)
+        timing = time_paths(steps, args)
+        packed, padded = timing["packed"]["ms_per_step"], timing["padded"]["ms_per_step"]
+        pick = "padded" if picks_padded else "packed"
+        other = "packed" if picks_padded else "padded"
+        gain = timing[other]["ms_per_step"] / timing[pick]["ms_per_step"]  # < 1: the pick is the slower
+        c = config.model_config
+        model = f"{config.model} {c.n_layers}x{c.n_hidden}, batch {config.train.batch_size}"
+        print(f"{name:<16} {model:<32} {packed:9.2f} {padded:9.2f} {pick:>7} {gain:5.2f}x", flush=True)
+        results[name] = {"model": model, "picks": pick, "gain": gain, **timing}
+
+    result = {"benchmark": "rnn_paths", "torch": torch.__version__, "python": platform.python_version(),
+              "threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(args).items()}, "configs": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
