@@ -12,17 +12,15 @@ order-2 NLL over all words (2.45401 for k=0, 2.45458 for k=1).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from makemore import api
 from makemore.models import build_model, make_config
 from makemore.trainer import evaluate_nll, make_batcher
+from benchlib import write_json  # benchmarks/benchlib.py
 
 VARIANTS = [("add-k k=1", {"smoothing": "add-k", "k": 1.0}), ("add-k k=0.01", {"smoothing": "add-k", "k": 0.01}),
             ("kneser-ney", {"smoothing": "kneser-ney", "discount": 0.75})]
@@ -68,12 +66,7 @@ def main() -> None:
             results["rows"].append(row)
             print(f"{order:>5} {label:<13} {row['train_nll']:>9.4f} {row['dev_nll']:>8.4f} {row['fit_ms_median']:>8.1f} {table_kb:>9.0f}")
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    write_json(args.out, results)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,8 @@ Prints a table and writes JSON (default benchmarks/results/rnn_paths.json).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -29,6 +25,7 @@ import torch
 from makemore import api
 from makemore.models import build_model
 from makemore.trainer import Trainer, make_batcher
+from benchlib import time_in_turns, write_json  # benchmarks/benchlib.py
 
 CONFIGS = {
     "rnn": lambda: api.RunConfig(model="rnn", model_config=api.make_config("rnn", {}), train=api.default_train_config("rnn")),
@@ -56,20 +53,6 @@ def path_steps(config: api.RunConfig, data) -> tuple[dict, bool]:
     return steps, picks_padded
 
 
-def time_paths(steps: dict, args) -> dict:
-    for step in steps.values():  # warm-up
-        for _ in range(args.warmup):
-            step()
-    rounds = {path: [] for path in steps}
-    for _ in range(args.rounds):
-        for path, step in steps.items():
-            started = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            rounds[path].append((time.perf_counter() - started) / args.steps * 1000)
-    return {path: {"ms_per_step": statistics.median(ms), "rounds_ms": ms} for path, ms in rounds.items()}
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="words file, e.g. ../shared/data/names.txt")
@@ -88,7 +71,7 @@ def main(argv=None) -> None:
     for name in args.configs:
         config = CONFIGS[name]()
         steps, picks_padded = path_steps(config, data)
-        timing = time_paths(steps, args)
+        timing = time_in_turns(steps, rounds=args.rounds, calls=args.steps, warmup=args.warmup)
         packed, padded = timing["packed"]["ms_per_step"], timing["padded"]["ms_per_step"]
         pick = "padded" if picks_padded else "packed"
         other = "packed" if picks_padded else "padded"
@@ -100,11 +83,7 @@ def main(argv=None) -> None:
 
     result = {"benchmark": "rnn_paths", "torch": torch.__version__, "python": platform.python_version(),
               "threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(args).items()}, "configs": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import write_json  # benchmarks/benchlib.py
+
 # name -> makemore train options
 CONFIGS: dict[str, list[str]] = {
     "default": ["--preset", "default"],
@@ -101,14 +103,10 @@ def main() -> None:
               f"{med['steps_per_s']:>8.0f} {med['peak_rss_mb']:>8.0f}", flush=True)
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}
     previous.update(results)
     previous["_machine"] = {"cpus": os.cpu_count(), "torch_threads": __import__("torch").get_num_threads()}
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(previous, indent=2) + "\n")
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    write_json(out, previous)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ Prints tables and writes JSON (default benchmarks/results/transformer_speed.json
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -44,6 +43,7 @@ from makemore import api
 from makemore.models.transformer import Transformer, TransformerConfig
 from makemore.sampling import generate_tokens
 from makemore.trainer import SequenceBatcher, TrainConfig, Trainer
+from benchlib import time_in_turns, write_json  # benchmarks/benchlib.py
 
 # -- the reference: karpathy/makemore's Transformer, re-implemented for comparison ---------
 
@@ -182,21 +182,6 @@ def step_parts(trainer: Trainer, batch_size: int) -> dict:
     return {"batch": batch, "forward": forward, "forward+backward": forward_backward, "optimizer": optimizer.step}
 
 
-def time_training(steps: dict, args) -> dict:
-    for step in steps.values():  # warm-up
-        for _ in range(args.warmup):
-            step()
-    rounds = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            t = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            rounds[name].append((time.perf_counter() - t) / args.steps * 1000)
-    return {name: {"ms_per_step": statistics.median(ms), "best_ms": min(ms), "steps_per_s": 1000 / statistics.median(ms),
-                   "rounds_ms": ms} for name, ms in rounds.items()}
-
-
 def train_for_sampling(data, args) -> Transformer:
     """Our transformer trained briefly, so that sampled names end where real names end."""
     config = api.RunConfig(
@@ -274,14 +259,15 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model: {args.n_layer} layers, "
           f"{args.n_embd} dims, {args.n_head} heads; batch {args.batch}")
     steps, trainer = make_steps(data, args)
-    train = time_training(steps, args)
+    train = time_in_turns(steps, rounds=args.rounds, calls=args.steps, warmup=args.warmup)
     print(f"\ntraining step: median (best) of {args.rounds} rounds of {args.steps} steps")
     print(f"{'implementation':<12} {'ms/step':>8} {'best':>7} {'steps/s':>8}")
     for name, r in train.items():
         print(f"{name:<12} {r['ms_per_step']:8.2f} {r['best_ms']:7.2f} {r['steps_per_s']:8.0f}")
     speedup = train["reference"]["ms_per_step"] / train["makemore"]["ms_per_step"]
     print(f"speed-up {speedup:.2f}x")
-    parts = time_training({**step_parts(trainer, args.batch), "whole step": steps["makemore"]}, args)
+    parts = time_in_turns({**step_parts(trainer, args.batch), "whole step": steps["makemore"]},
+                          rounds=args.rounds, calls=args.steps, warmup=args.warmup)
     print(f"\nmakemore's step in parts: median of {args.rounds} rounds, taking turns")
     for name, r in parts.items():
         print(f"{name:<17} {r['ms_per_step']:6.2f} ms")
@@ -300,11 +286,7 @@ def main(argv=None) -> None:
         "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "peak_rss_mb": peak_mb,
         "train": train, "speedup": speedup, "step_parts": parts, "sample": sample,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,15 @@ from conftest import TINY_ALPHABET, make_tiny_words, write_words
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def load_script(name: str, monkeypatch):
+    """Import ``benchmarks/<name>.py`` as a module (with ``benchmarks/`` on the path, as when run)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -75,11 +84,9 @@ def test_bench_train_reports_medians_and_keeps_earlier_results(corpus, tmp_path)
         assert result["bigram"]["median"][key] == statistics.median(r[key] for r in runs)
 
 
-def test_bench_transformer_speed_times_both_steps_and_samplers(corpus, tmp_path):
+def test_bench_transformer_speed_times_both_steps_and_samplers(corpus, tmp_path, monkeypatch):
     path, _ = corpus
-    spec = importlib.util.spec_from_file_location("bench_transformer_speed", BENCHMARKS / "bench_transformer_speed.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_transformer_speed", monkeypatch)
     out = tmp_path / "speed.json"
     bench.main([str(path), "--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--steps", "2", "--rounds", "2",
                 "--warmup", "1", "--train-steps", "4", "--sample-batches", "3", "7", "--sample-names", "3",
@@ -93,11 +100,9 @@ def test_bench_transformer_speed_times_both_steps_and_samplers(corpus, tmp_path)
         ("makemore", 3), ("makemore", 7), ("reference", 3), ("reference", 7)]
 
 
-def test_bench_rnn_paths_times_both_paths_and_reports_the_models_pick(corpus, tmp_path):
+def test_bench_rnn_paths_times_both_paths_and_reports_the_models_pick(corpus, tmp_path, monkeypatch):
     path, _ = corpus
-    spec = importlib.util.spec_from_file_location("bench_rnn_paths", BENCHMARKS / "bench_rnn_paths.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_rnn_paths", monkeypatch)
     out = tmp_path / "rnn_paths.json"
     bench.main([str(path), "--configs", "gru", "lstm", "--steps", "1", "--rounds", "2", "--warmup", "1", "--out", str(out)])
     configs = json.loads(out.read_text())["configs"]

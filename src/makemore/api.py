@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from makemore import __version__
-from makemore.checkpoint import atomic_write_text, load_checkpoint, read_meta, save_checkpoint
+from makemore.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from makemore.data import DEFAULT_MAX_ITEM_LEN, EncodedCorpus, Split, Vocab, parse_words, read_words, split_words  # noqa: F401
 from makemore.errors import MakemoreError
 from makemore.models import build_model, get_family, make_config, model_names

@@ -1,0 +1,44 @@
+"""Helpers shared by the benchmark scripts: timing in turns on a noisy machine, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def time_in_turns(fns: dict[str, Callable[[], object]], *, rounds: int, calls: int, warmup: int) -> dict:
+    """Milliseconds per call of each function, timed in turns so a busy spell hits all alike.
+
+    Every round times ``calls`` calls of each function in turn, after ``warmup`` untimed calls
+    of each.
+
+    Returns:
+        name -> ``ms_per_step`` (median over rounds), ``best_ms``, ``steps_per_s`` (from the
+        median) and ``rounds_ms`` (every round).
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    per_round: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            per_round[name].append((time.perf_counter() - started) / calls * 1000)
+    return {name: {"ms_per_step": statistics.median(ms), "best_ms": min(ms), "steps_per_s": 1000 / statistics.median(ms),
+                   "rounds_ms": ms} for name, ms in per_round.items()}
+
+
+def write_json(path: str | Path, result: dict) -> None:
+    """Write ``result`` to ``path`` atomically (a temporary file, then a rename); say where."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
