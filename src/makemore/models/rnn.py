@@ -1,8 +1,8 @@
 """Recurrent language models: vanilla (tanh) RNN, GRU and LSTM.
 
 The recurrence runs in PyTorch's C++ kernels (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``; on CPU
-the LSTM's is oneDNN's), so there is no Python loop over time. ``next_token_logits`` keeps the hidden state between
-calls, so sampling feeds one new token per step.
+the LSTM's is oneDNN's), so there is no Python loop over time. ``next_token_logits`` keeps
+the hidden state between calls, so sampling feeds one new token per step.
 """
 
 from __future__ import annotations
