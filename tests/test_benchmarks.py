@@ -112,3 +112,23 @@ def test_bench_rnn_paths_times_both_paths_and_reports_the_models_pick(corpus, tm
         other = "packed" if result["picks"] == "padded" else "padded"
         assert result["gain"] == pytest.approx(result[other]["ms_per_step"] / result[result["picks"]]["ms_per_step"])
         assert len(result["packed"]["rounds_ms"]) == len(result["padded"]["rounds_ms"]) == 2
+
+
+def test_bench_dropout_times_both_dropouts_and_restores_ours(corpus, tmp_path, monkeypatch):
+    from makemore.models import base, rnn
+
+    path, _ = corpus
+    ours = base.dropout
+    bench = load_script("bench_dropout", monkeypatch)
+    out = tmp_path / "dropout.json"
+    bench.main([str(path), "--configs", "preset default", "transformer", "--steps", "1", "--calls", "2",
+                "--rounds", "2", "--warmup", "1", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert base.dropout is ours and rnn.dropout is ours
+    assert set(result["alone"]) == set(bench.SIZES)
+    for timing in result["alone"].values():
+        assert set(timing) == {f"{kind} {impl}" for kind in ("forward", "forward+backward") for impl in ("torch", "makemore")}
+    assert set(result["steps"]) == {"preset default", "transformer"}
+    for timing in result["steps"].values():
+        assert timing["speedup"] == pytest.approx(timing["torch"]["ms_per_step"] / timing["makemore"]["ms_per_step"])
+        assert len(timing["torch"]["rounds_ms"]) == len(timing["makemore"]["rounds_ms"]) == 2

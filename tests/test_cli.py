@@ -591,4 +591,5 @@ def test_train_without_model_or_preset_uses_the_default_preset():
     family = run_config_from_args(build_parser().parse_args(["train", "-o", "run", "--model", "lstm"]))
     assert family.model_config == api.make_config("lstm") and family.train == api.default_train_config("lstm")
     tuned = run_config_from_args(build_parser().parse_args(["train", "-o", "run", "--preset", "best", "--steps", "7"]))
-    assert tuned.model == "lstm" and tuned.train.steps == 7 and tuned.model_config.dropout == 0.4
+    assert tuned.model == "lstm" and tuned.train.steps == 7 and tuned.model_config.dropout == 0.3
+    assert tuned.model_config.weight_dropout == 0.2

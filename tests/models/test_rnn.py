@@ -43,11 +43,14 @@ def test_config_defaults():
 @pytest.mark.parametrize("cell, module", [("rnn", nn.RNN), ("gru", nn.GRU), ("lstm", nn.LSTM)])
 def test_cell_type(cell, module):
     model = make(cell, n_layers=2)
-    assert type(model.rnn) is module and model.rnn.num_layers == 2 and model.rnn.batch_first
+    assert len(model.rnn) == 2  # one single-layer module per layer
+    for layer, input_size in zip(model.rnn, (64, 256)):
+        assert type(layer) is module and layer.num_layers == 1 and layer.batch_first
+        assert (layer.input_size, layer.hidden_size) == (input_size, 256)
+        if cell == "rnn":
+            assert layer.nonlinearity == "tanh"
     assert model.input_kind == "sequence" and model.vocab_size == V
     assert not model.has_position_limit  # sampling may run past block_size
-    if cell == "rnn":
-        assert model.rnn.nonlinearity == "tanh"
 
 
 def test_bad_config_is_an_error():
@@ -57,6 +60,8 @@ def test_bad_config_is_an_error():
         RNNModel(RNNConfig(n_hidden=0), V)
     with pytest.raises(MakemoreError):
         RNNModel(RNNConfig(dropout=1.0), V)
+    with pytest.raises(MakemoreError, match="weight_dropout"):
+        RNNModel(RNNConfig(weight_dropout=-0.1), V)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -141,7 +146,7 @@ def test_packed_training_pass_matches_the_padded_one(cell, onednn):
 def test_cached_next_token_logits_match_full_recomputation(cell, n_layers):
     model = make(cell, n_embd=8, n_hidden=16, n_layers=n_layers).eval()
     fed = []
-    model.rnn.register_forward_pre_hook(lambda m, args: fed.append(args[0].size(1)))
+    model.rnn[0].register_forward_pre_hook(lambda m, args: fed.append(args[0].size(1)))
     g = torch.Generator().manual_seed(3)
     idx = torch.cat([torch.zeros(5, 1, dtype=torch.long), torch.randint(1, V, (5, 2), generator=g)], dim=1)
     cache = None
@@ -166,6 +171,63 @@ def test_dropout_is_active_only_in_training(cell):
     assert not torch.allclose(model(idx)[0], model(idx)[0])
     model.eval()
     torch.testing.assert_close(model(idx)[0], model(idx)[0])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_dropout_between_layers(cell):
+    """The second layer reads the first layer's output with about half of it zeroed and the
+    rest doubled (p = 0.5) in training, and reads it unchanged in eval."""
+    model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.5)
+    idx = torch.randint(0, V, (4, 6))
+    outputs, inputs = [], []
+    model.rnn[0].register_forward_hook(lambda m, args, out: outputs.append(out[0]))
+    model.rnn[1].register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    with torch.no_grad():
+        model(idx)
+        first, second = outputs[-1], inputs[-1]
+        kept = second != 0
+        assert 0.35 < kept.float().mean() < 0.65
+        torch.testing.assert_close(second[kept], 2 * first[kept], atol=0, rtol=0)
+        model.eval()
+        model(idx)
+        assert torch.equal(inputs[-1], outputs[-1])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_weight_dropout_masks_hidden_to_hidden_weights_in_training_only(cell):
+    model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.0, weight_dropout=0.5)
+    idx, targets = padded_batch([[3, 1, 4, 1, 5], [9, 2, 6]])
+    torch.manual_seed(0)
+    _, loss = model(idx, targets)
+    loss.backward()
+    for layer in model.rnn:
+        grad = layer.weight_hh_l0.grad
+        dropped = grad == 0  # a dropped weight gets no gradient
+        assert 0.3 < dropped.float().mean() < 0.7
+        assert layer.weight_ih_l0.grad.ne(0).float().mean() > 0.9  # input weights are not dropped
+    assert not torch.allclose(model(idx)[0], model(idx)[0])  # a new mask every call
+    model.eval()
+    plain = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.0).eval()
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(idx)[0], plain(idx)[0], atol=0, rtol=0)  # eval: no dropout
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_checkpoints_of_the_stacked_layout_still_load(cell):
+    """Runs saved when the layers were one stacked module name them ``rnn.weight_ih_l1``."""
+    model = make(cell, n_embd=8, n_hidden=16, n_layers=2).eval()
+    stacked = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("rnn."):
+            _, layer, name = key.split(".")
+            key = f"rnn.{name[: -len('_l0')]}_l{layer}"
+        stacked[key] = value
+    assert "rnn.weight_hh_l1" in stacked
+    clone = make(cell, seed=1, n_embd=8, n_hidden=16, n_layers=2).eval()
+    clone.load_state_dict(stacked)
+    idx = torch.randint(0, V, (3, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(clone(idx)[0], model(idx)[0], atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from makemore.errors import MakemoreError
-from makemore.models.base import LanguageModel
+from makemore.models.base import Dropout, LanguageModel
 
 TANH_GAIN = 5.0 / 3.0
 
@@ -105,7 +105,7 @@ class MLP(LanguageModel):
                 layers.append(BatchNorm(config.n_hidden, config.bn_momentum, config.eps))
             layers.append(nn.Tanh())
             if config.dropout:
-                layers.append(nn.Dropout(config.dropout))
+                layers.append(Dropout(config.dropout))
             fan_in = config.n_hidden
         self.hidden = nn.Sequential(*layers)
         self.out = nn.Linear(config.n_hidden, vocab_size)

@@ -1,8 +1,12 @@
 """Recurrent language models: vanilla (tanh) RNN, GRU and LSTM.
 
 The recurrence runs in PyTorch's C++ kernels (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``; on CPU
-the LSTM's is oneDNN's), so there is no Python loop over time. ``next_token_logits`` keeps
-the hidden state between calls, so sampling feeds one new token per step.
+the LSTM's is oneDNN's), so there is no Python loop over time; one single-layer module per
+layer, so that the dropout between layers is makemore's faster CPU dropout. Regularisation:
+dropout on the embeddings, between layers and before the output layer, and optionally
+DropConnect on the hidden-to-hidden weights (``weight_dropout``, as in AWD-LSTM).
+``next_token_logits`` keeps the hidden state between calls, so sampling feeds one new token
+per step.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.func import functional_call
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from makemore.errors import MakemoreError
-from makemore.models.base import LanguageModel, Packing
+from makemore.models.base import Dropout, LanguageModel, Packing, dropout
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -28,6 +33,7 @@ class RNNConfig:
     n_hidden: int = 256  # hidden state size
     n_layers: int = 1  # stacked recurrent layers
     dropout: float = 0.2  # on the embeddings, between layers and before the output layer
+    weight_dropout: float = 0.0  # DropConnect on the hidden-to-hidden weights (AWD-LSTM), training only
     block_size: int = 0  # 0: set by the API to the longest training item + 1 (recorded only)
     cell: str = "rnn"  # "rnn" (tanh), "gru" or "lstm"
     default_train: ClassVar[dict] = dict(
@@ -45,6 +51,16 @@ class LSTMConfig(RNNConfig):
     cell: str = "lstm"
 
 
+def _stacked_to_per_layer_keys(module, state_dict, prefix, *args) -> None:
+    """Load hook: checkpoints written before the layers were split (one stacked module)
+    name layer k's weights ``rnn.weight_ih_l{k}``; they are now ``rnn.{k}.weight_ih_l0``."""
+    for key in list(state_dict):
+        name = key[len(prefix) :]
+        if key.startswith(prefix) and name.startswith("rnn.") and "_l" in name and name.count(".") == 1:
+            base, layer = name[len("rnn.") :].rsplit("_l", 1)
+            state_dict[f"{prefix}rnn.{layer}.{base}_l0"] = state_dict.pop(key)
+
+
 class RNNModel(LanguageModel):
     """Embedding -> recurrent layers -> Linear: idx ``(B, T)`` -> logits ``(B, T, V)``."""
 
@@ -59,6 +75,8 @@ class RNNModel(LanguageModel):
             raise MakemoreError("rnn n_embd, n_hidden and n_layers must be positive")
         if not 0.0 <= config.dropout < 1.0:
             raise MakemoreError(f"rnn dropout must be in [0, 1), got {config.dropout}")
+        if not 0.0 <= config.weight_dropout < 1.0:
+            raise MakemoreError(f"rnn weight_dropout must be in [0, 1), got {config.weight_dropout}")
         if config.block_size < 0:
             raise MakemoreError(f"rnn block_size must be >= 0, got {config.block_size}")
         self.config = config
@@ -68,15 +86,13 @@ class RNNModel(LanguageModel):
 
         self.wte = nn.Embedding(vocab_size, config.n_embd)
         kwargs: dict[str, Any] = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
-        self.rnn = CELLS[config.cell](
-            config.n_embd,
-            config.n_hidden,
-            num_layers=config.n_layers,
-            batch_first=True,
-            dropout=config.dropout if config.n_layers > 1 else 0.0,
-            **kwargs,
+        # one single-layer module per layer, so that the dropout between layers is ours
+        self.rnn = nn.ModuleList(
+            CELLS[config.cell](config.n_embd if i == 0 else config.n_hidden, config.n_hidden, batch_first=True, **kwargs)
+            for i in range(config.n_layers)
         )
-        self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.register_load_state_dict_pre_hook(_stacked_to_per_layer_keys)
+        self.drop = Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.lm_head = nn.Linear(config.n_hidden, vocab_size)
         self._init_weights()
 
@@ -87,9 +103,35 @@ class RNNModel(LanguageModel):
         nn.init.normal_(self.lm_head.weight, std=0.02)
         nn.init.zeros_(self.lm_head.bias)
 
+    def _recur(self, x: Any, states: list | None = None) -> tuple[Any, list]:
+        """The recurrent layers over ``x``, a ``(B, T, n_embd)`` tensor or a packed sequence.
+
+        Args:
+            x: the layers' input.
+            states: each layer's state from a previous call (None: zeros).
+        Returns:
+            the last layer's output (like ``x``, ``n_hidden`` wide) and each layer's state.
+
+        In training, dropout applies between layers and, with ``weight_dropout``, to the
+        hidden-to-hidden matrices: one mask per matrix and step, used at every time step
+        (DropConnect, as in AWD-LSTM).
+        """
+        p = self.config.weight_dropout if self.training else 0.0
+        new_states = []
+        for i, layer in enumerate(self.rnn):
+            if i > 0:
+                x = x._replace(data=self.drop(x.data)) if isinstance(x, PackedSequence) else self.drop(x)
+            state = None if states is None else states[i]
+            if p > 0:
+                x, state = functional_call(layer, {"weight_hh_l0": dropout(layer.weight_hh_l0, p)}, (x, state))
+            else:
+                x, state = layer(x, state)
+            new_states.append(state)
+        return x, new_states
+
     def _run(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         x = self.drop(self.wte(idx))  # (B, T, n_embd)
-        h, state = self.rnn(x, state)  # (B, T, n_hidden)
+        h, state = self._recur(x, state)  # (B, T, n_hidden), one state per layer
         logits = self.lm_head(self.drop(h))  # (B, T, V)
         return logits, state
 
@@ -129,12 +171,12 @@ class RNNModel(LanguageModel):
         x = self.drop(self.wte(idx))  # (B, T, n_embd)
         if self.runs_padded(x):
             packed = Packing(needed.view(-1).nonzero().squeeze(1), B, T)
-            h, _ = self.rnn(x)  # (B, T, n_hidden), causal: padding never reaches earlier positions
+            h, _ = self._recur(x)  # (B, T, n_hidden), causal: padding never reaches earlier positions
             logits = self.lm_head(self.drop(packed.pack(h)))  # (N, V)
             loss = self.loss_from_logits(logits, targets.reshape(-1).index_select(0, packed.rows))
             return packed.unpack(logits), loss
         lengths = needed.sum(1).clamp(min=1).cpu()  # (B,) positions to run per row
-        h, _ = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        h, _ = self._recur(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
         logits = self.lm_head(self.drop(h.data))  # (N, V), time-major order of the packed rows
         packed_targets = pack_padded_sequence(targets, lengths, batch_first=True, enforce_sorted=False).data  # (N,)
         loss = self.loss_from_logits(logits, packed_targets)
@@ -144,12 +186,11 @@ class RNNModel(LanguageModel):
     def select_cache_rows(self, cache: Any, rows: torch.Tensor) -> Any:
         if cache is None:
             return None
-        state = cache["state"]  # (n_layers, B, H), or a pair of them for the LSTM
-        if isinstance(state, tuple):
-            state = tuple(t.index_select(1, rows) for t in state)
-        else:
-            state = state.index_select(1, rows)
-        return {"state": state, "n": cache["n"]}
+        states = [  # each (1, B, H), or a pair of them for the LSTM
+            tuple(t.index_select(1, rows) for t in state) if isinstance(state, tuple) else state.index_select(1, rows)
+            for state in cache["state"]
+        ]
+        return {"state": states, "n": cache["n"]}
 
     @torch.no_grad()
     def next_token_logits(self, idx: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from makemore.errors import MakemoreError
-from makemore.models.base import LanguageModel, Packing
+from makemore.models.base import Dropout, LanguageModel, Packing
 
 
 @dataclass
@@ -77,7 +77,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # fused q, k, v
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_drop = nn.Dropout(config.dropout) if config.dropout > 0 else None
+        self.resid_drop = Dropout(config.dropout) if config.dropout > 0 else None
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, packed: Packing | None = None
@@ -122,7 +122,7 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.act = nn.GELU()
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else None
+        self.drop = Dropout(config.dropout) if config.dropout > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.c_proj(self.act(self.c_fc(x)))  # (B, T, C)
@@ -175,7 +175,7 @@ class Transformer(LanguageModel):
 
         self.wte = nn.Embedding(vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
-        self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else None
+        self.drop = Dropout(config.dropout) if config.dropout > 0 else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         # With tied weights the head reuses wte.weight in forward (no second copy in state_dict).

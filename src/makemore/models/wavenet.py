@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from makemore.errors import MakemoreError
-from makemore.models.base import LanguageModel
+from makemore.models.base import Dropout, LanguageModel
 from makemore.models.mlp import BatchNorm as BatchNorm1d
 
 
@@ -104,7 +104,7 @@ class WaveNet(LanguageModel):
                 nn.Tanh(),
             ]
             if config.dropout > 0:
-                layers.append(nn.Dropout(config.dropout))
+                layers.append(Dropout(config.dropout))
             width = config.n_hidden
         self.layers = nn.Sequential(*layers)
         self.lm_head = nn.Linear(width, vocab_size)
