@@ -19,19 +19,15 @@ Prints tables and writes JSON (default benchmarks/results/dropout.json).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import platform
-import tempfile
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from makemore import api
 from makemore.models import base, build_model, rnn
-from makemore.trainer import Trainer, make_batcher
-from benchlib import time_in_turns, write_json  # benchmarks/benchlib.py
+from benchlib import step_timing_parser, time_in_turns, training_step, write_json  # benchmarks/benchlib.py
 
 ORIGINAL = base.dropout  # makemore's
 
@@ -105,11 +101,7 @@ def time_steps(args, data) -> dict:
         for impl_name, impl in (("torch", torch_dropout), ("makemore", ORIGINAL)):
             torch.manual_seed(0)
             model = build_model(config.model, config.model_config, data.vocab.size)
-            with tempfile.TemporaryDirectory() as tmp:
-                trainer = Trainer(model, make_batcher(model, data.corpus("train")), None, config.train, tmp,
-                                  save=lambda *a: None, progress=False)
-            counter = iter(range(10**9))
-            steps[impl_name] = using(impl, lambda trainer=trainer, counter=counter: trainer._train_step(next(counter)))
+            steps[impl_name] = using(impl, training_step(model, config, data))
         timing = time_in_turns(steps, rounds=args.rounds, calls=args.steps, warmup=args.warmup)
         ours, theirs = timing["makemore"]["ms_per_step"], timing["torch"]["ms_per_step"]
         print(f"{name:<30} {theirs:9.2f} {ours:9.2f} {theirs / ours:6.2f}x", flush=True)
@@ -118,14 +110,8 @@ def time_steps(args, data) -> dict:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", help="words file, e.g. ../shared/data/names.txt")
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    p.add_argument("--steps", type=int, default=20, help="training steps per timed round")
+    p = step_timing_parser(__doc__, list(CONFIGS), "benchmarks/results/dropout.json")
     p.add_argument("--calls", type=int, default=200, help="dropout calls per timed round")
-    p.add_argument("--rounds", type=int, default=7, help="timed rounds (the median is reported)")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/dropout.json"))
     args = p.parse_args(argv)
 
     data = api.load_data(api.DataConfig(input=args.data))

@@ -15,17 +15,13 @@ Prints a table and writes JSON (default benchmarks/results/rnn_paths.json).
 
 from __future__ import annotations
 
-import argparse
 import platform
-import tempfile
-from pathlib import Path
 
 import torch
 
 from makemore import api
 from makemore.models import build_model
-from makemore.trainer import Trainer, make_batcher
-from benchlib import time_in_turns, write_json  # benchmarks/benchlib.py
+from benchlib import step_timing_parser, time_in_turns, training_step, write_json  # benchmarks/benchlib.py
 
 CONFIGS = {
     "rnn": lambda: api.RunConfig(model="rnn", model_config=api.make_config("rnn", {}), train=api.default_train_config("rnn")),
@@ -45,23 +41,12 @@ def path_steps(config: api.RunConfig, data) -> tuple[dict, bool]:
         model = build_model(config.model, config.model_config, data.vocab.size)
         picks_padded = model.runs_padded(torch.zeros(1, dtype=torch.float32))
         model.runs_padded = lambda x, padded=(path == "padded"): padded  # force this path
-        with tempfile.TemporaryDirectory() as tmp:
-            trainer = Trainer(model, make_batcher(model, data.corpus("train")), None, config.train, tmp,
-                              save=lambda *a: None, progress=False)
-        counter = iter(range(10**9))
-        steps[path] = lambda trainer=trainer, counter=counter: trainer._train_step(next(counter))
+        steps[path] = training_step(model, config, data)
     return steps, picks_padded
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", help="words file, e.g. ../shared/data/names.txt")
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    p.add_argument("--steps", type=int, default=20, help="training steps per timed round")
-    p.add_argument("--rounds", type=int, default=7, help="timed rounds (the median is reported)")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/rnn_paths.json"))
-    args = p.parse_args(argv)
+    args = step_timing_parser(__doc__, list(CONFIGS), "benchmarks/results/rnn_paths.json").parse_args(argv)
 
     data = api.load_data(api.DataConfig(input=args.data))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,3 +44,28 @@ def write_json(path: str | Path, result: dict) -> None:
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, path)
     print(f"wrote {path}")
+
+
+def step_timing_parser(doc: str, configs: list[str], out: str) -> argparse.ArgumentParser:
+    """The options every training-step timing script takes: the words file, which
+    configurations, steps per round, rounds, warm-up steps and the JSON output path."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", help="words file, e.g. ../shared/data/names.txt")
+    p.add_argument("--configs", nargs="+", default=list(configs), choices=list(configs))
+    p.add_argument("--steps", type=int, default=20, help="training steps per timed round")
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds (the median is reported)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--out", type=Path, default=Path(out))
+    return p
+
+
+def training_step(model, config, data) -> Callable[[], float]:
+    """One makemore training step (batch, forward, backward, optimizer) of ``model`` per call,
+    with ``config.train``'s settings and no checkpoints."""
+    from makemore.trainer import Trainer, make_batcher
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(model, make_batcher(model, data.corpus("train")), None, config.train, tmp,
+                          save=lambda *a: None, progress=False)
+    counter = iter(range(10**9))
+    return lambda: trainer._train_step(next(counter))
