@@ -266,6 +266,7 @@ def test_train_refuses_existing_run_and_overwrite_reproduces_it(tmp_path, tiny_w
 
 @pytest.mark.parametrize("model, options", [
     ("lstm", {"n_embd": 8, "n_hidden": 16, "n_layers": 2, "dropout": 0.2}),  # oneDNN's kernel on CPU
+    ("lstm", {"n_embd": 8, "n_hidden": 16, "n_layers": 2, "dropout": 0.2, "weight_dropout": 0.3}),
     ("gru", {"n_embd": 8, "n_hidden": 16, "dropout": 0.2}),
     ("transformer", {"n_layer": 2, "n_head": 2, "n_embd": 8, "dropout": 0.1}),
 ])

@@ -92,7 +92,7 @@ class RNNModel(LanguageModel):
             for i in range(config.n_layers)
         )
         self.register_load_state_dict_pre_hook(_stacked_to_per_layer_keys)
-        self.drop = Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.drop = Dropout(config.dropout)  # p = 0: returns its input
         self.lm_head = nn.Linear(config.n_hidden, vocab_size)
         self._init_weights()
 
