@@ -7,7 +7,9 @@ integers into four 16-bit ones and compares them with the rate. This script time
   drop: LSTM embeddings and hidden states, the transformer's residual stream, an LSTM's
   hidden-to-hidden matrix (``--weight-dropout``);
 * a full training step (batch, forward, backward, AdamW) of models that use dropout, once
-  with every dropout of the model done by ``F.dropout`` (as before) and once with ours,
+  with every dropout of the model done by PyTorch (``F.dropout``; the transformer's attention
+  weights dropped inside ``scaled_dot_product_attention``) and once with ours (the
+  transformer's attention then written out),
 
 each pair taking turns in every round, on the lectures' names.txt.
 
@@ -26,10 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from makemore import api
-from makemore.models import base, build_model, rnn
+from makemore.models import base, build_model, rnn, transformer
 from benchlib import step_timing_parser, time_in_turns, training_step, write_json  # benchmarks/benchlib.py
 
 ORIGINAL = base.dropout  # makemore's
+ORIGINAL_ATTENTION = transformer.causal_attention_with_dropout  # written out, with makemore's dropout
 
 SIZES = {  # name -> (shape, p)
     "lstm embeddings 64x16x64": ((64, 16, 64), 0.25),
@@ -58,11 +61,19 @@ def torch_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Ten
     return F.dropout(x, p, training)
 
 
+def sdpa_attention_with_dropout(q, k, v, drop) -> torch.Tensor:
+    """The transformer's attention as plain PyTorch does it: dropout inside SDPA (math path)."""
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=drop.p, is_causal=True)
+
+
 def using(impl, fn):
-    """``fn`` run with ``impl`` as the dropout of every makemore model."""
+    """``fn`` run with ``impl`` as the dropout of every makemore model (for PyTorch's, the
+    transformer's attention weights are dropped inside ``scaled_dot_product_attention``)."""
+    attention = sdpa_attention_with_dropout if impl is torch_dropout else ORIGINAL_ATTENTION
 
     def run():
         base.dropout = rnn.dropout = impl
+        transformer.causal_attention_with_dropout = attention
         return fn()
 
     return run
@@ -125,6 +136,7 @@ def main(argv=None) -> None:
         steps = time_steps(args, data)
     finally:
         base.dropout = rnn.dropout = ORIGINAL
+        transformer.causal_attention_with_dropout = ORIGINAL_ATTENTION
     result = {"benchmark": "dropout", "torch": torch.__version__, "python": platform.python_version(),
               "threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(args).items()},
               "alone": alone, "steps": steps}

@@ -115,16 +115,17 @@ def test_bench_rnn_paths_times_both_paths_and_reports_the_models_pick(corpus, tm
 
 
 def test_bench_dropout_times_both_dropouts_and_restores_ours(corpus, tmp_path, monkeypatch):
-    from makemore.models import base, rnn
+    from makemore.models import base, rnn, transformer
 
     path, _ = corpus
-    ours = base.dropout
+    ours, our_attention = base.dropout, transformer.causal_attention_with_dropout
     bench = load_script("bench_dropout", monkeypatch)
     out = tmp_path / "dropout.json"
     bench.main([str(path), "--configs", "preset default", "transformer", "--steps", "1", "--calls", "2",
                 "--rounds", "2", "--warmup", "1", "--out", str(out)])
     result = json.loads(out.read_text())
     assert base.dropout is ours and rnn.dropout is ours
+    assert transformer.causal_attention_with_dropout is our_attention
     assert set(result["alone"]) == set(bench.SIZES)
     for timing in result["alone"].values():
         assert set(timing) == {f"{kind} {impl}" for kind in ("forward", "forward+backward") for impl in ("torch", "makemore")}

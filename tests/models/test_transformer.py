@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from safetensors.torch import load, save
 
 from makemore.errors import MakemoreError
-from makemore.models.transformer import Transformer, TransformerConfig
+from makemore.models.base import Dropout
+from makemore.models.transformer import Transformer, TransformerConfig, causal_attention_with_dropout
 from sequence_helpers import assert_packed_pass_matches_padded, padded_batch
 
 V = 27
@@ -249,3 +250,37 @@ def test_state_dict_round_trip_through_safetensors(tie):
     idx = torch.randint(0, V, (3, 9))
     with torch.no_grad():
         torch.testing.assert_close(clone(idx)[0], model(idx)[0], atol=0, rtol=0)
+
+
+def test_attention_with_dropout_written_out_matches_sdpa_without_dropout():
+    q, k, v = (torch.randn(3, 2, 7, 8) for _ in range(3))
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(causal_attention_with_dropout(q, k, v, torch.nn.Identity()), expected,
+                               atol=1e-6, rtol=1e-5)
+
+
+def test_attention_dropout_is_unbiased_and_causal():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 6, 4) for _ in range(3))
+    drop = Dropout(0.5)
+    draws = torch.stack([causal_attention_with_dropout(q, k, v, drop) for _ in range(4000)])
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert not torch.allclose(draws[0], expected)  # weights were dropped
+    torch.testing.assert_close(draws.mean(0), expected, atol=0.06, rtol=0)  # but not biased
+    # the first query sees only the first key: its output is v[0] * (0 or 2)
+    first = draws[:, 0, :, 0] / v[0, :, 0]
+    assert set(first.round(decimals=4).unique().tolist()) <= {0.0, 2.0}
+
+
+def test_causality_in_training_mode_with_dropout():
+    model = make(dropout=0.2).train()  # attention written out, with makemore's dropout
+    idx = torch.randint(0, V, (4, 12))
+    torch.manual_seed(1)
+    ref = model(idx)[0]
+    for t in (0, 5, 11):
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % V
+        torch.manual_seed(1)  # the same dropout masks
+        out = model(changed)[0]
+        torch.testing.assert_close(out[:, :t], ref[:, :t], atol=1e-6, rtol=0)
+        assert ((out[:, t] - ref[:, t]).abs().amax(dim=1) > 1e-6).all()
