@@ -80,7 +80,8 @@ def causal_attention_with_dropout(
     README's dropout section).
     """
     B, nh, T, hs = q.shape
-    mask = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu(1)  # (T, T): -inf above the diagonal
+    # (T, T): -inf above the diagonal, so that no query sees a later key
+    mask = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu(1)
     q, k, v = (t.reshape(B * nh, T, hs) for t in (q, k, v))
     att = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=hs**-0.5)  # (B*nh, T, T)
     att = drop(att.softmax(dim=-1))
