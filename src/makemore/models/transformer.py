@@ -93,7 +93,6 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_head = config.n_head
         self.n_embd = config.n_embd
-        self.dropout = config.dropout
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # fused q, k, v
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_drop = Dropout(config.dropout) if config.dropout > 0 else None
@@ -115,10 +114,11 @@ class CausalSelfAttention(nn.Module):
         if cache is None:
             # padding sits after every real token of its row, so causal attention keeps the
             # real queries from ever seeing it
-            if self.training and self.attn_drop is not None and x.device.type == "cpu":
-                y = causal_attention_with_dropout(q, k, v, self.attn_drop)
+            drop = self.attn_drop if self.training else None
+            if drop is not None and x.device.type == "cpu":
+                y = causal_attention_with_dropout(q, k, v, drop)
             else:
-                p = self.dropout if self.training else 0.0
+                p = 0.0 if drop is None else drop.p
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
             start = cache.n
