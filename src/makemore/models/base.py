@@ -35,6 +35,11 @@ class Packing:
     def __init__(self, rows: torch.Tensor, B: int, T: int):
         self.rows, self.B, self.T = rows, B, T  # rows: (N,) flat indices into B * T
 
+    @classmethod
+    def from_mask(cls, needed: torch.Tensor) -> Packing:
+        """The True positions of a ``(B, T)`` bool mask, row by row."""
+        return cls(needed.view(-1).nonzero().squeeze(1), *needed.shape)
+
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C) -> (N, C)."""
         return x.reshape(self.B * self.T, x.size(-1)).index_select(0, self.rows)
@@ -127,7 +132,7 @@ class LanguageModel(nn.Module):
     def needed_positions(cls, targets: torch.Tensor | None) -> torch.Tensor | None:
         """Flat indices into ``B * T`` of the ``needed_mask`` positions, row by row (or None)."""
         needed = cls.needed_mask(targets)
-        return None if needed is None else needed.view(-1).nonzero().squeeze(1)
+        return None if needed is None else Packing.from_mask(needed).rows
 
     def manual_backward_error(self) -> str | None:
         """Why this model cannot train with ``--backward manual`` (None when it can)."""

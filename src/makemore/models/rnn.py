@@ -170,7 +170,7 @@ class RNNModel(LanguageModel):
         B, T = idx.shape
         x = self.drop(self.wte(idx))  # (B, T, n_embd)
         if self.runs_padded(x):
-            packed = Packing(needed.view(-1).nonzero().squeeze(1), B, T)
+            packed = Packing.from_mask(needed)
             h, _ = self._recur(x)  # (B, T, n_hidden), causal: padding never reaches earlier positions
             logits = self.lm_head(self.drop(packed.pack(h)))  # (N, V)
             loss = self.loss_from_logits(logits, targets.reshape(-1).index_select(0, packed.rows))
