@@ -22,14 +22,13 @@ Prints tables and writes JSON (default benchmarks/results/dropout.json).
 from __future__ import annotations
 
 import dataclasses
-import platform
 
 import torch
 import torch.nn.functional as F
 
+from benchlib import run_info, step_timing_parser, time_in_turns, training_step, write_json  # benchmarks/benchlib.py
 from makemore import api
 from makemore.models import base, build_model, rnn, transformer
-from benchlib import step_timing_parser, time_in_turns, training_step, write_json  # benchmarks/benchlib.py
 
 ORIGINAL = base.dropout  # makemore's
 ORIGINAL_ATTENTION = transformer.causal_attention_with_dropout  # written out, with makemore's dropout
@@ -45,10 +44,14 @@ CONFIGS = {
     "preset default": lambda: api.preset_config("default"),
     "preset best": lambda: api.preset_config("best"),
     "best + weight_dropout 0.3": lambda: with_model_options(api.preset_config("best"), weight_dropout=0.3),
-    "transformer": lambda: api.RunConfig(model="transformer", model_config=api.make_config("transformer", {}),
-                                         train=api.default_train_config("transformer")),
-    "wavenet": lambda: api.RunConfig(model="wavenet", model_config=api.make_config("wavenet", {}),
-                                     train=api.default_train_config("wavenet")),
+    "transformer": lambda: api.RunConfig(
+        model="transformer",
+        model_config=api.make_config("transformer", {}),
+        train=api.default_train_config("transformer"),
+    ),
+    "wavenet": lambda: api.RunConfig(
+        model="wavenet", model_config=api.make_config("wavenet", {}), train=api.default_train_config("wavenet")
+    ),
 }
 
 
@@ -85,20 +88,25 @@ def time_alone(args) -> dict:
         x = torch.randn(shape, requires_grad=True)
         grad = torch.randn(shape)
 
-        def forward(impl):
+        def forward(impl, x=x, p=p):
             with torch.no_grad():
                 return impl(x, p)
 
-        def forward_backward(impl):
+        def forward_backward(impl, x=x, p=p, grad=grad):
             impl(x, p).backward(grad)
 
-        fns = {f"{kind} {impl_name}": (lambda f=f, impl=impl: f(impl))
-               for kind, f in (("forward", forward), ("forward+backward", forward_backward))
-               for impl_name, impl in (("torch", torch_dropout), ("makemore", ORIGINAL))}
+        fns = {
+            f"{kind} {impl_name}": (lambda f=f, impl=impl: f(impl))
+            for kind, f in (("forward", forward), ("forward+backward", forward_backward))
+            for impl_name, impl in (("torch", torch_dropout), ("makemore", ORIGINAL))
+        }
         results[name] = time_in_turns(fns, rounds=args.rounds, calls=args.calls, warmup=args.warmup // 2 + 1)
         r = {k: v["ms_per_step"] * 1000 for k, v in results[name].items()}
-        print(f"{name:<30} {r['forward torch']:9.0f} {r['forward makemore']:9.0f} "
-              f"{r['forward+backward torch']:9.0f} {r['forward+backward makemore']:9.0f}", flush=True)
+        print(
+            f"{name:<30} {r['forward torch']:9.0f} {r['forward makemore']:9.0f} "
+            f"{r['forward+backward torch']:9.0f} {r['forward+backward makemore']:9.0f}",
+            flush=True,
+        )
     return results
 
 
@@ -137,10 +145,7 @@ def main(argv=None) -> None:
     finally:
         base.dropout = rnn.dropout = ORIGINAL
         transformer.causal_attention_with_dropout = ORIGINAL_ATTENTION
-    result = {"benchmark": "dropout", "torch": torch.__version__, "python": platform.python_version(),
-              "threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(args).items()},
-              "alone": alone, "steps": steps}
-    write_json(args.out, result)
+    write_json(args.out, {**run_info("dropout", args), "alone": alone, "steps": steps})
 
 
 if __name__ == "__main__":

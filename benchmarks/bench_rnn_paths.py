@@ -15,18 +15,22 @@ Prints a table and writes JSON (default benchmarks/results/rnn_paths.json).
 
 from __future__ import annotations
 
-import platform
-
 import torch
 
+from benchlib import run_info, step_timing_parser, time_in_turns, training_step, write_json  # benchmarks/benchlib.py
 from makemore import api
 from makemore.models import build_model
-from benchlib import step_timing_parser, time_in_turns, training_step, write_json  # benchmarks/benchlib.py
 
 CONFIGS = {
-    "rnn": lambda: api.RunConfig(model="rnn", model_config=api.make_config("rnn", {}), train=api.default_train_config("rnn")),
-    "gru": lambda: api.RunConfig(model="gru", model_config=api.make_config("gru", {}), train=api.default_train_config("gru")),
-    "lstm": lambda: api.RunConfig(model="lstm", model_config=api.make_config("lstm", {}), train=api.default_train_config("lstm")),
+    "rnn": lambda: api.RunConfig(
+        model="rnn", model_config=api.make_config("rnn", {}), train=api.default_train_config("rnn")
+    ),
+    "gru": lambda: api.RunConfig(
+        model="gru", model_config=api.make_config("gru", {}), train=api.default_train_config("gru")
+    ),
+    "lstm": lambda: api.RunConfig(
+        model="lstm", model_config=api.make_config("lstm", {}), train=api.default_train_config("lstm")
+    ),
     "preset default": lambda: api.preset_config("default"),
     "preset best": lambda: api.preset_config("best"),
 }
@@ -49,9 +53,13 @@ def main(argv=None) -> None:
     args = step_timing_parser(__doc__, list(CONFIGS), "benchmarks/results/rnn_paths.json").parse_args(argv)
 
     data = api.load_data(api.DataConfig(input=args.data))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN "
-          f"{'on' if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else 'off'}")
-    print(f"{'config':<16} {'model':<32} {'packed ms':>9} {'padded ms':>9} {'picks':>7} {'gain':>6}  (median of {args.rounds})")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN "
+        f"{'on' if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else 'off'}"
+    )
+    print(
+        f"{'config':<16} {'model':<32} {'packed ms':>9} {'padded ms':>9} {'picks':>7} {'gain':>6}  (median of {args.rounds})"
+    )
     results = {}
     for name in args.configs:
         config = CONFIGS[name]()
@@ -66,9 +74,7 @@ def main(argv=None) -> None:
         print(f"{name:<16} {model:<32} {packed:9.2f} {padded:9.2f} {pick:>7} {gain:5.2f}x", flush=True)
         results[name] = {"model": model, "picks": pick, "gain": gain, **timing}
 
-    result = {"benchmark": "rnn_paths", "torch": torch.__version__, "python": platform.python_version(),
-              "threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(args).items()}, "configs": results}
-    write_json(args.out, result)
+    write_json(args.out, {**run_info("rnn_paths", args), "configs": results})
 
 
 if __name__ == "__main__":

@@ -85,22 +85,28 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown config(s): {', '.join(unknown)}")
     results = {}
-    print(f"{'config':<16} {'dev NLL':>8} {'train NLL':>9} {'wall s':>7} {'steps/s':>8} {'peak MB':>8}  (median of {args.repeats})")
+    print(
+        f"{'config':<16} {'dev NLL':>8} {'train NLL':>9} {'wall s':>7} {'steps/s':>8} {'peak MB':>8}  (median of {args.repeats})"
+    )
     for name in args.configs:
         runs = []
         for repeat in range(args.repeats):
             options = CONFIGS[name] + list(args.extra)
             proc = subprocess.run(
                 [sys.executable, __file__, args.data, "--single", json.dumps(options), "--seed", str(1337 + repeat)],
-                capture_output=True, text=True,
+                capture_output=True,
+                text=True,
             )
             if proc.returncode != 0:
                 sys.exit(f"{name}: run failed:\n{proc.stderr[-2000:]}")
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         results[name] = {"options": CONFIGS[name] + list(args.extra), "median": med, "runs": runs}
-        print(f"{name:<16} {med['dev_loss']:>8.4f} {med['train_loss']:>9.4f} {med['wall_s']:>7.1f} "
-              f"{med['steps_per_s']:>8.0f} {med['peak_rss_mb']:>8.0f}", flush=True)
+        print(
+            f"{name:<16} {med['dev_loss']:>8.4f} {med['train_loss']:>9.4f} {med['wall_s']:>7.1f} "
+            f"{med['steps_per_s']:>8.0f} {med['peak_rss_mb']:>8.0f}",
+            flush=True,
+        )
 
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.exists() else {}

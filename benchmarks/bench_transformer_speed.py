@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -39,11 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchlib import run_info, time_in_turns, write_json  # benchmarks/benchlib.py
 from makemore import api
+from makemore.config import TrainConfig
 from makemore.models.transformer import Transformer, TransformerConfig
 from makemore.sampling import generate_tokens
-from makemore.trainer import SequenceBatcher, TrainConfig, Trainer
-from benchlib import time_in_turns, write_json  # benchmarks/benchlib.py
+from makemore.trainer import Trainer
 
 # -- the reference: karpathy/makemore's Transformer, re-implemented for comparison ---------
 
@@ -77,8 +77,9 @@ class ReferenceBlock(nn.Module):
         self.ln_1 = nn.LayerNorm(n_embd)
         self.attn = ReferenceAttention(n_embd, n_head, block_size)
         self.ln_2 = nn.LayerNorm(n_embd)
-        self.mlp = nn.ModuleDict(dict(c_fc=nn.Linear(n_embd, 4 * n_embd), c_proj=nn.Linear(4 * n_embd, n_embd),
-                                      act=ReferenceGELU()))
+        self.mlp = nn.ModuleDict(
+            dict(c_fc=nn.Linear(n_embd, 4 * n_embd), c_proj=nn.Linear(4 * n_embd, n_embd), act=ReferenceGELU())
+        )
 
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))
@@ -90,10 +91,14 @@ class ReferenceTransformer(nn.Module):
     def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd):
         super().__init__()
         self.block_size = block_size
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(vocab_size, n_embd), wpe=nn.Embedding(block_size, n_embd),
-            h=nn.ModuleList([ReferenceBlock(n_embd, n_head, block_size) for _ in range(n_layer)]),
-            ln_f=nn.LayerNorm(n_embd)))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(vocab_size, n_embd),
+                wpe=nn.Embedding(block_size, n_embd),
+                h=nn.ModuleList([ReferenceBlock(n_embd, n_head, block_size) for _ in range(n_layer)]),
+                ln_f=nn.LayerNorm(n_embd),
+            )
+        )
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
 
     def forward(self, idx, targets=None):
@@ -111,7 +116,7 @@ class ReferenceTransformer(nn.Module):
     @torch.no_grad()
     def generate(self, idx, max_new_tokens):
         for _ in range(max_new_tokens):
-            idx_cond = idx if idx.size(1) <= self.block_size else idx[:, -self.block_size:]
+            idx_cond = idx if idx.size(1) <= self.block_size else idx[:, -self.block_size :]
             logits, _ = self(idx_cond)
             probs = F.softmax(logits[:, -1, :], dim=-1)
             idx = torch.cat((idx, torch.multinomial(probs, num_samples=1)), dim=1)
@@ -154,13 +159,13 @@ def make_steps(data, args) -> dict:
     steps["reference"] = ref_step
 
     torch.manual_seed(0)
-    config = TransformerConfig(block_size=block_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=0.0)
+    config = TransformerConfig(
+        block_size=block_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=0.0
+    )
     ours = Transformer(config, V)
     train_config = TrainConfig(steps=10**9, batch_size=args.batch, lr=5e-4, weight_decay=0.01, schedule="constant")
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(ours, SequenceBatcher(train), None, train_config, tmp, save=lambda *a: None, progress=False)
-    counter = iter(range(10**9))
-    steps["makemore"] = lambda: trainer._train_step(next(counter))
+    trainer = Trainer(ours, ours.batcher(train), train_config)
+    steps["makemore"] = trainer.step
     return steps, trainer
 
 
@@ -170,7 +175,7 @@ def step_parts(trainer: Trainer, batch_size: int) -> dict:
     model, optimizer = trainer.model, trainer.optimizer
 
     def batch():
-        return trainer.train_batcher.sample(batch_size, trainer.generator)
+        return trainer.batcher.sample(batch_size, trainer.generator)
 
     def forward():
         return model(*batch())[1]
@@ -188,8 +193,14 @@ def train_for_sampling(data, args) -> Transformer:
         model="transformer",
         model_config=api.make_config("transformer", dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)),
         data=api.DataConfig(input=args.data),
-        train=TrainConfig(steps=args.train_steps, batch_size=args.batch, lr=1e-3, warmup_steps=100,
-                          eval_interval=args.train_steps, log_interval=args.train_steps),
+        train=TrainConfig(
+            steps=args.train_steps,
+            batch_size=args.batch,
+            lr=1e-3,
+            warmup_steps=100,
+            eval_interval=args.train_steps,
+            log_interval=args.train_steps,
+        ),
     )
     with tempfile.TemporaryDirectory() as tmp:
         metrics = api.train(config, tmp, progress=False)
@@ -201,16 +212,26 @@ def train_for_sampling(data, args) -> Transformer:
 def time_sampling(model: Transformer, args) -> list[dict]:
     """Names per second, ours and the reference's sampler on the same weights, taking turns."""
     ref = ReferenceTransformer(model.vocab_size, model.block_size, args.n_layer, args.n_head, args.n_embd).eval()
-    state = {k.replace("blocks.", "transformer.h.").replace("wte", "transformer.wte").replace("wpe", "transformer.wpe")
-             .replace("ln_f", "transformer.ln_f"): v for k, v in model.state_dict().items()}
+    state = {
+        k.replace("blocks.", "transformer.h.")
+        .replace("wte", "transformer.wte")
+        .replace("wpe", "transformer.wpe")
+        .replace("ln_f", "transformer.ln_f"): v
+        for k, v in model.state_dict().items()
+    }
     loaded = ref.load_state_dict(state, strict=False)  # the reference's causal-mask buffers stay its own
     assert not loaded.unexpected_keys and all(k.endswith("attn.bias") for k in loaded.missing_keys), loaded
     model.eval()
     max_len = model.block_size - 1
 
     def ours(batch, seed):
-        return generate_tokens(model, batch, prefix_ids=torch.zeros(0, dtype=torch.int64),
-                               generator=torch.Generator().manual_seed(seed), max_len=max_len)
+        return generate_tokens(
+            model,
+            batch,
+            prefix_ids=torch.zeros(0, dtype=torch.int64),
+            generator=torch.Generator().manual_seed(seed),
+            max_len=max_len,
+        )
 
     def reference(batch, seed):
         torch.manual_seed(seed)
@@ -221,7 +242,7 @@ def time_sampling(model: Transformer, args) -> list[dict]:
         per_round = max(1, args.sample_names // batch)  # batches per timed round
         times = {"reference": [], "makemore": []}
         lengths = []
-        for name, fn in (("reference", reference), ("makemore", ours)):
+        for _, fn in (("reference", reference), ("makemore", ours)):
             fn(batch, 0)  # warm-up
         for r in range(args.sample_rounds):
             for name, fn in (("reference", reference), ("makemore", ours)):
@@ -232,8 +253,15 @@ def time_sampling(model: Transformer, args) -> list[dict]:
                         lengths.append(float(((out[:, 1:] != 0).cumprod(1)).sum(1).float().mean()))
                 times[name].append((time.perf_counter() - t) / (per_round * batch))
         for name, per_name in times.items():
-            results.append({"sampler": name, "batch": batch, "names_per_s": 1 / statistics.median(per_name),
-                            "best_names_per_s": 1 / min(per_name), "mean_length": statistics.mean(lengths)})
+            results.append(
+                {
+                    "sampler": name,
+                    "batch": batch,
+                    "names_per_s": 1 / statistics.median(per_name),
+                    "best_names_per_s": 1 / min(per_name),
+                    "mean_length": statistics.mean(lengths),
+                }
+            )
     return results
 
 
@@ -256,8 +284,10 @@ def main(argv=None) -> None:
 
     load_start = os.getloadavg()
     data = api.load_data(api.DataConfig(input=args.data))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model: {args.n_layer} layers, "
-          f"{args.n_embd} dims, {args.n_head} heads; batch {args.batch}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; model: {args.n_layer} layers, "
+        f"{args.n_embd} dims, {args.n_head} heads; batch {args.batch}"
+    )
     steps, trainer = make_steps(data, args)
     train = time_in_turns(steps, rounds=args.rounds, calls=args.steps, warmup=args.warmup)
     print(f"\ntraining step: median (best) of {args.rounds} rounds of {args.steps} steps")
@@ -266,8 +296,12 @@ def main(argv=None) -> None:
         print(f"{name:<12} {r['ms_per_step']:8.2f} {r['best_ms']:7.2f} {r['steps_per_s']:8.0f}")
     speedup = train["reference"]["ms_per_step"] / train["makemore"]["ms_per_step"]
     print(f"speed-up {speedup:.2f}x")
-    parts = time_in_turns({**step_parts(trainer, args.batch), "whole step": steps["makemore"]},
-                          rounds=args.rounds, calls=args.steps, warmup=args.warmup)
+    parts = time_in_turns(
+        {**step_parts(trainer, args.batch), "whole step": steps["makemore"]},
+        rounds=args.rounds,
+        calls=args.steps,
+        warmup=args.warmup,
+    )
     print(f"\nmakemore's step in parts: median of {args.rounds} rounds, taking turns")
     for name, r in parts.items():
         print(f"{name:<17} {r['ms_per_step']:6.2f} ms")
@@ -281,10 +315,15 @@ def main(argv=None) -> None:
     print(f"\npeak RSS {peak_mb:.0f} MB; load average at start {load_start}, at end {os.getloadavg()}")
 
     result = {
-        "benchmark": "transformer_speed", "torch": torch.__version__, "python": platform.python_version(),
-        "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(args).items()},
-        "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "peak_rss_mb": peak_mb,
-        "train": train, "speedup": speedup, "step_parts": parts, "sample": sample,
+        **run_info("transformer_speed", args),
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
+        "peak_rss_mb": peak_mb,
+        "train": train,
+        "speedup": speedup,
+        "step_parts": parts,
+        "sample": sample,
     }
     write_json(args.out, result)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,17 +30,39 @@ def time_in_turns(fns: dict[str, Callable[[], object]], *, rounds: int, calls: i
             for _ in range(calls):
                 fn()
             per_round[name].append((time.perf_counter() - started) / calls * 1000)
-    return {name: {"ms_per_step": statistics.median(ms), "best_ms": min(ms), "steps_per_s": 1000 / statistics.median(ms),
-                   "rounds_ms": ms} for name, ms in per_round.items()}
+    return {
+        name: {
+            "ms_per_step": statistics.median(ms),
+            "best_ms": min(ms),
+            "steps_per_s": 1000 / statistics.median(ms),
+            "rounds_ms": ms,
+        }
+        for name, ms in per_round.items()
+    }
+
+
+def run_info(benchmark: str, args) -> dict:
+    """What every result file records first: the benchmark, the software and its options."""
+    import platform
+
+    import torch
+
+    return {
+        "benchmark": benchmark,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
 
 
 def write_json(path: str | Path, result: dict) -> None:
-    """Write ``result`` to ``path`` atomically (a temporary file, then a rename); say where."""
+    """Write ``result`` to ``path`` atomically (``makemore.files``); say where."""
+    from makemore import files
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    files.atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
 
 
@@ -60,12 +80,8 @@ def step_timing_parser(doc: str, configs: list[str], out: str) -> argparse.Argum
 
 
 def training_step(model, config, data) -> Callable[[], float]:
-    """One makemore training step (batch, forward, backward, optimizer) of ``model`` per call,
-    with ``config.train``'s settings and no checkpoints."""
-    from makemore.trainer import Trainer, make_batcher
+    """One makemore training step (``Trainer.step``: batch, forward, backward, optimizer) of
+    ``model`` per call, with ``config.train``'s settings and no callbacks."""
+    from makemore.trainer import Trainer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(model, make_batcher(model, data.corpus("train")), None, config.train, tmp,
-                          save=lambda *a: None, progress=False)
-    counter = iter(range(10**9))
-    return lambda: trainer._train_step(next(counter))
+    return Trainer(model, model.batcher(data.corpus("train")), config.train).step

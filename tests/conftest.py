@@ -49,7 +49,12 @@ def tiny_mlp_config(input_path: Path, **train_overrides):
     """A RunConfig for a very small MLP on ``input_path``."""
     from makemore import api
 
-    train = dict(steps=TRAINED_RUN_STEPS, batch_size=32, eval_interval=TRAINED_RUN_EVAL_INTERVAL, log_interval=TRAINED_RUN_LOG_INTERVAL)
+    train = dict(
+        steps=TRAINED_RUN_STEPS,
+        batch_size=32,
+        eval_interval=TRAINED_RUN_EVAL_INTERVAL,
+        log_interval=TRAINED_RUN_LOG_INTERVAL,
+    )
     train.update(train_overrides)
     return api.RunConfig(
         model="mlp",

@@ -11,7 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TRAINED_RUN_EVAL_INTERVAL, TRAINED_RUN_LOG_INTERVAL, TRAINED_RUN_STEPS, tiny_mlp_config, write_words
+from conftest import (
+    TRAINED_RUN_EVAL_INTERVAL,
+    TRAINED_RUN_LOG_INTERVAL,
+    TRAINED_RUN_STEPS,
+    tiny_mlp_config,
+    write_words,
+)
 from makemore import api
 from makemore.checkpoint import load_checkpoint, save_checkpoint
 from makemore.data import EncodedCorpus, Vocab, split_words
@@ -130,7 +136,10 @@ def test_score_contexts_spelled_out(trained_run):
     assert run.model.block_size == 5
     [result] = api.score(run, ["abc"])
     assert [(c.context, c.char) for c in result.chars] == [
-        ((b, b, b, b, b), "a"), ((b, b, b, b, "a"), "b"), ((b, b, b, "a", "b"), "c"), ((b, b, "a", "b", "c"), b)
+        ((b, b, b, b, b), "a"),
+        ((b, b, b, b, "a"), "b"),
+        ((b, b, b, "a", "b"), "c"),
+        ((b, b, "a", "b", "c"), b),
     ]
 
 
@@ -146,7 +155,13 @@ def test_score_contexts_of_a_sequence_model_are_whole_prefixes(tmp_path):
     run = api.load_run(tmp_path / "run")
     b = run.vocab.boundary_symbol
     [result] = api.score(run, ["abca"])
-    assert [c.context for c in result.chars] == [(b,), (b, "a"), (b, "a", "b"), (b, "a", "b", "c"), (b, "a", "b", "c", "a")]
+    assert [c.context for c in result.chars] == [
+        (b,),
+        (b, "a"),
+        (b, "a", "b"),
+        (b, "a", "b", "c"),
+        (b, "a", "b", "c", "a"),
+    ]
     assert [c.char for c in result.chars] == ["a", "b", "c", "a", b]
 
 
@@ -264,17 +279,22 @@ def test_train_refuses_existing_run_and_overwrite_reproduces_it(tmp_path, tiny_w
         assert_same_tensors(checkpoint_tensors(out / name), load_checkpoint_bytes(before[name], tmp_path))
 
 
-@pytest.mark.parametrize("model, options", [
-    ("lstm", {"n_embd": 8, "n_hidden": 16, "n_layers": 2, "dropout": 0.2}),  # oneDNN's kernel on CPU
-    ("lstm", {"n_embd": 8, "n_hidden": 16, "n_layers": 2, "dropout": 0.2, "weight_dropout": 0.3}),
-    ("gru", {"n_embd": 8, "n_hidden": 16, "dropout": 0.2}),
-    ("transformer", {"n_layer": 2, "n_head": 2, "n_embd": 8, "dropout": 0.1}),
-])
+@pytest.mark.parametrize(
+    "model, options",
+    [
+        ("lstm", {"n_embd": 8, "n_hidden": 16, "n_layers": 2, "dropout": 0.2}),  # oneDNN's kernel on CPU
+        ("lstm", {"n_embd": 8, "n_hidden": 16, "n_layers": 2, "dropout": 0.2, "weight_dropout": 0.3}),
+        ("gru", {"n_embd": 8, "n_hidden": 16, "dropout": 0.2}),
+        ("transformer", {"n_layer": 2, "n_head": 2, "n_embd": 8, "dropout": 0.1}),
+    ],
+)
 def test_sequence_model_training_is_deterministic_given_the_seed(tmp_path, words_file, model, options):
     weights = []
     for run in ("a", "b"):
         config = api.RunConfig(
-            model=model, model_config=api.make_config(model, options), data=api.DataConfig(input=str(words_file)),
+            model=model,
+            model_config=api.make_config(model, options),
+            data=api.DataConfig(input=str(words_file)),
             train=api.default_train_config(model, dict(steps=12, batch_size=16, eval_interval=6, log_interval=6)),
         )
         api.train(config, tmp_path / run, progress=False)
@@ -322,7 +342,7 @@ def test_resume_continues_exactly(tmp_path, words_file):
 
 
 def test_resume_without_checkpoint(tmp_path):
-    with pytest.raises(MakemoreError, match="--resume"):
+    with pytest.raises(MakemoreError, match="resume"):
         api.train(None, tmp_path / "nothing", resume=True, progress=False)
     assert not (tmp_path / "nothing").exists()
 
@@ -362,10 +382,11 @@ def test_bigram_trains_and_evaluate_checks_the_file(tmp_path, tiny_words):
 
 
 def test_ngram_nll_equals_direct_count(tmp_path, tiny_words):
-    pytest.importorskip("makemore.models.ngram")
     words = write_words(tmp_path / "words.txt", tiny_words)
     config = api.RunConfig(
-        model="ngram", model_config=api.make_config("ngram", {"order": 2, "k": 1.0}), data=api.DataConfig(input=str(words))
+        model="ngram",
+        model_config=api.make_config("ngram", {"order": 2, "k": 1.0}),
+        data=api.DataConfig(input=str(words)),
     )
     metrics = api.train(config, tmp_path / "run", progress=False)
     split = split_words(tiny_words)
@@ -396,8 +417,17 @@ def test_manual_backward_training_matches_autograd(tmp_path, words_file):
     """``--backward manual`` trains a bn-mlp as autograd does: loss within 1e-5 at each of 20 steps."""
     losses, metrics = {}, {}
     for backward in ("autograd", "manual"):
-        train = dict(steps=20, batch_size=32, optimizer="sgd", lr=0.1, schedule="constant", weight_decay=0.0,
-                     eval_interval=10, log_interval=1, backward=backward)
+        train = dict(
+            steps=20,
+            batch_size=32,
+            optimizer="sgd",
+            lr=0.1,
+            schedule="constant",
+            weight_decay=0.0,
+            eval_interval=10,
+            log_interval=1,
+            backward=backward,
+        )
         config = api.RunConfig(
             model="bn-mlp",
             model_config=api.make_config("bn-mlp", {"n_embd": 4, "n_hidden": 16}),
@@ -415,8 +445,12 @@ def test_manual_backward_training_matches_autograd(tmp_path, words_file):
 
 @pytest.mark.parametrize("options", [dict(n_layers=2), dict(dropout=0.1)])
 def test_manual_backward_refused_before_anything_is_written(tmp_path, words_file, options):
-    config = api.RunConfig(model="bn-mlp", model_config=api.make_config("bn-mlp", dict(n_embd=4, n_hidden=8, **options)),
-                           data=api.DataConfig(input=str(words_file)), train=api.TrainConfig(steps=5, backward="manual"))
-    with pytest.raises(MakemoreError, match="--backward manual: .*n_layers 1 and no dropout"):
+    config = api.RunConfig(
+        model="bn-mlp",
+        model_config=api.make_config("bn-mlp", dict(n_embd=4, n_hidden=8, **options)),
+        data=api.DataConfig(input=str(words_file)),
+        train=api.TrainConfig(steps=5, backward="manual"),
+    )
+    with pytest.raises(MakemoreError, match="backward: 'manual' is not possible: .*n_layers 1 and no dropout"):
         api.train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()

@@ -73,8 +73,8 @@ def test_bench_train_reports_medians_and_keeps_earlier_results(corpus, tmp_path)
     path, _ = corpus
     out = tmp_path / "train.json"
     out.write_text(json.dumps({"mlp": {"median": {"dev_loss": 2.0}}}))
-    run_script("bench_train.py", str(path), "--configs", "bigram", "--repeats", "3", "--out", str(out),
-               "--extra", "--steps", "4", "--eval-interval", "4")
+    options = "--configs bigram --repeats 3".split()
+    run_script("bench_train.py", str(path), *options, "--out", str(out), *"--extra --steps 4 --eval-interval 4".split())
     result = json.loads(out.read_text())
     assert result["mlp"] == {"median": {"dev_loss": 2.0}}  # other configs' results are kept
     runs = result["bigram"]["runs"]
@@ -88,23 +88,31 @@ def test_bench_transformer_speed_times_both_steps_and_samplers(corpus, tmp_path,
     path, _ = corpus
     bench = load_script("bench_transformer_speed", monkeypatch)
     out = tmp_path / "speed.json"
-    bench.main([str(path), "--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--steps", "2", "--rounds", "2",
-                "--warmup", "1", "--train-steps", "4", "--sample-batches", "3", "7", "--sample-names", "3",
-                "--sample-rounds", "1", "--out", str(out)])
+    model = "--n-layer 1 --n-embd 8 --n-head 2".split()
+    timing = "--steps 2 --rounds 2 --warmup 1 --train-steps 4 --sample-batches 3 7 --sample-names 3 --sample-rounds 1"
+    bench.main([str(path), *model, *timing.split(), "--out", str(out)])
     result = json.loads(out.read_text())
     train = result["train"]
     assert result["speedup"] == pytest.approx(train["reference"]["ms_per_step"] / train["makemore"]["ms_per_step"])
     assert set(result["step_parts"]) == {"batch", "forward", "forward+backward", "optimizer", "whole step"}
-    assert all(len(r["rounds_ms"]) == 2 and r["ms_per_step"] > 0 for r in [*train.values(), *result["step_parts"].values()])
+    assert all(
+        len(r["rounds_ms"]) == 2 and r["ms_per_step"] > 0 for r in [*train.values(), *result["step_parts"].values()]
+    )
     assert sorted((r["sampler"], r["batch"]) for r in result["sample"]) == [
-        ("makemore", 3), ("makemore", 7), ("reference", 3), ("reference", 7)]
+        ("makemore", 3),
+        ("makemore", 7),
+        ("reference", 3),
+        ("reference", 7),
+    ]
 
 
 def test_bench_rnn_paths_times_both_paths_and_reports_the_models_pick(corpus, tmp_path, monkeypatch):
     path, _ = corpus
     bench = load_script("bench_rnn_paths", monkeypatch)
     out = tmp_path / "rnn_paths.json"
-    bench.main([str(path), "--configs", "gru", "lstm", "--steps", "1", "--rounds", "2", "--warmup", "1", "--out", str(out)])
+    bench.main(
+        [str(path), "--configs", "gru", "lstm", "--steps", "1", "--rounds", "2", "--warmup", "1", "--out", str(out)]
+    )
     configs = json.loads(out.read_text())["configs"]
     assert configs["gru"]["picks"] == "packed"
     assert configs["lstm"]["picks"] == ("padded" if torch.backends.mkldnn.is_available() else "packed")
@@ -121,15 +129,31 @@ def test_bench_dropout_times_both_dropouts_and_restores_ours(corpus, tmp_path, m
     ours, our_attention = base.dropout, transformer.causal_attention_with_dropout
     bench = load_script("bench_dropout", monkeypatch)
     out = tmp_path / "dropout.json"
-    bench.main([str(path), "--configs", "preset default", "transformer", "--steps", "1", "--calls", "2",
-                "--rounds", "2", "--warmup", "1", "--out", str(out)])
+    timing = "--steps 1 --calls 2 --rounds 2 --warmup 1".split()
+    bench.main([str(path), "--configs", "preset default", "transformer", *timing, "--out", str(out)])
     result = json.loads(out.read_text())
     assert base.dropout is ours and rnn.dropout is ours
     assert transformer.causal_attention_with_dropout is our_attention
     assert set(result["alone"]) == set(bench.SIZES)
     for timing in result["alone"].values():
-        assert set(timing) == {f"{kind} {impl}" for kind in ("forward", "forward+backward") for impl in ("torch", "makemore")}
+        assert set(timing) == {
+            f"{kind} {impl}" for kind in ("forward", "forward+backward") for impl in ("torch", "makemore")
+        }
     assert set(result["steps"]) == {"preset default", "transformer"}
     for timing in result["steps"].values():
         assert timing["speedup"] == pytest.approx(timing["torch"]["ms_per_step"] / timing["makemore"]["ms_per_step"])
         assert len(timing["torch"]["rounds_ms"]) == len(timing["makemore"]["rounds_ms"]) == 2
+
+
+def test_bench_compare_times_both_trees_in_turns(corpus, tmp_path):
+    path, _ = corpus
+    out = tmp_path / "compare.json"
+    repo = BENCHMARKS.parent
+    trees = ["--old", str(repo), "--new", str(repo)]
+    extra = "--extra --steps 4 --eval-interval 2 --log-interval 2".split()
+    run_script("bench_compare.py", str(path), *trees, "--configs", "mlp", "--rounds", "2", "--out", str(out), *extra)
+    result = json.loads(out.read_text())["configs"]["mlp"]
+    assert len(result["runs"]["old"]) == len(result["runs"]["new"]) == 2
+    median = result["median"]
+    assert result["steps_per_s_ratio"] == pytest.approx(median["new"]["steps_per_s"] / median["old"]["steps_per_s"])
+    assert median["old"]["dev_nll"] == median["new"]["dev_nll"]  # the same tree trains the same model

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from makemore import checkpoint
-from makemore.checkpoint import (
-    FORMAT_VERSION,
-    atomic_write_bytes,
-    atomic_write_text,
-    load_checkpoint,
-    read_meta,
-    save_checkpoint,
-)
+from makemore import checkpoint, files
+from makemore.checkpoint import FORMAT_VERSION, load_checkpoint, read_meta, save_checkpoint
 from makemore.errors import MakemoreError
+from makemore.files import atomic_write_text
 from makemore.models.mlp import MLP, MLPConfig
 
 V = 7
@@ -57,7 +49,7 @@ META = {
     "model": {"kind": "mlp", "config": {"block_size": 3, "n_embd": 4}},
     "vocab": {"chars": "ab.- é", "boundary_id": 0},
     "metrics": {"dev_loss": 2.25, "best": None, "list": [1, 2.5, "x"]},
-    "text": "zoé ␃ \n \"quoted\"",
+    "text": 'zoé ␃ \n "quoted"',
     "state": {"step": 3},
 }
 
@@ -70,7 +62,9 @@ def test_round_trip_model_optimizer_rng_and_meta(tmp_path):
     torch.rand(3, generator=gen)
     rng = {"torch": torch.get_rng_state(), "batches": gen.get_state()}
     path = tmp_path / "last.safetensors"
-    save_checkpoint(path, model_state=model.state_dict(), meta=META, optimizer_state=optimizer.state_dict(), rng_state=rng)
+    save_checkpoint(
+        path, model_state=model.state_dict(), meta=META, optimizer_state=optimizer.state_dict(), rng_state=rng
+    )
 
     ckpt = load_checkpoint(path)
     assert ckpt.meta == {**META, "format_version": FORMAT_VERSION}
@@ -193,7 +187,7 @@ def test_read_meta_reads_only_the_header(tmp_path, monkeypatch):
     assert read_meta(path) == {"a": "b", "format_version": FORMAT_VERSION}
 
 
-# -- atomic writes --------------------------------------------------------------------------
+# -- atomic writes (the writer itself is tested in test_files.py) -----------------------------
 
 
 def test_no_temp_files_left(tmp_path):
@@ -214,51 +208,13 @@ def test_failed_replace_keeps_old_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(OSError):
         save_checkpoint(path, model_state={"w": torch.ones(3)}, meta={"version": "new"})
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]
     assert read_meta(path)["version"] == "old"
-
-
-def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "run.json"
-    atomic_write_text(path, "old\n")
-
-    def broken_fsync(fd):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(checkpoint.os, "fsync", broken_fsync)
-    with pytest.raises(OSError):
-        atomic_write_text(path, "new\n")
-    monkeypatch.undo()
-    assert path.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
-
-
-def test_interrupted_write_keeps_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "out.txt"
-    atomic_write_bytes(path, b"old")
-
-    def interrupt(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint.os, "replace", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write_bytes(path, b"new")
-    monkeypatch.undo()
-    assert path.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
-
-
-def test_atomic_write_honours_umask(tmp_path):
-    plain = tmp_path / "plain.txt"
-    plain.write_bytes(b"x")
-    atomic = tmp_path / "atomic.txt"
-    atomic_write_bytes(atomic, b"x")
-    assert stat.S_IMODE(os.stat(atomic).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)
 
 
 # -- bad files ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_read_words_without_final_newline(tmp_path):
 
 
 def test_read_words_tolerates_bom(tmp_path):
-    path = write(tmp_path, codecs.BOM_UTF8 + "emma\nzoé\n".encode("utf-8"))
+    path = write(tmp_path, codecs.BOM_UTF8 + "emma\nzoé\n".encode())
     words = read_words(path)
     assert words == ["emma", "zoé"]
     assert "\ufeff" not in "".join(words)
@@ -42,7 +42,7 @@ def test_read_words_strips_crlf_and_trailing_space_and_drops_blank_lines(tmp_pat
 
 
 def test_read_words_keeps_utf8_characters(tmp_path):
-    path = write(tmp_path, "zoé\nbjörk\n日本\n".encode("utf-8"))
+    path = write(tmp_path, "zoé\nbjörk\n日本\n".encode())
     assert read_words(path) == ["zoé", "björk", "日本"]
 
 
@@ -110,7 +110,7 @@ def test_read_words_max_len(tmp_path):
     assert str(exc.value).startswith(f"{path}:3:")
     assert read_words(path, max_len=5) == ["abc", "ab", "abcd", "abcde"]
     # the length is counted in characters, not bytes, and trailing spaces do not count
-    path2 = write(tmp_path, "éééé   \n".encode("utf-8"), "e.txt")
+    path2 = write(tmp_path, "éééé   \n".encode(), "e.txt")
     assert read_words(path2, max_len=4) == ["éééé"]
 
 

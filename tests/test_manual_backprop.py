@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from torch import Tensor
 
 from makemore.manual_backprop import (
     FUSED_GRAD_NAMES,
@@ -20,13 +21,11 @@ from makemore.manual_backprop import (
     forward,
     gradcheck,
     init_params,
-    sgd_step_manual,
 )
 
-CACHE_NAMES = (
-    "emb", "embcat", "hprebn", "bnmeani", "bndiff", "bndiff2", "bnvar", "bnvar_inv",
-    "bnraw", "hpreact", "h", "logits", "logit_maxes", "norm_logits", "counts",
-    "counts_sum", "counts_sum_inv", "probs", "logprobs",
+CACHE_NAMES = tuple(
+    "emb embcat hprebn bnmeani bndiff bndiff2 bnvar bnvar_inv bnraw hpreact h logits logit_maxes "
+    "norm_logits counts counts_sum counts_sum_inv probs logprobs".split()
 )
 PARAM_SHAPES = {
     "C": lambda V, T, E, H: (V, E),
@@ -103,9 +102,7 @@ def test_dtype_is_kept(dtype):
 def test_init_params_shapes_and_perturbations():
     g = torch.Generator().manual_seed(3)
     p = init_params(27, 3, 10, 64, generator=g)
-    assert {k: tuple(v.shape) for k, v in p.items()} == {
-        k: f(27, 3, 10, 64) for k, f in PARAM_SHAPES.items()
-    }
+    assert {k: tuple(v.shape) for k, v in p.items()} == {k: f(27, 3, 10, 64) for k, f in PARAM_SHAPES.items()}
     assert all(v.dtype == torch.float32 for v in p.values())
     # the small random perturbations are present (nothing hides behind zeros / ones)
     assert (p["bngain"] != 1).all() and (p["bnbias"] != 0).all()
@@ -159,9 +156,7 @@ def test_float32_matches_autograd(s):
     amplified in autograd and manual alike. Those cases are covered by
     ``test_float32_ill_conditioned_as_accurate_as_autograd``.
     """
-    params, X, Y = make_problem(
-        s["B"], s["T"], s["E"], s["H"], s["V"], s["seed"], dtype=torch.float32
-    )
+    params, X, Y = make_problem(s["B"], s["T"], s["E"], s["H"], s["V"], s["seed"], dtype=torch.float32)
     assume(min_var(params, X, Y) >= 1e-3)
     _, ref = autograd_grads(params, X, Y)
     _, cache = forward(params, X, Y)
@@ -175,9 +170,7 @@ def test_float32_matches_autograd(s):
 def test_float32_ill_conditioned_as_accurate_as_autograd(s):
     """Where float32 BatchNorm gradients are noisy, the manual ones are no noisier than
     autograd's: both are measured against float64 autograd on the same float32 values."""
-    params, X, Y = make_problem(
-        s["B"], s["T"], s["E"], s["H"], s["V"], s["seed"], dtype=torch.float32
-    )
+    params, X, Y = make_problem(s["B"], s["T"], s["E"], s["H"], s["V"], s["seed"], dtype=torch.float32)
     _, ref = autograd_grads(params, X, Y)
     _, truth = autograd_grads({k: v.double() for k, v in params.items()}, X, Y)
     _, cache = forward(params, X, Y)
@@ -258,9 +251,7 @@ def test_biased_variance_bug_is_caught():
     _, cache = forward(params, X, Y)
     good = backward_fused(params, cache, X, Y)
     n, dhp, raw = 32, good["dhpreact"], cache["bnraw"].detach()
-    wrong = params["bngain"] * cache["bnvar_inv"].detach() / n * (
-        n * dhp - dhp.sum(0) - raw * (dhp * raw).sum(0)
-    )
+    wrong = params["bngain"] * cache["bnvar_inv"].detach() / n * (n * dhp - dhp.sum(0) - raw * (dhp * raw).sum(0))
     assert compare("dhprebn", good["dhprebn"], ref["dhprebn"]).approx
     assert not compare("dhprebn", wrong, ref["dhprebn"]).approx
 
@@ -298,6 +289,31 @@ def test_gradcheck_fused_rows():
 
 
 # ---------------------------------------------------------------- training
+
+
+def sgd_step_manual(
+    params: dict[str, Tensor], X: Tensor, Y: Tensor, lr: float, *, fused: bool = True, eps: float = 1e-5
+) -> tuple[float, Tensor, Tensor]:
+    """One SGD step with the manual backward, updating ``params`` in place.
+
+    Args:
+        params: parameter dict, modified in place (``p -= lr * grad``).
+        X: (B, block) contexts.
+        Y: (B,) targets.
+        lr: learning rate.
+        fused: use ``backward_fused`` (else the step-by-step ``backward``).
+        eps: BatchNorm epsilon.
+
+    Returns:
+        (loss before the step, batch mean (H,), batch Bessel-corrected variance (H,)),
+        the latter two for updating BatchNorm running statistics.
+    """
+    with torch.no_grad():
+        loss, cache = forward(params, X, Y, eps)
+        grads = (backward_fused if fused else backward)(params, cache, X, Y)
+        for k, p in params.items():
+            p -= lr * grads["d" + k]
+    return float(loss), cache["bnmeani"].squeeze(0).detach(), cache["bnvar"].squeeze(0).detach()
 
 
 @pytest.mark.parametrize("fused", [True, False])

@@ -97,8 +97,11 @@ def test_bigram_bad_input(tmp_path):
 def metrics_rows(n: int = 300):
     rows = []
     for step in range(n):
-        row = {"step": step, "train_loss": 3.3 * math.exp(-step / 100) + 2.0 + 0.1 * math.sin(step),
-               "lr": 0.1 if step < n // 2 else 0.01}
+        row = {
+            "step": step,
+            "train_loss": 3.3 * math.exp(-step / 100) + 2.0 + 0.1 * math.sin(step),
+            "lr": 0.1 if step < n // 2 else 0.01,
+        }
         if step % 50 == 0:
             row["dev_loss"] = 3.3 * math.exp(-step / 100) + 2.1
         rows.append(row)
@@ -189,8 +192,11 @@ class ToyMLP(nn.Module):
         self.emb = nn.Embedding(vocab, emb)
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(emb * block, hidden, bias=False), nn.BatchNorm1d(hidden), nn.Tanh(),
-            nn.Linear(hidden, hidden), nn.Tanh(),
+            nn.Linear(emb * block, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
             nn.Dropout(0.1),
             nn.Linear(hidden, vocab),
         )
@@ -225,7 +231,10 @@ def test_collect_activation_stats(start_training):
         assert a.abs().max() <= 1.0
     # all 2-D parameters: embedding table and the three linear weights
     assert [(n, tuple(g.shape)) for n, g, _ in wgrads] == [
-        ("emb.weight", (11, 4)), ("net.1.weight", (16, 12)), ("net.4.weight", (16, 16)), ("net.7.weight", (11, 16)),
+        ("emb.weight", (11, 4)),
+        ("net.1.weight", (16, 12)),
+        ("net.4.weight", (16, 16)),
+        ("net.7.weight", (11, 16)),
     ]
     for name, g, p in wgrads:
         assert g.shape == p.shape

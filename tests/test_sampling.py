@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 from makemore.data import Vocab
 from makemore.errors import MakemoreError
-from makemore.models.base import LanguageModel
+from makemore.models.base import WindowModel
 from makemore.sampling import SampleConfig, decode_rows, filter_logits, generate_tokens, sample_items
 
 NEG_INF = float("-inf")
@@ -41,7 +40,10 @@ def test_temperature_scales_logits():
     assert torch.equal(logits, torch.tensor([[1.0, -2.0, 4.0]]))  # input untouched
 
 
-@pytest.mark.parametrize("k, expected", [(1, [[1]]), (2, [[1, 3]]), (3, [[1, 2, 3]]), (4, [[0, 1, 2, 3]]), (9, [[0, 1, 2, 3]]), (0, [[0, 1, 2, 3]])])
+@pytest.mark.parametrize(
+    "k, expected",
+    [(1, [[1]]), (2, [[1, 3]]), (3, [[1, 2, 3]]), (4, [[0, 1, 2, 3]]), (9, [[0, 1, 2, 3]]), (0, [[0, 1, 2, 3]])],
+)
 def test_top_k_keeps_k(k, expected):
     logits = torch.tensor([[1.0, 4.0, 2.0, 3.0]])
     out = filter_logits(logits, 1.0, k, 1.0)
@@ -107,10 +109,8 @@ def test_top_k_then_top_p():
 VOCAB = Vocab(("a", "b", "c"))
 
 
-class TableModel(LanguageModel):
+class TableModel(WindowModel):
     """Next-token logits depend only on the previous token: ``logits = table[prev]``."""
-
-    input_kind = "window"
 
     def __init__(self, table):
         super().__init__()
@@ -143,7 +143,11 @@ UNIFORM = [[0.0] * 4] * 4
 
 def gen(model, num=3, prefix=(), seed=0, **kwargs):
     return generate_tokens(
-        model, num, prefix_ids=torch.tensor(prefix, dtype=torch.int64), generator=torch.Generator().manual_seed(seed), **kwargs
+        model,
+        num,
+        prefix_ids=torch.tensor(prefix, dtype=torch.int64),
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
     )
 
 
@@ -205,7 +209,7 @@ def test_generate_max_len_when_sampling():
 
 
 def test_generate_prefix_longer_than_max_len():
-    with pytest.raises(MakemoreError, match="--prefix"):
+    with pytest.raises(MakemoreError, match="prefix"):
         gen(TableModel(CHAIN), num=1, prefix=[1, 2, 3], max_len=2)
 
 
@@ -304,16 +308,16 @@ def test_sample_restores_mode():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(num=-1), "--num"),
-        (dict(top_p=0.0), "--top-p"),
-        (dict(top_p=1.5), "--top-p"),
-        (dict(top_p=-0.1), "--top-p"),
-        (dict(temperature=-0.5), "--temperature"),
-        (dict(min_len=9, max_len=8), "--min-len"),
-        (dict(min_len=9), "--min-len"),  # default_max_len is 8
-        (dict(max_len=10, model_limit=6), "--max-len"),
+        (dict(num=-1), "num"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(top_p=-0.1), "top_p"),
+        (dict(temperature=-0.5), "temperature"),
+        (dict(min_len=9, max_len=8), "min_len"),
+        (dict(min_len=9), "min_len"),  # default_max_len is 8
+        (dict(max_len=10, model_limit=6), "max_len"),
         (dict(prefix="az"), "'z'"),
-        (dict(new_only=True), "--new-only"),
+        (dict(new_only=True), "new_only"),
     ],
 )
 def test_sample_bad_options(kwargs, match):
@@ -322,13 +326,13 @@ def test_sample_bad_options(kwargs, match):
 
 
 def test_sample_negative_top_k_is_rejected():
-    with pytest.raises(MakemoreError, match="--top-k"):
+    with pytest.raises(MakemoreError, match="top_k"):
         items(num=3, top_k=-1)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_sample_bad_batch_size_is_rejected(batch_size):
-    with pytest.raises(MakemoreError, match="--batch-size"):
+    with pytest.raises(MakemoreError, match="batch_size"):
         items(num=3, batch_size=batch_size)
 
 
@@ -359,8 +363,14 @@ def test_dropping_ended_rows_does_not_change_the_items(family):
     for fraction in (0.0, 0.5, 2.0):  # compact at every end, at half the batch, never
         batch_sizes.clear()
         outputs.append(
-            generate_tokens(model, 64, prefix_ids=torch.tensor([2]), generator=torch.Generator().manual_seed(3),
-                            max_len=11, compact_fraction=fraction)
+            generate_tokens(
+                model,
+                64,
+                prefix_ids=torch.tensor([2]),
+                generator=torch.Generator().manual_seed(3),
+                max_len=11,
+                compact_fraction=fraction,
+            )
         )
         if fraction == 0.0:
             shrinking = list(batch_sizes)

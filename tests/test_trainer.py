@@ -16,10 +16,14 @@ import pytest
 import torch
 
 from makemore import api
+from makemore.batching import WindowBatcher
 from makemore.checkpoint import load_checkpoint, read_meta
+from makemore.config import TrainConfig
+from makemore.datasets import load_data
 from makemore.errors import MakemoreError
+from makemore.models import build_model
 from makemore.models import mlp as mlp_module
-from makemore.trainer import TrainConfig, WindowBatcher, lr_at
+from makemore.trainer import Trainer, lr_at
 
 
 def _words(n: int = 400, seed: int = 3) -> list[str]:
@@ -37,8 +41,12 @@ def words_path(tmp_path: Path) -> Path:
 
 def _config(words_path: Path, **train) -> api.RunConfig:
     model_config = api.make_config("mlp", dict(block_size=3, n_embd=6, n_hidden=24, dropout=0.1))
-    train_config = TrainConfig(**{**dict(steps=60, batch_size=16, lr=0.01, eval_interval=20, log_interval=10, seed=5), **train})
-    return api.RunConfig(model="mlp", model_config=model_config, data=api.DataConfig(input=str(words_path)), train=train_config)
+    train_config = TrainConfig(
+        **{**dict(steps=60, batch_size=16, lr=0.01, eval_interval=20, log_interval=10, seed=5), **train}
+    )
+    return api.RunConfig(
+        model="mlp", model_config=model_config, data=api.DataConfig(input=str(words_path)), train=train_config
+    )
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -71,7 +79,12 @@ def test_training_lowers_loss_and_writes_checkpoints(tmp_path, words_path):
     assert read_meta(out / "best.safetensors")["metrics"]["best_dev_loss"] == pytest.approx(min(dev))
     assert read_meta(out / "last.safetensors")["state"]["step"] == 200
     assert metrics["dev_loss"] == pytest.approx(min(dev), abs=1e-6)
-    assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "last.safetensors", "metrics.jsonl", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.safetensors",
+        "last.safetensors",
+        "metrics.jsonl",
+        "run.json",
+    ]
 
 
 def test_resume_is_bit_identical_after_interruption(tmp_path, words_path, monkeypatch):
@@ -104,16 +117,19 @@ def test_resume_is_bit_identical_after_interruption(tmp_path, words_path, monkey
     for name in a:
         assert torch.equal(a[name], b[name]), name
     # the optimizer state is identical too, and the metrics were not duplicated
-    assert torch.equal(load_checkpoint(full / "last.safetensors").rng_state["batches"],
-                       load_checkpoint(part / "last.safetensors").rng_state["batches"])
+    assert torch.equal(
+        load_checkpoint(full / "last.safetensors").rng_state["batches"],
+        load_checkpoint(part / "last.safetensors").rng_state["batches"],
+    )
     steps = [json.loads(x)["step"] for x in (part / "metrics.jsonl").read_text().splitlines() if "dev_loss" in x]
     assert steps == [20, 40, 60]
 
 
 def test_resume_by_signal_from_the_cli(tmp_path, words_path):
     """A separate process gets SIGINT while training, exits 130, and --resume finishes identically."""
-    common = ["-i", str(words_path), "--block-size", "3", "--n-embd", "6", "--n-hidden", "24", "--dropout", "0.1",
-              "--steps", "4000", "--batch-size", "16", "--eval-interval", "500", "--log-interval", "50", "--seed", "5", "-q"]
+    model = "--block-size 3 --n-embd 6 --n-hidden 24 --dropout 0.1".split()
+    train = "--steps 4000 --batch-size 16 --eval-interval 500 --log-interval 50 --seed 5 -q".split()
+    common = ["-i", str(words_path), *model, *train]
     cli = [sys.executable, "-m", "makemore.cli", "train"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cli + ["-o", str(tmp_path / "part")] + common, env=env, stderr=subprocess.PIPE, text=True)
@@ -190,8 +206,8 @@ def test_lr_find_gives_plot_and_finite_suggestion(tmp_path, words_path):
     from makemore.cli import main
 
     out = tmp_path / "lr.png"
-    code = main(["lr-find", "-i", str(words_path), "--model", "mlp", "--n-embd", "4", "--n-hidden", "16",
-                 "--num-steps", "150", "--batch-size", "32", "--out", str(out), "-q"])
+    options = "--model mlp --n-embd 4 --n-hidden 16 --steps 150 --batch-size 32 -q".split()
+    code = main(["lr-find", "-i", str(words_path), *options, "-o", str(out)])
     assert code == 0
     assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 5000
     lrs, losses = api.lr_find(_config(words_path), steps=100, progress=False)
@@ -200,7 +216,7 @@ def test_lr_find_gives_plot_and_finite_suggestion(tmp_path, words_path):
 
 
 def test_metrics_also_go_to_tensorboard_when_installed(tmp_path, words_path, monkeypatch):
-    from makemore import trainer
+    from makemore import callbacks
 
     class Recorder:
         def __init__(self):
@@ -219,7 +235,7 @@ def test_metrics_also_go_to_tensorboard_when_installed(tmp_path, words_path, mon
         writers.append(Recorder())
         return writers[-1]
 
-    monkeypatch.setattr(trainer, "tensorboard_writer", fake_writer)
+    monkeypatch.setattr(callbacks, "tensorboard_writer", fake_writer)
     api.train(_config(words_path, steps=40, track_update_ratio=20), tmp_path / "run", progress=False)
     (writer,) = writers
     assert writer.closed
@@ -232,11 +248,123 @@ def test_metrics_also_go_to_tensorboard_when_installed(tmp_path, words_path, mon
             elif key != "step":
                 expected.append((key, row["step"], value))
     assert writer.scalars == expected
-    assert {tag for tag, _, _ in writer.scalars} >= {"train_loss", "dev_loss", "lr", "steps_per_s", "update_ratio/out.weight"}
+    assert {tag for tag, _, _ in writer.scalars} >= {
+        "train_loss",
+        "dev_loss",
+        "lr",
+        "steps_per_s",
+        "update_ratio/out.weight",
+    }
 
 
 def test_tensorboard_writer_is_none_without_tensorboard(tmp_path, monkeypatch):
-    from makemore import trainer
+    from makemore import callbacks
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
-    assert trainer.tensorboard_writer(tmp_path / "tb", 0) is None
+    assert callbacks.tensorboard_writer(tmp_path / "tb", 0) is None
+
+
+# -- the loop and its public step, without any run directory ----------------------------------
+
+
+def _tiny_trainer(words_path: Path, callbacks=(), evaluate=None, **train) -> Trainer:
+
+    config = _config(words_path, **train)
+    data = load_data(config.data)
+    torch.manual_seed(config.train.seed)
+    model = build_model("mlp", config.model_config, data.vocab.size)
+    return Trainer(model, model.batcher(data.corpus("train")), config.train, evaluate=evaluate, callbacks=callbacks)
+
+
+def test_fit_is_its_public_steps_and_writes_nothing(words_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    looped = _tiny_trainer(words_path, steps=12)
+    looped.fit()
+    stepped = _tiny_trainer(words_path, steps=12)
+    losses = [stepped.step() for _ in range(12)]
+    assert looped.state.step == stepped.state.step == 12
+    for (name, a), (_, b) in zip(looped.model.named_parameters(), stepped.model.named_parameters()):
+        assert torch.equal(a, b), name
+    assert all(math.isfinite(v) for v in losses)
+    assert sorted(tmp_path.iterdir()) == before  # no callbacks, no files
+
+
+class Recorder:
+    """A callback that records every hook it gets (and can interrupt at a given step)."""
+
+    def __init__(self, interrupt_at: int | None = None):
+        self.calls: list[tuple] = []
+        self.interrupt_at = interrupt_at
+
+    def __getattr__(self, hook):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def record(trainer, *args):
+            self.calls.append((hook, trainer.state.step, *args))
+            if hook == "on_step_end" and trainer.state.step == self.interrupt_at:
+                trainer.interrupt()
+
+        return record
+
+
+def test_callbacks_get_every_hook_in_order(words_path):
+    devs = iter([2.0, 1.5, 1.7])
+    recorder = Recorder()
+    trainer = _tiny_trainer(
+        words_path, [recorder], evaluate=lambda model: next(devs), steps=6, log_interval=3, eval_interval=2
+    )
+    trainer.fit()
+    hooks = [c[0] for c in recorder.calls]
+    assert hooks[0] == "on_train_start" and hooks[-2:] == ["on_train_end", "on_close"]
+    per_step = [c[0] for c in recorder.calls if c[0] in ("on_before_optimizer_step", "on_after_optimizer_step")]
+    assert per_step == ["on_before_optimizer_step", "on_after_optimizer_step"] * 6
+    evals = [
+        (step, dev, improved) for hook, step, *rest in recorder.calls if hook == "on_eval" for dev, improved in [rest]
+    ]
+    assert evals == [(2, 2.0, True), (4, 1.5, True), (6, 1.7, False)]
+    logged = [(step, sorted(row)) for hook, step, row in (c for c in recorder.calls if c[0] == "on_log")]
+    assert logged == [
+        (2, ["dev_loss", "step"]),
+        (3, ["lr", "step", "steps_per_s", "train_loss"]),
+        (4, ["dev_loss", "step"]),
+        (6, ["lr", "step", "steps_per_s", "train_loss"]),
+        (6, ["dev_loss", "step"]),
+    ]
+    assert trainer.state.best_dev == 1.5 and trainer.state.evals_since_best == 1
+
+
+def test_an_interrupt_finishes_the_step_then_raises(words_path):
+    from makemore.trainer import TrainingInterrupted
+
+    recorder = Recorder(interrupt_at=3)
+    trainer = _tiny_trainer(words_path, [recorder], steps=10)
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit()
+    assert info.value.step == 3 == trainer.state.step
+    hooks = [c[0] for c in recorder.calls]
+    assert hooks[-2:] == ["on_interrupt", "on_close"] and "on_train_end" not in hooks
+
+
+def test_a_loss_that_is_not_finite_updates_nothing(words_path):
+    from makemore.trainer import LossNotFinite
+
+    trainer = _tiny_trainer(words_path, steps=10)
+    trainer.step()
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.forward_backward = lambda model, x, y: torch.tensor(float("inf"))
+    assert trainer.step() == float("inf") and trainer.state.step == 1
+    assert all(torch.equal(p, before[n]) for n, p in trainer.model.named_parameters())
+    with pytest.raises(LossNotFinite, match="inf at step 2"):
+        trainer.fit()
+
+
+def test_the_lr_schedule_can_be_replaced(words_path):
+    trainer = _tiny_trainer(words_path, steps=10)
+    trainer.lr_schedule = lambda step: 0.5 * (step + 1)
+    for step in range(3):
+        trainer.step()
+        assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.5 * (step + 1)] * len(
+            trainer.optimizer.param_groups
+        )

@@ -1,3 +1,3 @@
 """makemore: character-level language models that make more of what you give them."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

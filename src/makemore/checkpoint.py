@@ -4,14 +4,13 @@ Tensors: ``model.*`` (the model's state dict), ``optim.*`` (optimizer state tens
 ``rng.*`` (RNG states as uint8). The header's metadata holds one JSON document under the key
 ``makemore``: model kind and config, vocabulary, data description, train config, step,
 metrics, and the non-tensor parts of the optimizer state. Nothing is ever unpickled.
-Writes are atomic (temp file in the same directory, then rename).
+Writes are atomic (``files.atomic_write_bytes``); a checkpoint is loaded from one read of the
+file, so its header and its tensors always come from the same write.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
+from makemore import files
 from makemore.errors import MakemoreError
 
 FORMAT_VERSION = 1
@@ -35,32 +35,6 @@ class Checkpoint:
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, Any] | None = None
     rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -111,7 +85,19 @@ def save_checkpoint(
     for name, value in (rng_state or {}).items():
         tensors[f"rng.{name}"] = value.detach().to("cpu").clone().contiguous()
     data = save_safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
-    atomic_write_bytes(path, data)
+    files.atomic_write_bytes(path, data)
+
+
+def _parse_meta(header: dict[str, Any], path: Path) -> dict[str, Any]:
+    if META_KEY not in header:
+        raise MakemoreError(f"{path}: not a makemore checkpoint (no '{META_KEY}' metadata)")
+    try:
+        meta = json.loads(header[META_KEY])
+    except json.JSONDecodeError:
+        raise MakemoreError(f"{path}: checkpoint metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise MakemoreError(f"{path}: checkpoint metadata is not a JSON object")
+    return meta
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -124,19 +110,34 @@ def read_meta(path: str | Path) -> dict[str, Any]:
             header = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise MakemoreError(f"{path}: not a makemore checkpoint ({exc})") from None
-    if META_KEY not in header:
-        raise MakemoreError(f"{path}: not a makemore checkpoint (no '{META_KEY}' metadata)")
+    return _parse_meta(header, path)
+
+
+def _header_metadata(raw: bytes, path: Path) -> dict[str, Any]:
+    """The ``__metadata__`` of a safetensors file's header, from the file's bytes."""
+    size = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else -1
+    if not 0 < size <= len(raw) - 8:
+        raise MakemoreError(f"{path}: not a makemore checkpoint (no safetensors header)")
     try:
-        return json.loads(header[META_KEY])
-    except json.JSONDecodeError:
-        raise MakemoreError(f"{path}: checkpoint metadata is not valid JSON") from None
+        header = json.loads(raw[8 : 8 + size])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise MakemoreError(f"{path}: not a makemore checkpoint (unreadable header)") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint written by ``save_checkpoint``."""
-    meta = read_meta(path)
+    """Read a checkpoint written by ``save_checkpoint`` (one read: header and tensors agree)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MakemoreError(f"{path}: no such checkpoint")
     try:
-        tensors = load_safetensors_bytes(Path(path).read_bytes())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MakemoreError(f"{path}: cannot read ({exc.strerror})") from None
+    meta = _parse_meta(_header_metadata(raw, path), path)
+    try:
+        tensors = load_safetensors_bytes(raw)
     except (SafetensorError, OSError, ValueError) as exc:
         raise MakemoreError(f"{path}: unreadable checkpoint ({exc})") from None
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from makemore.errors import MakemoreError
+from makemore.errors import ConfigError, MakemoreError
 
 DEFAULT_MAX_ITEM_LEN = 256
 BOUNDARY = 0
@@ -74,9 +74,10 @@ def parse_words(raw: bytes, *, source: str = "<input>", max_len: int = DEFAULT_M
         if not item:
             continue
         if len(item) > max_len:
-            raise MakemoreError(
-                f"{source}:{lineno}: item is {len(item)} characters long, more than the limit of {max_len} "
-                "(raise it with --max-item-len)"
+            raise ConfigError(
+                None,
+                f"{source}:{lineno}: item is {len(item)} characters long, more than max_item_len ({max_len})",
+                related=("max_item_len",),
             )
         words.append(item)
     if not words:
@@ -102,7 +103,7 @@ class Vocab:
             raise ValueError("Vocab.chars must be single characters")
 
     @classmethod
-    def from_words(cls, words: list[str]) -> "Vocab":
+    def from_words(cls, words: list[str]) -> Vocab:
         return cls(tuple(sorted(set("".join(words)))))
 
     @property
@@ -167,7 +168,7 @@ class Vocab:
         return {"chars": "".join(self.chars), "boundary_id": BOUNDARY}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Vocab":
+    def from_json(cls, data: dict) -> Vocab:
         return cls(tuple(data["chars"]))
 
 
@@ -193,9 +194,11 @@ class EncodedCorpus:
     lengths: torch.Tensor
 
     @classmethod
-    def from_words(cls, words: list[str], vocab: Vocab) -> "EncodedCorpus":
+    def from_words(cls, words: list[str], vocab: Vocab) -> EncodedCorpus:
         if not words:
-            return cls(torch.zeros(1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
+            return cls(
+                torch.zeros(1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+            )
         text = "\n".join(words)
         codepoints = _codepoints(text)
         newline = codepoints == ord("\n")

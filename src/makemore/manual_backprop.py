@@ -7,6 +7,10 @@ The network is functional: parameters live in a dict of tensors
 ``backward`` walks back through those steps by hand (plain tensor ops, no autograd);
 ``backward_fused`` uses the two closed forms from the lecture (cross-entropy and
 BatchNorm). ``gradcheck`` compares the manual gradients with autograd's.
+
+This module is longer than 400 lines, and ``forward`` and ``backward`` longer than 60, on
+purpose: they are the lecture's exercise written out, one line per intermediate (some 25 of
+them) in each direction, so that each gradient sits next to the step it inverts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from makemore import validation
 
 __all__ = [
     "GRAD_NAMES",
@@ -29,20 +35,17 @@ __all__ = [
     "forward",
     "gradcheck",
     "init_params",
-    "sgd_step_manual",
 ]
 
 # Gradient names in the order of the lecture's ``cmp(...)`` calls.
-GRAD_NAMES: tuple[str, ...] = (
-    "dlogprobs", "dprobs", "dcounts_sum_inv", "dcounts_sum", "dcounts", "dnorm_logits",
-    "dlogit_maxes", "dlogits", "dh", "dW2", "db2", "dhpreact", "dbngain", "dbnbias",
-    "dbnraw", "dbnvar_inv", "dbnvar", "dbndiff2", "dbndiff", "dbnmeani", "dhprebn",
-    "dembcat", "dW1", "db1", "demb", "dC",
+GRAD_NAMES: tuple[str, ...] = tuple(
+    "dlogprobs dprobs dcounts_sum_inv dcounts_sum dcounts dnorm_logits dlogit_maxes dlogits dh dW2 "
+    "db2 dhpreact dbngain dbnbias dbnraw dbnvar_inv dbnvar dbndiff2 dbndiff dbnmeani dhprebn dembcat "
+    "dW1 db1 demb dC".split()
 )
 # Gradients returned by ``backward_fused``, same order.
-FUSED_GRAD_NAMES: tuple[str, ...] = (
-    "dlogits", "dh", "dW2", "db2", "dhpreact", "dbngain", "dbnbias", "dhprebn",
-    "dembcat", "dW1", "db1", "demb", "dC",
+FUSED_GRAD_NAMES: tuple[str, ...] = tuple(
+    "dlogits dh dW2 db2 dhpreact dbngain dbnbias dhprebn dembcat dW1 db1 demb dC".split()
 )
 
 
@@ -88,10 +91,8 @@ def init_params(
     return p
 
 
-def forward(
-    params: dict[str, Tensor], X: Tensor, Y: Tensor, eps: float = 1e-5
-) -> tuple[Tensor, dict]:
-    """Forward pass broken into the lecture's small steps.
+def forward(params: dict[str, Tensor], X: Tensor, Y: Tensor, eps: float = 1e-5) -> tuple[Tensor, dict]:
+    """Forward pass broken into the lecture's small steps (longer than 60 lines: one per step).
 
     Works with or without ``requires_grad`` on the parameters (autograd then records
     every step, and each cache entry can be ``retain_grad()``-ed).
@@ -134,11 +135,26 @@ def forward(
     logprobs = probs.log()  # (B, V)
     loss = -logprobs[torch.arange(n), Y].mean()
     cache = dict(
-        emb=emb, embcat=embcat, hprebn=hprebn, bnmeani=bnmeani, bndiff=bndiff,
-        bndiff2=bndiff2, bnvar=bnvar, bnvar_inv=bnvar_inv, bnraw=bnraw, hpreact=hpreact,
-        h=h, logits=logits, logit_maxes=logit_maxes, norm_logits=norm_logits,
-        counts=counts, counts_sum=counts_sum, counts_sum_inv=counts_sum_inv,
-        probs=probs, logprobs=logprobs, eps=float(eps),
+        emb=emb,
+        embcat=embcat,
+        hprebn=hprebn,
+        bnmeani=bnmeani,
+        bndiff=bndiff,
+        bndiff2=bndiff2,
+        bnvar=bnvar,
+        bnvar_inv=bnvar_inv,
+        bnraw=bnraw,
+        hpreact=hpreact,
+        h=h,
+        logits=logits,
+        logit_maxes=logit_maxes,
+        norm_logits=norm_logits,
+        counts=counts,
+        counts_sum=counts_sum,
+        counts_sum_inv=counts_sum_inv,
+        probs=probs,
+        logprobs=logprobs,
+        eps=float(eps),
     )
     return loss, cache
 
@@ -167,7 +183,8 @@ def _backward_tail(p: dict[str, Tensor], c: dict, X: Tensor, dhprebn: Tensor) ->
 
 @torch.no_grad()
 def backward(params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor) -> dict[str, Tensor]:
-    """Step-by-step manual backward pass through every intermediate of ``forward``.
+    """Step-by-step manual backward pass through every intermediate of ``forward`` (longer than
+    60 lines: one per intermediate, in the lecture's order).
 
     Args:
         params: the parameters used in ``forward``.
@@ -194,7 +211,7 @@ def backward(params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor) -> di
     dcounts_sum_inv = (c["counts"] * dprobs).sum(1, keepdim=True)  # (B, 1)
     dcounts = c["counts_sum_inv"] * dprobs  # (B, V)
     # counts_sum_inv = counts_sum**-1
-    dcounts_sum = -c["counts_sum"] ** -2 * dcounts_sum_inv  # (B, 1)
+    dcounts_sum = -(c["counts_sum"] ** -2) * dcounts_sum_inv  # (B, 1)
     # counts_sum = counts.sum(1)
     dcounts = dcounts + dcounts_sum  # (B, V), broadcast
     # counts = exp(norm_logits)
@@ -229,21 +246,34 @@ def backward(params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor) -> di
     dhprebn = dbndiff + torch.ones_like(c["hprebn"]) / n * dbnmeani  # (B, H)
 
     g.update(
-        dlogprobs=dlogprobs, dprobs=dprobs, dcounts_sum_inv=dcounts_sum_inv,
-        dcounts_sum=dcounts_sum, dcounts=dcounts, dnorm_logits=dnorm_logits,
-        dlogit_maxes=dlogit_maxes, dlogits=dlogits, dh=dh, dW2=dW2, db2=db2,
-        dhpreact=dhpreact, dbngain=dbngain, dbnbias=dbnbias, dbnraw=dbnraw,
-        dbnvar_inv=dbnvar_inv, dbnvar=dbnvar, dbndiff2=dbndiff2, dbndiff=dbndiff,
-        dbnmeani=dbnmeani, dhprebn=dhprebn,
+        dlogprobs=dlogprobs,
+        dprobs=dprobs,
+        dcounts_sum_inv=dcounts_sum_inv,
+        dcounts_sum=dcounts_sum,
+        dcounts=dcounts,
+        dnorm_logits=dnorm_logits,
+        dlogit_maxes=dlogit_maxes,
+        dlogits=dlogits,
+        dh=dh,
+        dW2=dW2,
+        db2=db2,
+        dhpreact=dhpreact,
+        dbngain=dbngain,
+        dbnbias=dbnbias,
+        dbnraw=dbnraw,
+        dbnvar_inv=dbnvar_inv,
+        dbnvar=dbnvar,
+        dbndiff2=dbndiff2,
+        dbndiff=dbndiff,
+        dbnmeani=dbnmeani,
+        dhprebn=dhprebn,
     )
     g.update(_backward_tail(p, c, X, dhprebn))
     return {k: g[k] for k in GRAD_NAMES if k in g}
 
 
 @torch.no_grad()
-def backward_fused(
-    params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor
-) -> dict[str, Tensor]:
+def backward_fused(params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor) -> dict[str, Tensor]:
     """Manual backward with the fused cross-entropy and BatchNorm gradients.
 
     Args:
@@ -273,10 +303,11 @@ def backward_fused(
     # exact arithmetic; re-centring it keeps float32 rounding in bndiff (a shift of the
     # whole column) out of dhprebn, so db1 stays ~0 as it must.
     bnraw = bnraw - bnraw.mean(0, keepdim=True)  # (B, H)
-    dhprebn = p["bngain"] * c["bnvar_inv"] / n * (
-        n * dhpreact
-        - dhpreact.sum(0)
-        - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0)
+    dhprebn = (
+        p["bngain"]
+        * c["bnvar_inv"]
+        / n
+        * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
     )  # (B, H)
     g["dhprebn"] = dhprebn
     g.update(_backward_tail(p, c, X, dhprebn))
@@ -360,6 +391,10 @@ def gradcheck(
     Returns:
         One GradcheckRow per gradient, in the lecture's ``cmp`` order.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        validation.fail(
+            None, "batch_size", f"must be at least 2 (BatchNorm needs a batch variance), got {batch_size!r}"
+        )
     g = torch.Generator().manual_seed(seed)
     params = init_params(vocab_size, block_size, n_embd, n_hidden, generator=g, dtype=dtype)
     X = torch.randint(0, vocab_size, (batch_size, block_size), generator=g)
@@ -384,34 +419,3 @@ def format_gradcheck(rows: list[GradcheckRow]) -> str:
     for r in rows:
         lines.append(f"{r.name:<{w}} | {str(r.exact):<5} | {str(r.approx):<6} | {r.maxdiff:.1e}")
     return "\n".join(lines)
-
-
-def sgd_step_manual(
-    params: dict[str, Tensor],
-    X: Tensor,
-    Y: Tensor,
-    lr: float,
-    *,
-    fused: bool = True,
-    eps: float = 1e-5,
-) -> tuple[float, Tensor, Tensor]:
-    """One SGD step with the manual backward, updating ``params`` in place.
-
-    Args:
-        params: parameter dict, modified in place (``p -= lr * grad``).
-        X: (B, block) contexts.
-        Y: (B,) targets.
-        lr: learning rate.
-        fused: use ``backward_fused`` (else the step-by-step ``backward``).
-        eps: BatchNorm epsilon.
-
-    Returns:
-        (loss before the step, batch mean (H,), batch Bessel-corrected variance (H,)),
-        the latter two for updating BatchNorm running statistics.
-    """
-    with torch.no_grad():
-        loss, cache = forward(params, X, Y, eps)
-        grads = (backward_fused if fused else backward)(params, cache, X, Y)
-        for k, p in params.items():
-            p -= lr * grads["d" + k]
-    return float(loss), cache["bnmeani"].squeeze(0).detach(), cache["bnvar"].squeeze(0).detach()

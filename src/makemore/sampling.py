@@ -7,13 +7,15 @@ one). Generation stops as soon as every row has emitted the boundary token.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from makemore import validation
 from makemore.data import BOUNDARY, Vocab
-from makemore.errors import MakemoreError
+from makemore.datasets import load_data
+from makemore.errors import ConfigError, MakemoreError
+from makemore.runs import Run
 
 
 @dataclass
@@ -32,6 +34,20 @@ class SampleConfig:
     unique: bool = False  # drop repeats
     batch_size: int = 1000  # rows generated together
 
+    def __post_init__(self) -> None:
+        validation.integers(self, 0, "num", "min_len")
+        validation.integers(self, 0, "max_len", note=" (0 = the model's default)")
+        validation.integers(self, 1, "batch_size")
+        validation.integers(self, 0, "top_k", note=" (0 = all)")
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**64):
+            validation.fail(self, "seed", f"must be an integer from 0 to 2**64 - 1, got {self.seed!r}")
+        validation.number(self, "temperature", least=0)
+        validation.number(self, "top_p", above=0, most=1)
+        validation.text(self, "prefix")
+        validation.flags(self, "new_only", "unique")
+        if self.max_len and self.min_len > self.max_len:
+            validation.fail(self, "min_len", f"{self.min_len} is more than max_len {self.max_len}", ("max_len",))
+
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     """Apply temperature, top-k and top-p to ``logits`` (B, V); returns new logits."""
@@ -49,6 +65,11 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
+
+
+def _draw(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One token per row of ``logits`` (R, V), drawn on the CPU from ``generator``."""
+    return torch.multinomial(torch.softmax(logits, dim=-1).cpu(), 1, generator=generator).squeeze(1)
 
 
 @torch.no_grad()
@@ -86,7 +107,7 @@ def generate_tokens(
     prefix_ids = prefix_ids.to(torch.int64)
     P = prefix_ids.numel()
     if P > max_len:
-        raise MakemoreError(f"--prefix is {P} characters long, more than --max-len {max_len}")
+        validation.fail(None, "prefix", f"is {P} characters long, more than max_len {max_len}", ("max_len",))
     out = torch.zeros(num, max_len + 2, dtype=torch.int64)  # start, up to max_len characters, end
     out[:, 1 : 1 + P] = prefix_ids
     idx = out[:, : 1 + P].to(device)  # (B, t) what the model's batch has seen
@@ -98,16 +119,13 @@ def generate_tokens(
         if not bool(running.any()):
             break
         logits, cache = model.next_token_logits(idx, cache)  # (B, V)
-        logits = logits.float()
         if length == max_len:  # every row still growing ends here
             next_token = torch.zeros(idx.size(0), dtype=torch.int64)
         else:
-            logits = logits[running.to(device)]  # (R, V) the rows that draw
+            logits = logits.float()[running.to(device)]  # (R, V) the rows that draw
             if length < min_len:
                 logits[:, BOUNDARY] = float("-inf")
-            logits = filter_logits(logits, temperature, top_k, top_p)
-            probs = torch.softmax(logits, dim=-1).cpu()
-            drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (R,)
+            drawn = _draw(filter_logits(logits, temperature, top_k, top_p), generator)  # (R,)
             next_token = torch.zeros(idx.size(0), dtype=torch.int64).masked_scatter_(running, drawn)
         out[rows, 1 + length] = next_token
         width = 2 + length
@@ -133,6 +151,37 @@ def decode_rows(tokens: torch.Tensor, vocab: Vocab) -> list[str]:
     return text.split("\n")[:-1]
 
 
+def _max_len(config: SampleConfig, default_max_len: int, model_limit: int | None) -> int:
+    """The longest item to generate: ``max_len``, else the default, within the model's limit."""
+    max_len = config.max_len or default_max_len
+    if model_limit is not None and max_len > model_limit:
+        if config.max_len:
+            validation.fail(config, "max_len", f"{config.max_len} is more than this model can generate ({model_limit})")
+        max_len = model_limit
+    if config.min_len > max_len:
+        validation.fail(
+            config,
+            "min_len",
+            f"{config.min_len} is more than the longest item this model makes ({max_len}; see max_len)",
+            ("max_len",),
+        )
+    return max_len
+
+
+def _accepted(items: list[str], config: SampleConfig, known: set[str] | None, seen: set[str]) -> list[str]:
+    """The items ``new_only`` and ``unique`` let through, in order (``seen`` is updated)."""
+    out = []
+    for item in items:
+        if config.new_only and item in known:
+            continue
+        if config.unique:
+            if item in seen:
+                continue
+            seen.add(item)
+        out.append(item)
+    return out
+
+
 def sample_items(
     model,
     vocab: Vocab,
@@ -154,28 +203,13 @@ def sample_items(
     Returns:
         The items, in generation order.
     """
-    if config.num < 0:
-        raise MakemoreError("-n/--num must be at least 0")
-    if config.batch_size < 1:
-        raise MakemoreError("--batch-size must be at least 1")
-    if config.top_k < 0:
-        raise MakemoreError("--top-k must be at least 0 (0 = all)")
-    if config.max_len < 0 or config.min_len < 0:
-        raise MakemoreError("--min-len and --max-len must be at least 0")
-    if not 0 < config.top_p <= 1:  # also refuses NaN
-        raise MakemoreError("--top-p must be in (0, 1]")
-    if not (math.isfinite(config.temperature) and config.temperature >= 0):
-        raise MakemoreError("--temperature must be a finite number at least 0")
-    max_len = config.max_len or default_max_len
-    if model_limit is not None and max_len > model_limit:
-        if config.max_len:
-            raise MakemoreError(f"--max-len {config.max_len} is more than this model can generate ({model_limit})")
-        max_len = model_limit
-    if config.min_len > max_len:
-        raise MakemoreError(f"--min-len {config.min_len} is more than --max-len {max_len}")
-    prefix_ids = vocab.encode(config.prefix) if config.prefix else torch.zeros(0, dtype=torch.int64)
+    max_len = _max_len(config, default_max_len, model_limit)
+    try:
+        prefix_ids = vocab.encode(config.prefix) if config.prefix else torch.zeros(0, dtype=torch.int64)
+    except MakemoreError as exc:
+        validation.fail(config, "prefix", str(exc))
     if config.new_only and known_items is None:
-        raise MakemoreError("--new-only needs the training file, which could not be read")
+        validation.fail(config, "new_only", "needs the training items, which could not be read")
     generator = torch.Generator().manual_seed(config.seed)
     was_training = model.training
     model.eval()
@@ -186,9 +220,11 @@ def sample_items(
         while len(results) < config.num:
             attempts += 1
             if attempts > 100:
-                raise MakemoreError(
+                raise ConfigError(
+                    None,
                     f"gave up after 100 batches with {len(results)} of {config.num} items "
-                    "(--new-only/--unique reject almost everything; try a higher --temperature)"
+                    "(new_only/unique reject almost everything; try a higher temperature)",
+                    related=("new_only", "unique", "temperature"),
                 )
             want = config.num - len(results)
             batch = min(config.batch_size, want if not (config.new_only or config.unique) else max(2 * want, 64))
@@ -203,16 +239,30 @@ def sample_items(
                 min_len=config.min_len,
                 max_len=max_len,
             )
-            for item in decode_rows(tokens, vocab):
-                if config.new_only and item in known_items:
-                    continue
-                if config.unique:
-                    if item in seen:
-                        continue
-                    seen.add(item)
-                results.append(item)
-                if len(results) == config.num:
-                    break
+            results += _accepted(decode_rows(tokens, vocab), config, known_items, seen)[:want]
     finally:
         model.train(was_training)
     return results
+
+
+def sample(run: Run, config: SampleConfig) -> list[str]:
+    """Generate items with a trained run's model (see ``SampleConfig``).
+
+    Items are at most ``config.max_len`` characters long, or when that is 0 twice the
+    longest training item (at least 16) or what the model can generate, whichever is less.
+    """
+    known = None
+    if config.new_only:
+        try:
+            known = set(load_data(run.config.data, run.vocab).words)
+        except MakemoreError:
+            validation.fail(config, "new_only", f"cannot read the training file {run.meta['data']['input']}")
+    longest = run.meta["data"]["longest_item"]
+    return sample_items(
+        run.model,
+        run.vocab,
+        config,
+        default_max_len=max(16, 2 * longest),
+        model_limit=run.model_limit,
+        known_items=known,
+    )

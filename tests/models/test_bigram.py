@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from makemore import api
 from makemore.models import build_model, make_config
-from makemore.trainer import evaluate_nll, make_batcher
+from makemore.scoring import evaluate_nll
 
 
 def test_logits_are_one_hot_times_w():
@@ -30,11 +29,10 @@ def test_l2_penalty_added_to_loss():
 
 def test_neural_bigram_matches_count_bigram_on_builtin_corpus(tmp_path):
     """Full-batch gradient descent ends within 0.005 of the count model's train NLL (k=1)."""
-    pytest.importorskip("makemore.models.ngram")
     data = api.load_data(api.DataConfig())
     corpus = data.corpus("train")
     count = build_model("ngram", make_config("ngram", {"order": 2, "k": 1.0}), data.vocab.size)
-    batcher = make_batcher(count, corpus)
+    batcher = count.batcher(corpus)
     count.fit(batcher.X, batcher.Y)
     count_nll = evaluate_nll(count, batcher)
 

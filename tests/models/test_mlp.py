@@ -75,7 +75,6 @@ def test_bn_mlp_has_bias_free_linear_before_batchnorm():
 
 
 def test_manual_backward_matches_autograd_in_the_model():
-    pytest.importorskip("makemore.manual_backprop")
     torch.manual_seed(0)
     cfg = make_config("bn-mlp", dict(block_size=3, n_embd=5, n_hidden=16))
     auto = build_model("bn-mlp", cfg, V).double()

@@ -213,24 +213,6 @@ def test_weight_dropout_masks_hidden_to_hidden_weights_in_training_only(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_checkpoints_of_the_stacked_layout_still_load(cell):
-    """Runs saved when the layers were one stacked module name them ``rnn.weight_ih_l1``."""
-    model = make(cell, n_embd=8, n_hidden=16, n_layers=2).eval()
-    stacked = {}
-    for key, value in model.state_dict().items():
-        if key.startswith("rnn."):
-            _, layer, name = key.split(".")
-            key = f"rnn.{name[: -len('_l0')]}_l{layer}"
-        stacked[key] = value
-    assert "rnn.weight_hh_l1" in stacked
-    clone = make(cell, seed=1, n_embd=8, n_hidden=16, n_layers=2).eval()
-    clone.load_state_dict(stacked)
-    idx = torch.randint(0, V, (3, 7))
-    with torch.no_grad():
-        torch.testing.assert_close(clone(idx)[0], model(idx)[0], atol=0, rtol=0)
-
-
-@pytest.mark.parametrize("cell", CELLS)
 def test_a_few_adamw_steps_lower_the_loss(cell):
     model = make(cell, n_embd=8, n_hidden=32)
     idx, targets = padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])

@@ -255,8 +255,9 @@ def test_state_dict_round_trip_through_safetensors(tie):
 def test_attention_with_dropout_written_out_matches_sdpa_without_dropout():
     q, k, v = (torch.randn(3, 2, 7, 8) for _ in range(3))
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    torch.testing.assert_close(causal_attention_with_dropout(q, k, v, torch.nn.Identity()), expected,
-                               atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        causal_attention_with_dropout(q, k, v, torch.nn.Identity()), expected, atol=1e-6, rtol=1e-5
+    )
 
 
 def test_attention_dropout_is_unbiased_and_causal():

@@ -1,25 +1,30 @@
-"""The interface every model family shares.
+"""What every model family shares: the config base, the three kinds of model, and helpers.
 
-Two kinds of input exist:
+Every model has ``forward(idx, targets=None) -> (logits, loss)``. Generic code (training,
+evaluation, sampling, scoring, plots) never asks which family a model is: it asks the model,
+whose *kind* (its base class here) answers:
 
-* ``"window"`` models (ngram, bigram, mlp, wavenet) read a fixed context of the
-  previous ``block_size`` tokens: ``idx`` is ``(B, block_size)``, ``targets`` is
-  ``(B,)`` and ``logits`` is ``(B, V)``.
-* ``"sequence"`` models (rnn, gru, lstm, transformer) read a whole item at once:
-  ``idx`` is ``(B, T)``, ``targets`` is ``(B, T)`` with ``-1`` on padding and
-  ``logits`` is ``(B, T, V)``; position ``t`` predicts token ``t + 1``.
+* ``WindowModel`` (bigram, mlp, wavenet) reads a fixed context of the previous ``block_size``
+  tokens: ``idx`` is ``(B, block_size)``, ``targets`` ``(B,)``, ``logits`` ``(B, V)``.
+* ``SequenceModel`` (rnn, gru, lstm, transformer) reads a whole item at once: ``idx`` is
+  ``(B, T)``, ``targets`` ``(B, T)`` with ``-1`` on padding, ``logits`` ``(B, T, V)``;
+  position ``t`` predicts token ``t + 1``.
+* ``CountModel`` (ngram) is a window model fitted by counting, not by gradient descent.
 
 Token 0 is always the boundary token (start and end of an item).
-Sampling, scoring, evaluation and training only rely on this module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from makemore.batching import SequenceBatcher, WindowBatcher
+from makemore.data import EncodedCorpus
 
 IGNORE_INDEX = -1
 
@@ -90,24 +95,175 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
-class LanguageModel(nn.Module):
-    """Base class: subclasses set ``input_kind`` and ``block_size`` and implement ``forward``."""
+@dataclasses.dataclass
+class ModelConfig:
+    """Base of every family's config dataclass.
 
-    input_kind: ClassVar[str] = "window"
+    Building a config validates it (``validate``, called from ``__post_init__``), so a bad
+    value is refused where it enters, naming its field. ``train_defaults`` are the family's
+    own training settings (``TrainConfig`` fields), applied before the user's.
+    """
+
+    train_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the field of any value out of range."""
+
+
+class LanguageModel(nn.Module):
+    """Base class of every model; subclass one of the three kinds below, not this class.
+
+    Subclasses set ``config``, ``vocab_size`` and ``block_size`` and implement ``forward``.
+    """
+
+    input_kind: ClassVar[str]  # how the model reads its input: "window" or "sequence"
+    trains_by_gradient: ClassVar[bool] = True  # False: fitted by counting (``CountModel``)
+    has_manual_backward: ClassVar[bool] = False  # has ``manual_forward_backward`` (some configs)
+    config: ModelConfig
     block_size: int
     vocab_size: int
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):  # pragma: no cover
         raise NotImplementedError
 
+    @classmethod
+    def fit_config(cls, config: ModelConfig, longest_item: int) -> ModelConfig:
+        """The config to build for data whose longest item has ``longest_item`` characters."""
+        return config
+
+    def batcher(self, corpus: EncodedCorpus, device: str | torch.device = "cpu"):
+        """A batcher (``sample``, ``chunks``) of ``corpus`` in the layout this model reads."""
+        raise NotImplementedError
+
+    def read_contexts(self, corpus: EncodedCorpus) -> list[list[list[int]]]:
+        """For each item of ``corpus``, the tokens this model reads before each of its targets."""
+        raise NotImplementedError
+
+    @property
+    def position_limit(self) -> int | None:
+        """Most characters the model can generate or read in one item (None: no limit)."""
+        return None
+
+    def char_embedding(self) -> torch.Tensor | None:
+        """``(V, E)`` vector of each token, for plots (None when the model has none)."""
+        for module in self.modules():
+            if isinstance(module, nn.Embedding) and module.num_embeddings == self.vocab_size:
+                return module.weight.detach()
+        return None
+
+    def manual_backward_error(self) -> str | None:
+        """Why this model cannot train with the hand-written backward pass (None when it can)."""
+        return None if self.has_manual_backward else "this model has no hand-written backward pass"
+
+    def manual_forward_backward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One training forward pass and a hand-written backward pass that fills ``.grad``."""
+        raise NotImplementedError(self.manual_backward_error())
+
     @staticmethod
     def loss_from_logits(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
         """Mean cross-entropy over all non-padding targets (None when targets is None)."""
         if targets is None:
             return None
-        return F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
-        )
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+
+    def select_cache_rows(self, cache: Any, rows: torch.Tensor) -> Any:
+        """Keep only ``rows`` (indices into the batch) of a ``next_token_logits`` cache.
+
+        Sampling calls this to drop the rows that have ended. The default cache (None) holds
+        nothing per row; models with a KV cache or a recurrent state override it.
+        """
+        return cache
+
+    @torch.no_grad()
+    def next_token_logits(self, idx: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
+        """Logits for the token after ``idx``.
+
+        Args:
+            idx: ``(B, t)`` tokens generated so far, starting with the boundary token.
+            cache: whatever this method returned last time for the same rows (None at first).
+        Returns:
+            ``(logits (B, V), cache)``. The kinds' defaults recompute from the visible context;
+            models with a KV cache or a recurrent state override this to only process the
+            newest token.
+        """
+        raise NotImplementedError
+
+
+class WindowModel(LanguageModel):
+    """A model that predicts the next token from the previous ``block_size`` tokens."""
+
+    input_kind = "window"
+
+    def batcher(self, corpus: EncodedCorpus, device: str | torch.device = "cpu") -> WindowBatcher:
+        return WindowBatcher(corpus, self.block_size, device)
+
+    def read_contexts(self, corpus: EncodedCorpus) -> list[list[list[int]]]:
+        windows = corpus.windows(self.block_size)[0].tolist()  # boundary-padded, as in training
+        out, row = [], 0
+        for length in corpus.lengths.tolist():
+            out.append(windows[row : row + length + 1])
+            row += length + 1
+        return out
+
+    @torch.no_grad()
+    def next_token_logits(self, idx: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
+        context = idx[:, idx.size(1) - min(self.block_size, idx.size(1)) :]  # last block_size tokens (none for 0)
+        if context.size(1) < self.block_size:
+            pad = context.new_zeros(context.size(0), self.block_size - context.size(1))
+            context = torch.cat([pad, context], dim=1)
+        logits, _ = self(context)
+        return logits, None
+
+
+class CountModel(WindowModel):
+    """A window model fitted by counting the training examples (no gradient descent)."""
+
+    trains_by_gradient = False
+
+    def fit(self, X: torch.Tensor, Y: torch.Tensor) -> None:
+        """Fit to ``(N, block_size)`` contexts ``X`` and their ``(N,)`` next tokens ``Y``."""
+        raise NotImplementedError
+
+    def fit_batcher(self, batcher: WindowBatcher) -> None:
+        """Fit to every example of a batcher made by ``self.batcher``."""
+        self.fit(batcher.X, batcher.Y)
+
+
+class SequenceModel(LanguageModel):
+    """A model that reads whole items and predicts every next token at once.
+
+    ``block_size`` is the most positions it reads; a config's ``block_size`` of 0 is set to
+    the longest training item + 1 (``fit_config``). Models without a position table
+    (recurrent ones) set ``has_position_limit = False``: for them ``block_size`` is only
+    recorded.
+    """
+
+    input_kind = "sequence"
+    has_position_limit: ClassVar[bool] = True
+
+    @classmethod
+    def fit_config(cls, config: ModelConfig, longest_item: int) -> ModelConfig:
+        if config.block_size == 0:
+            return dataclasses.replace(config, block_size=longest_item + 1)
+        return config
+
+    def batcher(self, corpus: EncodedCorpus, device: str | torch.device = "cpu") -> SequenceBatcher:
+        return SequenceBatcher(corpus, device)
+
+    def read_contexts(self, corpus: EncodedCorpus) -> list[list[list[int]]]:
+        tokens = corpus.tokens.tolist()
+        out = []
+        for start, length in zip(corpus.starts.tolist(), corpus.lengths.tolist()):
+            item = tokens[start : start + length + 1]  # the start boundary and the characters
+            out.append([item[: i + 1] for i in range(length + 1)])
+        return out
+
+    @property
+    def position_limit(self) -> int | None:
+        return self.block_size - 1 if self.has_position_limit else None
 
     @staticmethod
     def needed_mask(targets: torch.Tensor | None) -> torch.Tensor | None:
@@ -134,38 +290,7 @@ class LanguageModel(nn.Module):
         needed = cls.needed_mask(targets)
         return None if needed is None else Packing.from_mask(needed).rows
 
-    def manual_backward_error(self) -> str | None:
-        """Why this model cannot train with ``--backward manual`` (None when it can)."""
-        if not hasattr(self, "manual_forward_backward"):
-            return "this model has no hand-written backward pass (bn-mlp with n_layers 1 has one)"
-        return None
-
-    def select_cache_rows(self, cache: Any, rows: torch.Tensor) -> Any:
-        """Keep only ``rows`` (indices into the batch) of a ``next_token_logits`` cache.
-
-        Sampling calls this to drop the rows that have ended. The default cache (None) holds
-        nothing per row; models with a KV cache or a recurrent state override it.
-        """
-        return cache
-
     @torch.no_grad()
     def next_token_logits(self, idx: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
-        """Logits for the token after ``idx``.
-
-        Args:
-            idx: ``(B, t)`` tokens generated so far, starting with the boundary token.
-            cache: whatever this method returned last time for the same rows (None at first).
-        Returns:
-            ``(logits (B, V), cache)``. The default recomputes from the visible context;
-            models with a KV cache or a recurrent state override this to only process the
-            newest token.
-        """
-        if self.input_kind == "window":
-            context = idx[:, idx.size(1) - min(self.block_size, idx.size(1)) :]  # last block_size tokens (none for 0)
-            if context.size(1) < self.block_size:
-                pad = context.new_zeros(context.size(0), self.block_size - context.size(1))
-                context = torch.cat([pad, context], dim=1)
-            logits, _ = self(context)
-            return logits, None
         logits, _ = self(idx[:, -self.block_size :])
         return logits[:, -1, :], None

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
 
+from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import Dropout, LanguageModel
+from makemore.models.base import Dropout, ModelConfig, WindowModel
 
 TANH_GAIN = 5.0 / 3.0
 
 
 @dataclass
-class MLPConfig:
+class MLPConfig(ModelConfig):
     """Defaults: dev NLL about 2.00 on names.txt in about 15 s on 2 CPU cores."""
 
     block_size: int = 5  # characters of context
@@ -29,13 +29,16 @@ class MLPConfig:
     dropout: float = 0.0  # dropout after each hidden layer
     init: str = "kaiming"  # "kaiming" (lecture 3's fixes) or "naive" (lecture 2's plain randn)
     # longer runs overfit this small corpus; stronger weight decay underfits
-    default_train: ClassVar[dict] = dict(
-        steps=15000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.01
-    )
+    train_defaults = dict(steps=15000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.01)
+
+    def validate(self) -> None:
+        validation.integers(self, 1, "block_size", "n_embd", "n_hidden", "n_layers")
+        validation.rates(self, "dropout")
+        validation.one_of(self, "init", ("kaiming", "naive"), "init")
 
 
 @dataclass
-class BNMLPConfig:
+class BNMLPConfig(ModelConfig):
     """Defaults: dev NLL about 2.00 on names.txt in about 25 s on 2 CPU cores."""
 
     block_size: int = 5  # characters of context
@@ -47,9 +50,13 @@ class BNMLPConfig:
     eps: float = 1e-5  # BatchNorm epsilon added to the variance
     # large batches: batch statistics of 128 examples are too noisy; AdamW wants a lower lr
     # with BatchNorm (the layer before it is scale-invariant)
-    default_train: ClassVar[dict] = dict(
-        steps=6000, batch_size=512, optimizer="adamw", lr=0.003, schedule="cosine", weight_decay=0.01
-    )
+    train_defaults = dict(steps=6000, batch_size=512, optimizer="adamw", lr=0.003, schedule="cosine", weight_decay=0.01)
+
+    def validate(self) -> None:
+        validation.integers(self, 1, "block_size", "n_embd", "n_hidden", "n_layers")
+        validation.rates(self, "dropout")
+        validation.number(self, "bn_momentum", least=0, most=1)
+        validation.number(self, "eps", above=0)
 
 
 class BatchNorm(nn.Module):
@@ -82,16 +89,13 @@ class BatchNorm(nn.Module):
         self.running_var.lerp_(var.detach(), self.momentum)
 
 
-class MLP(LanguageModel):
+class MLP(WindowModel):
     """Bengio et al. 2003: ``logits = tanh(concat(C[ctx]) W1 + b1) W2 + b2``."""
 
-    input_kind = "window"
-    batchnorm = False
+    batchnorm = False  # bias-free Linear -> BatchNorm -> tanh hidden layers
 
-    def __init__(self, config, vocab_size: int):
+    def __init__(self, config: MLPConfig | BNMLPConfig, vocab_size: int):
         super().__init__()
-        if config.block_size < 1 or config.n_layers < 1:
-            raise MakemoreError("block_size and n_layers must be at least 1")
         self.config = config
         self.vocab_size = vocab_size
         self.block_size = config.block_size
@@ -109,7 +113,10 @@ class MLP(LanguageModel):
             fan_in = config.n_hidden
         self.hidden = nn.Sequential(*layers)
         self.out = nn.Linear(config.n_hidden, vocab_size)
-        self._init_weights(getattr(config, "init", "kaiming"))
+        self._init_weights(self._init_scheme())
+
+    def _init_scheme(self) -> str:
+        return self.config.init
 
     @torch.no_grad()
     def _init_weights(self, scheme: str) -> None:
@@ -121,8 +128,6 @@ class MLP(LanguageModel):
                     if module.bias is not None:
                         nn.init.normal_(module.bias)
             return
-        if scheme != "kaiming":
-            raise MakemoreError(f"unknown init '{scheme}' (kaiming, naive)")
         for module in self.hidden:
             if isinstance(module, nn.Linear):  # tanh not saturated: Kaiming with gain 5/3
                 nn.init.normal_(module.weight, std=TANH_GAIN / math.sqrt(module.in_features))
@@ -142,6 +147,10 @@ class BatchNormMLP(MLP):
     """The MLP with bias-free Linear -> BatchNorm -> tanh hidden layers (lecture 3)."""
 
     batchnorm = True
+    has_manual_backward = True
+
+    def _init_scheme(self) -> str:
+        return "kaiming"  # lecture 3's fixes: BatchNorm came with them
 
     def _lecture_params(self) -> dict[str, torch.Tensor]:
         """Parameters in the lecture's layout (views, so gradients map back by transposing)."""

@@ -46,13 +46,13 @@ target, it is the end of the item.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import IGNORE_INDEX, LanguageModel
+from makemore.models.base import IGNORE_INDEX, CountModel, ModelConfig
 
 MAX_ORDER = 8
 SMOOTHINGS = ("add-k", "kneser-ney")
@@ -64,7 +64,7 @@ _DENSE_BUCKETS = 1 << 16
 
 
 @dataclass
-class NGramConfig:
+class NGramConfig(ModelConfig):
     """Order and smoothing of a count-based n-gram model."""
 
     order: int = 2  # n: the context is the n - 1 previous tokens (1..8)
@@ -72,19 +72,17 @@ class NGramConfig:
     k: float = 1.0  # add-k pseudo count; 0 = unsmoothed maximum likelihood
     discount: float = 0.75  # absolute discount D of Kneser-Ney, in [0, 1]
 
+    def validate(self) -> None:
+        order = self.order
+        if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_ORDER:
+            validation.fail(self, "order", f"must be an integer from 1 to {MAX_ORDER}, got {order!r}")
+        validation.one_of(self, "smoothing", SMOOTHINGS, "smoothing")
+        validation.number(self, "k", least=0)
+        validation.number(self, "discount", least=0, most=1)
 
-def _check_config(config: NGramConfig, vocab_size: int) -> None:
+
+def _check_vocab(config: NGramConfig, vocab_size: int) -> None:
     order = config.order
-    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_ORDER:
-        raise MakemoreError(f"ngram: order must be an integer from 1 to {MAX_ORDER}, got {order!r}")
-    if config.smoothing not in SMOOTHINGS:
-        raise MakemoreError(f"ngram: smoothing must be one of {', '.join(SMOOTHINGS)}, got {config.smoothing!r}")
-    k = config.k
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
-        raise MakemoreError(f"ngram: k must be a finite number >= 0, got {k!r}")
-    d = config.discount
-    if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d <= 1:
-        raise MakemoreError(f"ngram: discount must be a number from 0 to 1, got {d!r}")
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
         raise MakemoreError(f"ngram: vocab_size must be a positive integer, got {vocab_size!r}")
     if vocab_size ** (order - 1) > _INT64_MAX:
@@ -94,7 +92,7 @@ def _check_config(config: NGramConfig, vocab_size: int) -> None:
         )
 
 
-class NGramModel(LanguageModel):
+class NGramModel(CountModel):
     """Character n-gram model with add-k or interpolated Kneser-Ney smoothing.
 
     It has no trainable parameters: every table is a registered buffer, so ``state_dict()``
@@ -103,8 +101,6 @@ class NGramModel(LanguageModel):
     An unfitted model predicts the uniform distribution.
     """
 
-    input_kind = "window"
-
     def __init__(self, config: NGramConfig, vocab_size: int):
         """Build an empty (unfitted) model.
 
@@ -112,11 +108,11 @@ class NGramModel(LanguageModel):
             config: order and smoothing.
             vocab_size: V, including the boundary token 0.
         Raises:
-            MakemoreError: for an invalid config, or when ``V ** (order - 1)`` does not fit
+            MakemoreError: for an invalid vocabulary size, or when ``V ** (order - 1)`` does not fit
                 in an int64 context id.
         """
         super().__init__()
-        _check_config(config, vocab_size)
+        _check_vocab(config, vocab_size)
         self.config = config
         self.vocab_size = vocab_size
         self.order = config.order
@@ -333,41 +329,11 @@ class NGramModel(LanguageModel):
             return logits, None
         return super().next_token_logits(idx, cache)
 
-    @torch.no_grad()
-    def context_counts(self, idx: torch.Tensor) -> torch.Tensor:
-        """Raw training counts of every next token after the given contexts.
-
-        Args:
-            idx: (B, order - 1) int64 contexts.
-        Returns:
-            (B, V) int64 counts ``c(context, w)``; zeros for contexts never seen.
-        """
-        self._check_contexts(idx)
-        out = torch.zeros(idx.size(0), self.vocab_size, dtype=torch.int64, device=idx.device)
-        hit = self._lookup(self.order, self._encode(idx))
-        if hit is None:
-            return out
-        rows, found = hit
-        return torch.where(found[:, None], self._table(self.order, "counts")[rows], out)
-
-    def counts_matrix(self) -> torch.Tensor:
-        """Dense bigram count table (order 2 only), e.g. for the heatmap plot.
-
-        Returns:
-            (V, V) int64 ``N[prev, next]``.
-        Raises:
-            MakemoreError: when the order is not 2.
-        """
-        if self.order != 2:
-            raise MakemoreError(f"ngram: counts_matrix needs an order-2 model, this one has order {self.order}")
-        V = self.vocab_size
-        out = torch.zeros(V, V, dtype=torch.int64, device=self._table(2, "counts").device)
-        out[self._table(2, "context_ids")] = self._table(2, "counts")
-        return out
-
     # ------------------------------------------------------------------ loading
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # The tables' first dimension depends on the data: resize them to the stored ones
         # (only along that dimension, so a different vocabulary still fails to load).
         for m in self._levels:
@@ -381,7 +347,9 @@ class NGramModel(LanguageModel):
                     and incoming.shape[1:] == current.shape[1:]
                 ):
                     self._buffers[name] = torch.empty(incoming.shape, dtype=current.dtype, device=current.device)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         for m in self._levels:
             sizes = {self._table(m, t).size(0) for t in _TABLES}
             ids = self._table(m, "context_ids")

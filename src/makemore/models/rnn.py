@@ -12,21 +12,22 @@ per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import Dropout, LanguageModel, Packing, dropout
+from makemore.models.base import Dropout, ModelConfig, Packing, SequenceModel, dropout
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 @dataclass
-class RNNConfig:
+class RNNConfig(ModelConfig):
     """Defaults (as a GRU): dev NLL about 1.93 on names.txt in about two minutes on 2 CPU cores."""
 
     n_embd: int = 64  # character embedding size
@@ -36,9 +37,15 @@ class RNNConfig:
     weight_dropout: float = 0.0  # DropConnect on the hidden-to-hidden weights (AWD-LSTM), training only
     block_size: int = 0  # 0: set by the API to the longest training item + 1 (recorded only)
     cell: str = "rnn"  # "rnn" (tanh), "gru" or "lstm"
-    default_train: ClassVar[dict] = dict(
+    train_defaults = dict(
         steps=12000, batch_size=64, optimizer="adamw", lr=0.003, schedule="cosine", warmup_steps=200, weight_decay=0.1
     )
+
+    def validate(self) -> None:
+        validation.one_of(self, "cell", CELLS, "rnn cell")
+        validation.integers(self, 1, "n_embd", "n_hidden", "n_layers")
+        validation.integers(self, 0, "block_size", note=" (0 = longest item + 1)")
+        validation.rates(self, "dropout", "weight_dropout")
 
 
 @dataclass
@@ -51,34 +58,13 @@ class LSTMConfig(RNNConfig):
     cell: str = "lstm"
 
 
-def _stacked_to_per_layer_keys(module, state_dict, prefix, *args) -> None:
-    """Load hook: checkpoints written before the layers were split (one stacked module)
-    name layer k's weights ``rnn.weight_ih_l{k}``; they are now ``rnn.{k}.weight_ih_l0``."""
-    for key in list(state_dict):
-        name = key[len(prefix) :]
-        if key.startswith(prefix) and name.startswith("rnn.") and "_l" in name and name.count(".") == 1:
-            base, layer = name[len("rnn.") :].rsplit("_l", 1)
-            state_dict[f"{prefix}rnn.{layer}.{base}_l0"] = state_dict.pop(key)
-
-
-class RNNModel(LanguageModel):
+class RNNModel(SequenceModel):
     """Embedding -> recurrent layers -> Linear: idx ``(B, T)`` -> logits ``(B, T, V)``."""
 
-    input_kind = "sequence"
     has_position_limit = False  # any length works; block_size is only recorded
 
     def __init__(self, config: RNNConfig, vocab_size: int):
         super().__init__()
-        if config.cell not in CELLS:
-            raise MakemoreError(f"unknown rnn cell '{config.cell}' (choose from: {', '.join(CELLS)})")
-        if config.n_embd < 1 or config.n_hidden < 1 or config.n_layers < 1:
-            raise MakemoreError("rnn n_embd, n_hidden and n_layers must be positive")
-        if not 0.0 <= config.dropout < 1.0:
-            raise MakemoreError(f"rnn dropout must be in [0, 1), got {config.dropout}")
-        if not 0.0 <= config.weight_dropout < 1.0:
-            raise MakemoreError(f"rnn weight_dropout must be in [0, 1), got {config.weight_dropout}")
-        if config.block_size < 0:
-            raise MakemoreError(f"rnn block_size must be >= 0, got {config.block_size}")
         self.config = config
         self.block_size = config.block_size
         self.vocab_size = vocab_size
@@ -88,10 +74,11 @@ class RNNModel(LanguageModel):
         kwargs: dict[str, Any] = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
         # one single-layer module per layer, so that the dropout between layers is ours
         self.rnn = nn.ModuleList(
-            CELLS[config.cell](config.n_embd if i == 0 else config.n_hidden, config.n_hidden, batch_first=True, **kwargs)
+            CELLS[config.cell](
+                config.n_embd if i == 0 else config.n_hidden, config.n_hidden, batch_first=True, **kwargs
+            )
             for i in range(config.n_layers)
         )
-        self.register_load_state_dict_pre_hook(_stacked_to_per_layer_keys)
         self.drop = Dropout(config.dropout)  # p = 0: returns its input
         self.lm_head = nn.Linear(config.n_hidden, vocab_size)
         self._init_weights()
@@ -204,9 +191,7 @@ class RNNModel(LanguageModel):
         else:
             state, seen = cache["state"], cache["n"]
             if idx.size(1) <= seen:
-                raise MakemoreError(
-                    f"next_token_logits: idx has {idx.size(1)} tokens but the cache already saw {seen}"
-                )
+                raise MakemoreError(f"next_token_logits: idx has {idx.size(1)} tokens but the cache already saw {seen}")
             new = idx[:, seen:]  # (B, t_new), usually t_new == 1
         logits, state = self._run(new, state)
         return logits[:, -1, :], {"state": state, "n": idx.size(1)}

@@ -9,18 +9,18 @@ head (optionally tied to the token embedding).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import Dropout, LanguageModel, Packing
+from makemore.models.base import Dropout, ModelConfig, Packing, SequenceModel
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(ModelConfig):
     """Defaults: dev NLL about 1.955 on names.txt in three to four minutes on 2 CPU cores."""
 
     block_size: int = 0  # longest sequence; 0: set by the API to the longest training item + 1
@@ -30,9 +30,17 @@ class TransformerConfig:
     dropout: float = 0.1  # on embeddings, attention weights and residual branches
     bias: bool = True  # biases in the Linear layers and LayerNorms
     tie_weights: bool = False  # share the output matrix with the token embedding
-    default_train: ClassVar[dict] = dict(
+    train_defaults = dict(
         steps=15000, batch_size=64, optimizer="adamw", lr=0.003, schedule="cosine", warmup_steps=500, weight_decay=0.1
     )
+
+    def validate(self) -> None:
+        validation.integers(self, 0, "block_size", note=" (0 = longest item + 1)")
+        validation.integers(self, 1, "n_layer", "n_head", "n_embd")
+        if self.n_embd % self.n_head:
+            validation.fail(self, "n_embd", f"{self.n_embd} must be divisible by n_head ({self.n_head})", ("n_head",))
+        validation.rates(self, "dropout")
+        validation.flags(self, "bias", "tie_weights")
 
 
 class KVCache:
@@ -69,9 +77,7 @@ class KVCache:
         return self._buf[layer, 0, :, :, :end], self._buf[layer, 1, :, :, :end]
 
 
-def causal_attention_with_dropout(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, drop: nn.Module
-) -> torch.Tensor:
+def causal_attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, drop: nn.Module) -> torch.Tensor:
     """Causal attention of ``(B, nh, T, hs)`` queries, keys and values, written out so that
     ``drop`` (makemore's dropout) acts on the attention weights.
 
@@ -172,26 +178,17 @@ class Block(nn.Module):
         return x
 
 
-class Transformer(LanguageModel):
-    """Decoder-only Transformer: idx ``(B, T)`` with ``T <= block_size`` -> logits ``(B, T, V)``."""
+class Transformer(SequenceModel):
+    """Decoder-only Transformer: idx ``(B, T)`` with ``T <= block_size`` -> logits ``(B, T, V)``.
 
-    input_kind = "sequence"
-    has_position_limit = True  # at most block_size positions (the position table)
+    It reads at most ``block_size`` positions (the position table), so it generates at most
+    ``block_size - 1`` characters.
+    """
 
     def __init__(self, config: TransformerConfig, vocab_size: int):
         super().__init__()
-        if config.block_size < 1:
-            raise MakemoreError(
-                "transformer block_size must be set (> 0): use the longest training item + 1"
-            )
-        if config.n_layer < 1 or config.n_head < 1 or config.n_embd < 1:
-            raise MakemoreError("transformer n_layer, n_head and n_embd must be positive")
-        if config.n_embd % config.n_head:
-            raise MakemoreError(
-                f"transformer n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head})"
-            )
-        if not 0.0 <= config.dropout < 1.0:
-            raise MakemoreError(f"transformer dropout must be in [0, 1), got {config.dropout}")
+        if config.block_size < 1:  # fit_config sets it from the data
+            raise MakemoreError("transformer block_size must be set (> 0): use the longest training item + 1")
         self.config = config
         self.block_size = config.block_size
         self.vocab_size = vocab_size
@@ -225,9 +222,7 @@ class Transformer(LanguageModel):
 
     def _check_length(self, T: int) -> None:
         if T > self.block_size:
-            raise MakemoreError(
-                f"sequence of {T} tokens is longer than the transformer's block_size {self.block_size}"
-            )
+            raise MakemoreError(f"sequence of {T} tokens is longer than the transformer's block_size {self.block_size}")
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits ``(B, T, V)`` and the mean loss over the targets that are not padding.
@@ -267,8 +262,7 @@ class Transformer(LanguageModel):
         B, T = idx.shape
         if T > self.block_size:
             raise MakemoreError(
-                f"cannot generate past the transformer's block_size {self.block_size} "
-                f"(context is already {T} tokens)"
+                f"cannot generate past the transformer's block_size {self.block_size} (context is already {T} tokens)"
             )
         if cache is None:
             c = self.config

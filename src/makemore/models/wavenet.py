@@ -8,18 +8,18 @@ The context window is fused two neighbours at a time: ``block_size = 8`` charact
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
 
+from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import Dropout, LanguageModel
+from makemore.models.base import Dropout, ModelConfig, WindowModel
 from makemore.models.mlp import BatchNorm as BatchNorm1d
 
 
 @dataclass
-class WaveNetConfig:
+class WaveNetConfig(ModelConfig):
     """Defaults: dev NLL about 1.96 on names.txt in about a minute on 2 CPU cores.
 
     Lecture 5's configuration (n_embd 24, n_hidden 128, SGD, 200k steps; dev 1.993) is the
@@ -31,9 +31,14 @@ class WaveNetConfig:
     n_hidden: int = 192  # width of every hidden level
     dropout: float = 0.1  # dropout after every Tanh (0 = none)
     # BatchNorm wants large batches and, with AdamW, a lower lr (see BNMLPConfig)
-    default_train: ClassVar[dict] = dict(
-        steps=8000, batch_size=512, optimizer="adamw", lr=0.003, schedule="cosine", weight_decay=0.01
-    )
+    train_defaults = dict(steps=8000, batch_size=512, optimizer="adamw", lr=0.003, schedule="cosine", weight_decay=0.01)
+
+    def validate(self) -> None:
+        bs = self.block_size
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1 or bs & (bs - 1):
+            validation.fail(self, "block_size", f"must be a power of two (1, 2, 4, 8, ...), got {bs!r}")
+        validation.integers(self, 1, "n_embd", "n_hidden")
+        validation.rates(self, "dropout")
 
 
 class FlattenConsecutive(nn.Module):
@@ -74,29 +79,20 @@ class BatchNorm(BatchNorm1d):
         return self.gain * (x - mean) * torch.rsqrt(var + self.eps) + self.bias
 
 
-class WaveNet(LanguageModel):
+class WaveNet(WindowModel):
     """Hierarchical MLP over a window: idx ``(B, block_size)`` -> logits ``(B, V)``."""
-
-    input_kind = "window"
 
     def __init__(self, config: WaveNetConfig, vocab_size: int):
         super().__init__()
-        bs = config.block_size
-        if not isinstance(bs, int) or bs < 1 or bs & (bs - 1):
-            raise MakemoreError(f"wavenet block_size must be a power of two (1, 2, 4, 8, ...), got {bs}")
-        if config.n_embd < 1 or config.n_hidden < 1:
-            raise MakemoreError("wavenet n_embd and n_hidden must be positive")
-        if not 0.0 <= config.dropout < 1.0:
-            raise MakemoreError(f"wavenet dropout must be in [0, 1), got {config.dropout}")
         self.config = config
-        self.block_size = bs
+        self.block_size = config.block_size
         self.vocab_size = vocab_size
-        self.n_levels = bs.bit_length() - 1  # log2(block_size)
+        n_levels = config.block_size.bit_length() - 1  # log2(block_size)
 
         self.wte = nn.Embedding(vocab_size, config.n_embd)
         layers: list[nn.Module] = []
         width = config.n_embd
-        for _ in range(self.n_levels):
+        for _ in range(n_levels):
             layers += [
                 FlattenConsecutive(2),
                 nn.Linear(2 * width, config.n_hidden, bias=False),
@@ -122,9 +118,7 @@ class WaveNet(LanguageModel):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         if idx.dim() != 2 or idx.size(1) != self.block_size:
-            raise MakemoreError(
-                f"wavenet expects idx of shape (B, {self.block_size}), got {tuple(idx.shape)}"
-            )
+            raise MakemoreError(f"wavenet expects idx of shape (B, {self.block_size}), got {tuple(idx.shape)}")
         x = self.wte(idx)  # (B, T, n_embd)
         x = self.layers(x)  # (B, 1, n_hidden) after log2(T) levels
         x = x.squeeze(1)  # (B, n_hidden): the lecture's bug fix

@@ -1,0 +1,200 @@
+"""The trainer's callbacks: what happens around the training loop besides training.
+
+Each is small and does one thing; ``training.train`` picks the ones a run needs. Write a new
+one by subclassing ``trainer.Callback`` and overriding the hooks it uses.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from makemore.rundir import RunDir
+from makemore.trainer import Callback, Trainer
+
+
+class ProgressBar(Callback):
+    """A tqdm bar with the last train and dev loss, the learning rate and the speed."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.postfix: dict[str, str] = {}
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.bar = tqdm(
+            total=trainer.config.steps,
+            initial=trainer.state.step,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5 if sys.stderr.isatty() else 10.0,
+        )
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        self.bar.update(1)
+
+    def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if "train_loss" in row:
+            self.postfix.update(
+                loss=f"{row['train_loss']:.4f}", lr=f"{row['lr']:.2e}", **{"it/s": f"{row['steps_per_s']:.0f}"}
+            )
+        if "dev_loss" in row:
+            self.postfix["dev"] = f"{row['dev_loss']:.4f}"
+        order = ("loss", "dev", "lr", "it/s")
+        self.bar.set_postfix({k: self.postfix[k] for k in order if k in self.postfix}, refresh=False)
+
+    def on_close(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class MetricsFile(Callback):
+    """Every metrics row appended to the run directory's ``metrics.jsonl``."""
+
+    def __init__(self, run_dir: RunDir):
+        self.run_dir = run_dir
+
+    def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        self.run_dir.append_metrics(row)
+
+
+def tensorboard_writer(log_dir, start_step: int):
+    """A TensorBoard ``SummaryWriter`` for ``log_dir``, or None when tensorboard is not installed.
+
+    Events after ``start_step`` (left by an interrupted run being resumed) are purged.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the optional extra: pip install 'makemore[tensorboard]'
+        return None
+    return SummaryWriter(str(log_dir), purge_step=start_step or None)
+
+
+class TensorBoard(Callback):
+    """Every metrics row as TensorBoard scalars, when tensorboard is installed."""
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+        self.writer = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.writer = tensorboard_writer(self.log_dir, trainer.state.step)
+
+    def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key == "step":
+                continue
+            if isinstance(value, dict):  # update ratios: one scalar per parameter
+                for name, v in value.items():
+                    self.writer.add_scalar(f"{key}/{name}", v, row["step"])
+            else:
+                self.writer.add_scalar(key, value, row["step"])
+
+    def on_close(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class UpdateRatios(Callback):
+    """Every ``every`` steps, log10(std of the update / std of the values) of each matrix
+    (lecture 3's diagnostic), as an ``update_ratio`` metrics row."""
+
+    def __init__(self, every: int):
+        self.every = every
+        self.before: dict[str, torch.Tensor] | None = None
+
+    def on_before_optimizer_step(self, trainer: Trainer) -> None:
+        self.before = None
+        if trainer.state.step % self.every == 0:
+            self.before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.dim() == 2}
+
+    def on_after_optimizer_step(self, trainer: Trainer) -> None:
+        if self.before is None:
+            return
+        ratios = {}
+        for name, param in trainer.model.named_parameters():
+            if name in self.before:
+                update_std = (param.detach() - self.before[name]).std()
+                ratios[name] = float(torch.log10(update_std / param.detach().std() + 1e-20))
+        self.before = None
+        trainer.log({"step": trainer.state.step + 1, "update_ratio": ratios})
+
+
+class EarlyStopping(Callback):
+    """Stop after ``patience`` evaluations in a row without a better dev loss."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+
+    def on_eval(self, trainer: Trainer, dev_loss: float, improved: bool) -> None:
+        if trainer.state.evals_since_best >= self.patience:
+            trainer.request_stop()
+
+
+class StopOnSignal(Callback):
+    """SIGINT and SIGTERM end the run cleanly: the step finishes, ``last`` is saved, and
+    ``TrainingInterrupted`` is raised (the previous handlers are put back afterwards)."""
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[signum] = signal.signal(signum, lambda *_: trainer.interrupt())
+            except ValueError:  # not in the main thread: leave signals alone
+                pass
+
+    def on_close(self, trainer: Trainer) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous.clear()
+
+
+class Checkpointer(Callback):
+    """Saves ``best`` when the dev loss improves, ``last`` at every evaluation, when
+    interrupted and at the end.
+
+    Args:
+        run_dir: where to save.
+        describe: the JSON description of the run at the trainer's current state.
+        saved_step: the step of the checkpoint the run resumed from (0 for a new run).
+    """
+
+    def __init__(self, run_dir: RunDir, describe: Callable[[Trainer], dict[str, Any]], saved_step: int = 0):
+        self.run_dir, self.describe = run_dir, describe
+        self.saved_step = saved_step  # step of the last checkpoint written (for messages)
+        self._saved_last_at: int | None = None
+
+    def save(self, trainer: Trainer, which: str) -> None:
+        last = which == "last"
+        self.run_dir.save(
+            which,
+            model_state=trainer.model.state_dict(),
+            meta=self.describe(trainer),
+            optimizer_state=trainer.optimizer.state_dict() if last else None,
+            rng_state=trainer.rng_state() if last else None,
+        )
+        if last:
+            self.saved_step = self._saved_last_at = trainer.state.step
+
+    def on_eval(self, trainer: Trainer, dev_loss: float, improved: bool) -> None:
+        if improved:
+            self.save(trainer, "best")
+        self.save(trainer, "last")
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        if self._saved_last_at != trainer.state.step:
+            self.save(trainer, "last")
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self._saved_last_at != trainer.state.step:
+            self.save(trainer, "last")

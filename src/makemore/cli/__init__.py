@@ -1,0 +1,53 @@
+"""Command-line interface: a thin layer over ``makemore.api``, one function per subcommand
+(``commands.py``); the parser and the old spellings in ``parser.py``; config dataclasses as
+options, and config fields back as flags, in ``options.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from makemore.cli.options import render, run_config_from_args
+from makemore.cli.parser import EXAMPLES, REMOVED_IN, build_parser, old_spellings
+from makemore.errors import ConfigError, MakemoreError
+from makemore.trainer import TrainingInterrupted
+
+__all__ = ["EXAMPLES", "build_parser", "main", "run_config_from_args"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``makemore`` command; returns its exit code (2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    notes = old_spellings(args)
+    if notes:
+        print(
+            f"makemore: warning: old spelling: {'; '.join(notes)} (the old spellings go in makemore {REMOVED_IN})",
+            file=sys.stderr,
+        )
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"makemore: error: {render(exc, args.parser)}", file=sys.stderr)
+        return 2
+    except MakemoreError as exc:
+        print(f"makemore: error: {exc}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as exc:
+        print(
+            f"makemore: {exc}; last checkpoint saved. Continue with: makemore train --resume -o {args.out_dir}",
+            file=sys.stderr,
+        )
+        return 130
+    except KeyboardInterrupt:
+        print("makemore: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # e.g. a full disk or a read-only directory while writing
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"makemore: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,304 @@
+"""The argument parser: subcommands, their options and examples, and the old spellings.
+
+Commands that read a run take it as a positional argument (``makemore sample RUN``);
+``-o/--output`` always names what a command writes. The spellings of makemore 0.1
+(``sample -o RUN``, ``plot ... --out FILE``, ``lr-find --num-steps``, ``gradcheck --batch``)
+still work in this release, with a one-line notice on stderr (``old_spellings``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from makemore.cli import commands
+from makemore.cli.options import SCHEDULE_FIELDS, add_run_options
+
+REMOVED_IN = "0.3"
+EXAMPLES = {
+    "train": """examples:
+  makemore train -o runs/names                       # default model on the built-in corpus
+  makemore train -i words.txt -o runs/ngram --model ngram --order 3 --smoothing kneser-ney
+  makemore train -i names.txt -o runs/l3 --preset lecture3
+  makemore train -o runs/mlp --model mlp --n-embd 16 --n-hidden 256 --steps 20000 --lr 0.01
+  makemore train --resume -o runs/mlp                # continue an interrupted run exactly
+  makemore train -o runs/bn --model bn-mlp --optimizer sgd --lr 0.1 --schedule step --backward manual""",
+    "sample": """examples:
+  makemore sample runs/names -n 20 --new-only
+  makemore sample runs/names --prefix ma --temperature 0.8 --top-k 10 --seed 7 -o names.txt""",
+    "score": """examples:
+  makemore score runs/names emma zzzx
+  makemore score runs/bigram --detail andrej
+  makemore score runs/names - < words.txt""",
+    "eval": """examples:
+  makemore eval runs/names""",
+    "plot": """examples:
+  makemore plot bigram runs/names -o bigram.png
+  makemore plot loss runs/names -o loss.png
+  makemore plot embedding runs/names -o emb.png
+  makemore plot activations runs/names -o act.png""",
+    "lr-find": """examples:
+  makemore lr-find --model mlp -o lr.png
+  makemore lr-find -i words.txt --model bn-mlp --optimizer sgd --steps 500 -o lr.png""",
+    "datasets": "examples:\n  makemore datasets",
+    "models": "examples:\n  makemore models",
+    "gradcheck": """examples:
+  makemore gradcheck
+  makemore gradcheck --dtype float32 --batch-size 64 --seed 1""",
+}
+TOP_LEVEL_EXAMPLES = """examples:
+  makemore train -o runs/names && makemore sample runs/names -n 20 --new-only
+  makemore score runs/names --detail emma
+  makemore COMMAND --help                            # options and examples of one command"""
+HIDDEN = argparse.SUPPRESS
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class CommandParser(Parser):
+    """A subcommand's parser: options may come between positionals (``score RUN --detail WORD``)."""
+
+    _intermixed = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixed:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._intermixed = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed = False
+
+
+class Spelled(argparse.Action):
+    """Records ``(option string, value)`` pairs, so that ``-o`` and ``--output`` can be told apart."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), (option_string, values)])
+
+
+def _add_run_reader(p: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("run", nargs="?", metavar="RUN", help="run directory (written by makemore train)")
+    p.add_argument("--which", choices=["best", "last"], default="best", help="checkpoint to use (default: best)")
+
+
+def _add_train(sub) -> None:
+    p = sub("train", commands.cmd_train, "train a model and write its checkpoints into a run directory")
+    p.add_argument(
+        "-o",
+        "--output",
+        dest="out_dir",
+        metavar="RUN",
+        default=None,
+        help="run directory to create (or to continue with --resume)",
+    )
+    p.add_argument("--out-dir", dest="old_out_dir", default=None, help=HIDDEN)
+    p.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in -o")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_run_options(p)
+
+
+def _add_sample(sub) -> None:
+    p = sub(
+        "sample", commands.cmd_sample, "generate new items with a trained model", usage="makemore sample RUN [options]"
+    )
+    _add_run_reader(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        dest="outputs",
+        action=Spelled,
+        default=[],
+        metavar="FILE",
+        help="write the items to this file (atomically) instead of standard output",
+    )
+    p.add_argument("--out-dir", dest="outputs", action=Spelled, help=HIDDEN)
+    p.add_argument("-n", "--num", type=int, default=20, help="how many items (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k most likely characters (default: all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: all)")
+    p.add_argument("--prefix", default="", help="every item starts with this")
+    p.add_argument("--min-len", type=int, default=0, help="shortest item, in characters")
+    p.add_argument(
+        "--max-len",
+        type=int,
+        default=0,
+        help="longest item, in characters (default: model limit or 2x longest training item)",
+    )
+    p.add_argument("--new-only", action="store_true", help="drop items present in the training file")
+    p.add_argument("--unique", action="store_true", help="drop repeated items")
+    p.add_argument("--batch-size", type=int, default=1000, help="items generated together (default 1000)")
+
+
+def _add_readers(sub) -> None:
+    p = sub(
+        "score",
+        commands.cmd_score,
+        "score how plausible items are (mean negative log-likelihood per character)",
+        usage="makemore score RUN [--detail] WORD [WORD ...]",
+    )
+    p.add_argument(
+        "words",
+        nargs="*",
+        metavar="RUN WORD",
+        help="the run directory, then the items to score (- reads them from standard input)",
+    )
+    p.add_argument("-o", "--out-dir", dest="old_run", default=None, help=HIDDEN)
+    _add_run_reader(p, positional=False)
+    p.add_argument(
+        "--detail",
+        action="store_true",
+        help="print the per-character table (context the model read, next character, probability, log-probability)",
+    )
+
+    p = sub(
+        "eval",
+        commands.cmd_eval,
+        "print the model's NLL on the train/dev/test splits",
+        usage="makemore eval RUN [options]",
+    )
+    _add_run_reader(p)
+    p.add_argument("-o", "--out-dir", dest="old_run", default=None, help=HIDDEN)
+
+    p = sub(
+        "plot", commands.cmd_plot, "draw what a run learned as a PNG", usage="makemore plot WHAT RUN -o FILE [options]"
+    )
+    p.add_argument("what", choices=["bigram", "loss", "embedding", "activations"], help="which plot")
+    _add_run_reader(p)
+    p.add_argument(
+        "-o", "--output", dest="outputs", action=Spelled, default=[], metavar="FILE", help="PNG file to write"
+    )
+    p.add_argument("--out", "--out-dir", dest="outputs", action=Spelled, help=HIDDEN)
+    p.add_argument("--max-chars", type=int, default=32, help="bigram: show at most this many tokens (default 32)")
+    p.add_argument("--smooth", type=int, default=0, help="loss: average train loss over blocks of this many points")
+    p.add_argument("--batch-size", type=int, default=512, help="activations: examples in the diagnostic batch")
+
+
+def _add_tools(sub) -> None:
+    p = sub("lr-find", commands.cmd_lr_find, "sweep the learning rate exponentially and suggest one")
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="PNG file to write (default lr-find.png)")
+    p.add_argument("--out", dest="old_output", default=None, help=HIDDEN)
+    p.add_argument("--start", type=float, default=1e-3, help="first learning rate (default 1e-3)")
+    p.add_argument("--end", type=float, default=1.0, help="last learning rate (default 1)")
+    p.add_argument("--steps", type=int, default=None, help="steps of the sweep (default 1000)")
+    p.add_argument("--num-steps", dest="old_steps", type=int, default=None, help=HIDDEN)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_run_options(p, exclude_train=SCHEDULE_FIELDS)
+
+    sub("datasets", commands.cmd_datasets, "list the built-in corpora")
+    sub("models", commands.cmd_models, "list model families, their options and the presets")
+
+    p = sub("gradcheck", commands.cmd_gradcheck, "compare the hand-written BatchNorm MLP gradients with autograd")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64", help="floating type (default float64)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default 32)")
+    p.add_argument("--batch", dest="old_batch", type=int, default=None, help=HIDDEN)
+    p.add_argument("--seed", type=int, default=42, help="seed of the random parameters and batch (default 42)")
+    p.add_argument("--fused", action="store_true", help="check the fused cross-entropy and BatchNorm backward instead")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from makemore import __version__
+
+    parser = Parser(
+        prog="makemore",
+        description="Learn from a list of items (one per line) and make more like them.",
+        epilog=TOP_LEVEL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"makemore {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser, metavar="COMMAND")
+
+    def sub(name: str, func, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kwargs,
+        )
+        p.set_defaults(func=func, parser=p)
+        return p
+
+    _add_train(sub)
+    _add_sample(sub)
+    _add_readers(sub)
+    _add_tools(sub)
+    return parser
+
+
+def _one_output(args: argparse.Namespace, outputs: list[tuple[str, str]], notes: list[str]) -> str | None:
+    if any(option == "--out" for option, _ in outputs):
+        notes.append("'--out FILE' is now '-o FILE'")
+    if len(outputs) > 1:
+        args.parser.error("-o/--output: give one output file")
+    return outputs[0][1] if outputs else None
+
+
+def _run_and_output(args: argparse.Namespace, notes: list[str]) -> None:
+    """``sample``/``plot``: the run is positional and ``-o`` the output, or (0.1) ``-o RUN``."""
+    outputs = args.outputs
+    if args.run is None:
+        runs = [value for option, value in outputs if option in ("-o", "--out-dir")]
+        if runs:
+            args.run = runs[-1]
+            outputs = [(option, value) for option, value in outputs if option not in ("-o", "--out-dir")]
+            notes.append(f"'{args.command} -o RUN' is now '{args.command} RUN'")
+            if args.command == "sample" and outputs:
+                notes.append("'--output FILE' is now '-o FILE'")
+    args.output = _one_output(args, outputs, notes)
+    if args.run is None:
+        args.parser.error("the run directory RUN is required")
+    if args.command == "plot" and args.output is None:
+        args.parser.error("-o/--output FILE is required")
+
+
+def old_spellings(args: argparse.Namespace) -> list[str]:
+    """Turn makemore 0.1's spellings into this release's, in ``args``.
+
+    Returns:
+        one note per old spelling used ("'X' is now 'Y'"), for a deprecation notice.
+    """
+    notes: list[str] = []
+    command = args.command
+    if command == "train":
+        if args.old_out_dir is not None:
+            args.out_dir = args.out_dir or args.old_out_dir
+            notes.append("'train --out-dir RUN' is now 'train -o RUN'")
+        if args.out_dir is None:
+            args.parser.error("-o/--output RUN is required")
+    elif command in ("sample", "plot"):
+        _run_and_output(args, notes)
+    elif command in ("score", "eval"):
+        if args.old_run is not None:
+            if command == "eval" and args.run is not None:
+                args.parser.error("give the run once: makemore eval RUN")
+            args.run = args.old_run
+            notes.append(f"'{command} -o RUN' is now '{command} RUN'")
+        elif command == "score":
+            args.run, args.words = (args.words[0], args.words[1:]) if args.words else (None, [])
+        if args.run is None:
+            args.parser.error("the run directory RUN is required")
+    elif command == "lr-find":
+        if args.old_output is not None:
+            args.output = args.output or args.old_output
+            notes.append("'--out FILE' is now '-o FILE'")
+        if args.old_steps is not None:
+            args.steps = args.steps if args.steps is not None else args.old_steps
+            notes.append("'--num-steps N' is now '--steps N'")
+        args.output = args.output or "lr-find.png"
+        args.steps = 1000 if args.steps is None else args.steps
+    elif command == "gradcheck":
+        if args.old_batch is not None:
+            args.batch_size = args.batch_size if args.batch_size is not None else args.old_batch
+            notes.append("'--batch N' is now '--batch-size N'")
+        args.batch_size = 32 if args.batch_size is None else args.batch_size
+    return notes

@@ -1,0 +1,195 @@
+"""The configs of a run (data, training, the whole run) and the named presets, as data.
+
+Each config validates itself when built (``__post_init__``), so a bad value is refused where
+it enters (the API, the CLI, a checkpoint header) with a ``ConfigError`` naming its field.
+A model family's own config lives with the family (``makemore.models``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from makemore import validation
+from makemore.data import DEFAULT_MAX_ITEM_LEN
+from makemore.models import ModelConfig, get_family, make_config
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step", "constant")
+BACKWARDS = ("autograd", "manual")
+
+
+@dataclass
+class DataConfig:
+    """Where the items come from and how they are split."""
+
+    input: str = ""  # words file, or builtin:NAME; empty = the built-in names corpus
+    max_item_len: int = DEFAULT_MAX_ITEM_LEN  # longest item accepted, in characters
+    split_seed: int = 42  # 42 reproduces the lectures' split
+    dedupe: bool = False  # drop repeated items before splitting
+
+    def __post_init__(self) -> None:
+        validation.text(self, "input")
+        validation.integers(self, 1, "max_item_len")
+        validation.integers(self, -(2**63), "split_seed")
+        validation.flags(self, "dedupe")
+
+
+@dataclass
+class TrainConfig:
+    """How to train a neural model (ignored by count models)."""
+
+    steps: int = 20000  # optimisation steps
+    batch_size: int = 128  # examples (window models) or items (sequence models) per step; 0 = full batch
+    optimizer: str = "adamw"  # "adamw" or "sgd"
+    lr: float = 0.01  # peak learning rate
+    schedule: str = "cosine"  # "cosine", "step" (x step_factor at step_at of the run) or "constant"
+    warmup_steps: int = 0  # linear warm-up steps
+    min_lr_ratio: float = 0.01  # cosine floor as a fraction of lr
+    step_at: float = 0.75  # step schedule: fraction of the run where lr drops
+    step_factor: float = 0.1  # step schedule: lr multiplier after the drop
+    weight_decay: float = 0.0  # AdamW decoupled weight decay on matrices; L2-free for SGD
+    momentum: float = 0.0  # SGD momentum
+    grad_clip: float = 0.0  # max global grad norm (0 = off)
+    eval_interval: int = 1000  # steps between dev evaluations (and checkpoints)
+    log_interval: int = 100  # steps between metrics rows
+    patience: int = 0  # stop after this many evaluations without dev improvement (0 = off)
+    seed: int = 1337  # initialisation, batches and dropout
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
+    backward: str = "autograd"  # "autograd" or "manual" (models with a hand-written backward)
+    track_update_ratio: int = 0  # every N steps record log10 update:data std ratios (0 = off)
+
+    def __post_init__(self) -> None:
+        validation.integers(self, 1, "steps", "eval_interval", "log_interval")
+        validation.integers(self, 0, "batch_size", note=" (0 = full batch)")
+        validation.integers(self, 0, "warmup_steps", "patience", "track_update_ratio", note=" (0 = off)")
+        validation.one_of(self, "optimizer", OPTIMIZERS, "optimizer")
+        validation.one_of(self, "schedule", SCHEDULES, "schedule")
+        validation.one_of(self, "backward", BACKWARDS)
+        validation.number(self, "lr", least=0)
+        validation.number(self, "min_lr_ratio", least=0, most=1)
+        validation.number(self, "step_at", least=0, most=1)
+        validation.number(self, "step_factor", least=0)
+        validation.number(self, "weight_decay", least=0)
+        validation.number(self, "momentum", least=0, below=1)
+        validation.number(self, "grad_clip", least=0)
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**64):
+            validation.fail(self, "seed", f"must be an integer from 0 to 2**64 - 1, got {self.seed!r}")
+        if not (isinstance(self.device, str) and re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device)):
+            validation.fail(self, "device", f"unknown device {self.device!r} (cpu, cuda, cuda:N, auto)")
+
+
+def default_train_config(model: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """TrainConfig defaults, then the family's own (``train_defaults``), then ``overrides``."""
+    return TrainConfig(**{**get_family(model).config.train_defaults, **(overrides or {})})
+
+
+@dataclass
+class RunConfig:
+    """A whole training run: model family and its config, data, and training.
+
+    ``RunConfig()`` is what ``makemore train`` trains (the default preset). Given a ``model``,
+    a missing ``model_config`` is the family's defaults and a missing ``train`` the family's
+    training defaults.
+    """
+
+    model: str | None = None  # family name (see makemore.models); None = the default preset's
+    model_config: ModelConfig | None = None  # the family's config dataclass
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.model is None:
+            if self.model_config is not None:
+                validation.fail(self, "model_config", "needs the model family it belongs to (model=...)")
+            preset = PRESETS[DEFAULT_PRESET]
+            self.model, self.model_config = preset.model, make_config(preset.model, preset.model_options)
+            if self.train is None:
+                self.train = default_train_config(preset.model, preset.train_options)
+        family = get_family(self.model)
+        if self.model_config is None:
+            self.model_config = family.config()
+        elif not isinstance(self.model_config, family.config):
+            validation.fail(self, "model_config", f"expected a {family.config.__name__} for model {self.model!r}")
+        if self.train is None:
+            self.train = default_train_config(self.model)
+        if not isinstance(self.data, DataConfig) or not isinstance(self.train, TrainConfig):
+            validation.fail(self, "data" if not isinstance(self.data, DataConfig) else "train", "has the wrong type")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named run configuration: a family, its options and its training options."""
+
+    model: str
+    description: str
+    model_options: dict[str, Any] = field(default_factory=dict)
+    train_options: dict[str, Any] = field(default_factory=dict)
+
+    def run_config(self) -> RunConfig:
+        return RunConfig(
+            model=self.model,
+            model_config=make_config(self.model, self.model_options),
+            train=default_train_config(self.model, self.train_options),
+        )
+
+
+def _lecture(model: str, description: str, step_at: float, **model_options: Any) -> Preset:
+    """A lecture's run: SGD 0.1 -> 0.01 at ``step_at`` of 200k steps of 32."""
+    sgd = dict(steps=200000, batch_size=32, optimizer="sgd", lr=0.1, schedule="step", step_at=step_at)
+    return Preset(model, description, model_options, {**sgd, **_LECTURE_LOGGING})
+
+
+_LECTURE_LOGGING = dict(weight_decay=0.0, eval_interval=10000, log_interval=1000)
+
+PRESETS: dict[str, Preset] = {
+    "default": Preset(
+        "lstm",
+        "what `makemore train` trains: a 2-layer LSTM, about two minutes on 2 CPU cores for ~30k names",
+        dict(n_embd=64, n_hidden=256, n_layers=2, dropout=0.25),
+        dict(steps=6000, batch_size=64, lr=0.004, weight_decay=0.1, warmup_steps=200, eval_interval=500),
+    ),
+    "best": Preset(
+        "lstm",
+        "the best model found for 10 minutes on 2 CPU cores: a 2-layer LSTM with dropout 0.3 and DropConnect 0.2 "
+        "on the hidden-to-hidden weights (names.txt dev ~1.89)",
+        dict(n_embd=64, n_hidden=256, n_layers=2, dropout=0.3, weight_dropout=0.2),
+        dict(steps=14000, batch_size=64, lr=0.003, weight_decay=0.1, warmup_steps=200, eval_interval=1000),
+    ),
+    "lecture2": _lecture(
+        "mlp",
+        "lecture 2's MLP: block 3, n_embd 10, n_hidden 200, plain randn init, SGD 0.1 -> 0.01, 200k steps of 32",
+        0.5,
+        block_size=3,
+        n_embd=10,
+        n_hidden=200,
+        init="naive",
+    ),
+    "lecture3": _lecture(
+        "bn-mlp",
+        "lecture 3's MLP with the init fixes and BatchNorm, SGD 0.1 -> 0.01 at 75%, 200k steps of 32",
+        0.75,
+        block_size=3,
+        n_embd=10,
+        n_hidden=200,
+        bn_momentum=0.001,
+    ),
+    "lecture5": _lecture(
+        "wavenet",
+        "lecture 5's WaveNet: block 8, n_embd 24, n_hidden 128, SGD 0.1 -> 0.01 at 75%, 200k steps of 32",
+        0.75,
+        block_size=8,
+        n_embd=24,
+        n_hidden=128,
+        dropout=0.0,
+    ),
+}
+DEFAULT_PRESET = "default"  # what RunConfig() and `makemore train` without --model/--preset train
+
+
+def preset_config(name: str) -> RunConfig:
+    """The RunConfig of a named preset (see ``PRESETS``)."""
+    if name not in PRESETS:
+        validation.fail(None, "preset", f"unknown preset {name!r} (choose from: {', '.join(PRESETS)})")
+    return PRESETS[name].run_config()

@@ -1,0 +1,257 @@
+"""Training runs end to end: data, model, trainer and callbacks, run directory.
+
+``train`` is what ``makemore train`` does; ``lr_find`` sweeps the learning rate with the same
+training step. Both check everything (data, configs, the run directory) before writing
+anything, so a refused run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from makemore import validation
+from makemore.callbacks import (
+    Checkpointer,
+    EarlyStopping,
+    MetricsFile,
+    ProgressBar,
+    StopOnSignal,
+    TensorBoard,
+    UpdateRatios,
+)
+from makemore.checkpoint import Checkpoint
+from makemore.config import RunConfig
+from makemore.data import Vocab
+from makemore.datasets import Data, load_data
+from makemore.errors import MakemoreError
+from makemore.models import LanguageModel, build_model, get_family
+from makemore.rundir import RunDir
+from makemore.runs import config_from_meta, load_run, run_meta
+from makemore.scoring import evaluate_nll
+from makemore.trainer import Callback, ForwardBackward, LossNotFinite, Trainer, TrainState, autograd_forward_backward
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``TrainConfig.device`` ("auto": CUDA when there is one)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        validation.fail(None, "device", f"{name}: no CUDA device is available")
+    return torch.device(name)
+
+
+def forward_backward_for(model: LanguageModel, backward: str) -> ForwardBackward:
+    """The trainer's forward-and-backward function for ``TrainConfig.backward``."""
+    if backward == "autograd":
+        return autograd_forward_backward
+    problem = model.manual_backward_error()
+    if problem:
+        validation.fail(None, "backward", f"{backward!r} is not possible: {problem}")
+    return lambda m, x, y: m.manual_forward_backward(x, y)
+
+
+def _build(config: RunConfig, data: Data) -> tuple[RunConfig, LanguageModel]:
+    """The config fitted to the data (e.g. a sequence model's positions) and its model,
+    initialised from the run's seed."""
+    model_cls = get_family(config.model).model
+    config = dataclasses.replace(config, model_config=model_cls.fit_config(config.model_config, data.longest_item))
+    torch.manual_seed(config.train.seed)
+    return config, build_model(config.model, config.model_config, data.vocab.size)
+
+
+def _resumed(run_dir: RunDir, steps: int | None) -> tuple[RunConfig, Data, Checkpoint]:
+    last = run_dir.checkpoint("last")
+    if not last.exists():
+        validation.fail(None, "resume", f"no checkpoint to resume in {run_dir.path} (expected {last.name})")
+    _, ckpt = run_dir.load("last")
+    config = config_from_meta(ckpt.meta)
+    if steps is not None:
+        config.train = dataclasses.replace(config.train, steps=steps)
+    data = load_data(config.data, Vocab.from_json(ckpt.meta["vocab"]))
+    if data.sha256 != ckpt.meta["data"]["sha256"]:
+        validation.fail(None, "resume", f"{data.source} changed since this run started (its checksum differs)")
+    return config, data, ckpt
+
+
+@dataclass
+class _Run:
+    """Everything a run needs once its inputs are checked (nothing written yet)."""
+
+    config: RunConfig
+    data: Data
+    model: LanguageModel
+    device: torch.device
+    train_batcher: Any
+    dev_batcher: Any
+    forward_backward: ForwardBackward
+    ckpt: Checkpoint | None  # the checkpoint resumed from
+
+
+def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwrite: bool, steps: int | None) -> _Run:
+    ckpt = None
+    if resume:
+        config, data, ckpt = _resumed(run_dir, steps)
+    else:
+        run_dir.check_new(overwrite=overwrite)
+        data = load_data(config.data)
+    device = resolve_device(config.train.device)
+    config, model = _build(config, data)
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model_state)
+    model.to(device)
+    train_corpus, dev_corpus = data.corpus("train"), data.corpus("dev")
+    if len(train_corpus) == 0 or len(dev_corpus) == 0:
+        raise MakemoreError(
+            f"{data.source}: too few items to split into train/dev/test ({len(data.words)}; need at least 10)"
+        )
+    train_batcher, dev_batcher = model.batcher(train_corpus, device), model.batcher(dev_corpus, device)
+    forward_backward = forward_backward_for(model, config.train.backward)
+    return _Run(config, data, model, device, train_batcher, dev_batcher, forward_backward, ckpt)
+
+
+def train(
+    config: RunConfig | None,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    steps: int | None = None,
+    on_start: Callable[[RunConfig], None] | None = None,
+) -> dict:
+    """Train a model and write its checkpoints into ``out_dir``.
+
+    Args:
+        config: what to train (ignored when resuming: the checkpoint's config is used).
+        out_dir: the run directory (created if needed).
+        resume: continue from ``out_dir/last.safetensors`` with optimizer, RNG and step restored.
+        overwrite: replace a run already in ``out_dir`` (its files are removed once the new
+            run's data and config have been checked).
+        progress: show a progress bar.
+        steps: when resuming, a new total number of steps (None keeps the recorded one).
+        on_start: called with the run's config once data, config and run directory have been
+            checked, just before anything is written (e.g. to announce the run).
+    Returns:
+        The final metrics: train and dev NLL of the best checkpoint, steps, time.
+    Raises:
+        MakemoreError: bad input or a diverged run. TrainingInterrupted: stopped by a signal.
+    """
+    run_dir = RunDir(out_dir)
+    run = _prepare(config, run_dir, resume=resume, overwrite=overwrite, steps=steps)
+    if on_start is not None:
+        on_start(run.config)
+    if not resume:  # only now: a refused run leaves nothing behind
+        run_dir.create(overwrite=overwrite)
+    if not run.model.trains_by_gradient:
+        return _fit_count_model(run, run_dir)
+    return _fit_by_gradient(run, run_dir, progress)
+
+
+def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpointer) -> list[Callback]:
+    train = run.config.train
+    callbacks: list[Callback] = [ProgressBar()] if progress else []
+    callbacks += [MetricsFile(run_dir), TensorBoard(run_dir.tensorboard_dir)]
+    if train.track_update_ratio:
+        callbacks.append(UpdateRatios(train.track_update_ratio))
+    if train.patience:
+        callbacks.append(EarlyStopping(train.patience))
+    return [*callbacks, checkpointer, StopOnSignal()]
+
+
+def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
+    started = time.perf_counter()
+
+    def describe(trainer: Trainer) -> dict:
+        extra = {"state": trainer.state.to_json(), "metrics": dict(trainer.state.metrics)}
+        return run_meta(run.config, run.data, run.model, extra)
+
+    checkpointer = Checkpointer(run_dir, describe, saved_step=run.ckpt.meta["state"]["step"] if run.ckpt else 0)
+    trainer = Trainer(
+        run.model,
+        run.train_batcher,
+        run.config.train,
+        evaluate=lambda m: evaluate_nll(m, run.dev_batcher),
+        callbacks=_callbacks(run, run_dir, progress, checkpointer),
+        forward_backward=run.forward_backward,
+    )
+    if run.ckpt is not None:
+        trainer.restore(run.ckpt.optimizer_state, run.ckpt.rng_state, TrainState.from_json(run.ckpt.meta["state"]))
+        run_dir.truncate_metrics(trainer.state.step)
+    try:
+        state = trainer.fit()
+    except LossNotFinite as exc:
+        raise MakemoreError(
+            f"{exc}; stopped, the last good checkpoint (step {checkpointer.saved_step}) is kept "
+            "(a lower learning rate or gradient clipping may help)"
+        ) from None
+    best = load_run(run_dir.path, "best", device=str(run.device)).model
+    return {
+        "train_loss": evaluate_nll(best, run.train_batcher),
+        "dev_loss": evaluate_nll(best, run.dev_batcher),
+        "best_step": state.metrics.get("best_step", state.step),
+        "steps": state.step,
+        "train_seconds": time.perf_counter() - started,
+    }
+
+
+def _fit_count_model(run: _Run, run_dir: RunDir) -> dict:
+    """Count models: fitting is counting; both checkpoints hold the fitted tables."""
+    started = time.perf_counter()
+    run.model.fit_batcher(run.train_batcher)
+    metrics = {
+        "train_loss": evaluate_nll(run.model, run.train_batcher),
+        "dev_loss": evaluate_nll(run.model, run.dev_batcher),
+        "fit_seconds": time.perf_counter() - started,
+    }
+    meta = run_meta(run.config, run.data, run.model, {"state": {"step": 0}, "metrics": metrics})
+    for which in ("best", "last"):
+        run_dir.save(which, model_state=run.model.state_dict(), meta=meta)
+    return metrics
+
+
+def lr_find(
+    config: RunConfig, *, start: float = 1e-3, end: float = 1.0, steps: int = 1000, progress: bool = True
+) -> tuple[list[float], list[float]]:
+    """Sweep the learning rate exponentially from ``start`` to ``end``, one training step each.
+
+    Returns:
+        (lrs, losses), stopped early once the loss diverges (4x its minimum, or not finite).
+    """
+    validation.number(None, "start", above=0, value=start)
+    if not (isinstance(end, (int, float)) and math.isfinite(end) and end > start):
+        validation.fail(None, "end", f"must be a finite number above start ({start:g}), got {end!r}", ("start",))
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 5:
+        validation.fail(None, "steps", f"need at least 5 steps, got {steps!r}")
+    data = load_data(config.data)
+    config, model = _build(config, data)
+    if not model.trains_by_gradient:
+        raise MakemoreError(f"lr-find: model {config.model!r} is fitted by counting, it has no learning rate")
+
+    def sweep(i: int) -> float:
+        return start * (end / start) ** (i / (steps - 1))
+
+    trainer = Trainer(
+        model,
+        model.batcher(data.corpus("train")),
+        config.train,
+        lr_schedule=sweep,
+        forward_backward=forward_backward_for(model, config.train.backward),
+    )
+    model.train()
+    lrs, losses = [], []
+    for i in tqdm(range(steps), disable=not progress, unit="step"):
+        loss = trainer.step()
+        lrs.append(sweep(i))
+        losses.append(loss)
+        if not math.isfinite(loss) or loss > 4 * min(losses):
+            break
+    return lrs, losses
