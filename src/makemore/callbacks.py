@@ -38,6 +38,8 @@ class ProgressBar(Callback):
         self.bar.update(1)
 
     def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if self.bar is None:  # a row from a step taken outside fit()
+            return
         if "train_loss" in row:
             self.postfix.update(
                 loss=f"{row['train_loss']:.4f}", lr=f"{row['lr']:.2e}", **{"it/s": f"{row['steps_per_s']:.0f}"}
