@@ -157,3 +157,14 @@ def test_bench_compare_times_both_trees_in_turns(corpus, tmp_path):
     median = result["median"]
     assert result["steps_per_s_ratio"] == pytest.approx(median["new"]["steps_per_s"] / median["old"]["steps_per_s"])
     assert median["old"]["dev_nll"] == median["new"]["dev_nll"]  # the same tree trains the same model
+
+
+@pytest.mark.slow
+def test_bench_reliability_counts_kills_loads_and_bad_inputs(tmp_path):
+    out = tmp_path / "reliability.json"
+    proc = run_script("bench_reliability.py", "--kills", "2", "--loads", "50", "--out", str(out))
+    result = json.loads(out.read_text())
+    assert (
+        result["kills"]["all"]["tried"] == 2 and result["kills"]["all"]["identical"] == result["kills"]["all"]["landed"]
+    )
+    assert f"wrote {out}" in proc.stdout

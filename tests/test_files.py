@@ -77,3 +77,37 @@ def test_check_output(tmp_path):
             check_output(path, "output", suffixes=suffixes)
         assert info.value.field == "output" and str(path) in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
+
+
+def test_outputs_other_than_regular_files_are_refused(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "target").write_text("keep\n")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    (tmp_path / "ro").write_text("keep\n")
+    (tmp_path / "ro").chmod(0o444)
+    for name, problem in [("fifo", "not a regular file"), ("link", "is a symlink"), ("ro", "is read-only")]:
+        with pytest.raises(ConfigError, match=problem):
+            check_output(tmp_path / name)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        check_output(tmp_path / "fifo", force=True)  # never, even forced
+    assert check_output(tmp_path / "link", force=True) == (tmp_path / "target").resolve()
+    assert check_output(tmp_path / "ro", force=True) == tmp_path / "ro"
+    assert (tmp_path / "target").read_text() == (tmp_path / "ro").read_text() == "keep\n"
+
+
+def test_an_error_names_the_target_not_the_temp_file(tmp_path, monkeypatch):
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device", src)
+
+    monkeypatch.setattr(files.os, "replace", broken_replace)
+    with pytest.raises(OSError) as info:
+        atomic_write_text(tmp_path / "items.txt", "x\n")
+    assert info.value.filename == str(tmp_path / "items.txt") and info.value.strerror == "No space left on device"
+
+
+def test_stale_temp_files_are_removed_and_nothing_else(tmp_path):
+    for name in (".last.safetensors.abc.tmp", ".run.json.x.tmp", "keep.tmp", "last.safetensors"):
+        (tmp_path / name).write_bytes(b"x")
+    removed = files.remove_stale_temp_files(tmp_path)
+    assert sorted(p.name for p in removed) == [".last.safetensors.abc.tmp", ".run.json.x.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tmp", "last.safetensors"]

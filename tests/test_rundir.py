@@ -75,7 +75,7 @@ def test_metrics_rows_append_read_and_truncate(tmp_path):
     assert run_dir.read_metrics() == rows
     with open(run_dir.metrics_path, "a") as fh:
         fh.write('{"step": 5, "tra')  # a row cut short by a kill
-    with pytest.raises(MakemoreError, match=r"metrics\.jsonl:5: not a JSON metrics row"):
+    with pytest.raises(MakemoreError, match=r"metrics\.jsonl:5: not a metrics row"):
         run_dir.read_metrics()
     run_dir.truncate_metrics(2)  # a run resumed at step 2 rewrites what came after
     assert run_dir.read_metrics() == rows[:2]

@@ -36,7 +36,7 @@ from makemore.errors import ConfigError, MakemoreError
 from makemore.models import make_config, model_names, with_options
 from makemore.rundir import RunDir
 from makemore.runs import Run, load_run
-from makemore.sampling import SampleConfig, sample
+from makemore.sampling import SampleConfig, iter_sample, sample
 from makemore.scoring import CharScore, WordScore, evaluate, score
 from makemore.trainer import TrainingInterrupted
 from makemore.training import lr_find, train
@@ -67,6 +67,7 @@ __all__ = [
     "char_embedding",
     "default_train_config",
     "evaluate",
+    "iter_sample",
     "load_data",
     "load_run",
     "lr_find",

@@ -97,6 +97,14 @@ def _parse_meta(header: dict[str, Any], path: Path) -> dict[str, Any]:
         raise MakemoreError(f"{path}: checkpoint metadata is not valid JSON") from None
     if not isinstance(meta, dict):
         raise MakemoreError(f"{path}: checkpoint metadata is not a JSON object")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise MakemoreError(f"{path}: not a makemore checkpoint (format_version {version!r})")
+    if version > FORMAT_VERSION:
+        raise MakemoreError(
+            f"{path}: written by a newer makemore (checkpoint format {version}; this one reads format "
+            f"{FORMAT_VERSION}): upgrade makemore to read it"
+        )
     return meta
 
 

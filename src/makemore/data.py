@@ -48,6 +48,8 @@ def read_words(path: str | Path, *, max_len: int = DEFAULT_MAX_ITEM_LEN) -> list
         raise MakemoreError(f"{path}: no such file")
     if path.is_dir():
         raise MakemoreError(f"{path}: is a directory, expected a text file with one item per line")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise MakemoreError(f"{path}: not a regular file, expected a text file with one item per line")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -173,7 +175,7 @@ class Vocab:
 
 
 def _codepoints(text: str) -> torch.Tensor:
-    data = bytearray(text.encode("utf-32-le"))
+    data = bytearray(text.encode("utf-32-le", "surrogatepass"))
     if not data:
         return torch.zeros(0, dtype=torch.int64)
     return torch.frombuffer(data, dtype=torch.int32).to(torch.int64)
@@ -203,7 +205,11 @@ class EncodedCorpus:
         codepoints = _codepoints(text)
         newline = codepoints == ord("\n")
         ids = torch.zeros_like(codepoints)
-        ids[~newline] = vocab.encode_codepoints(codepoints[~newline], text)
+        try:
+            ids[~newline] = vocab.encode_codepoints(codepoints[~newline], text)
+        except MakemoreError:
+            vocab.encode(next(w for w in words if not set(w) <= set(vocab.chars)))  # names the item
+            raise
         tokens = torch.cat([ids.new_zeros(1), ids, ids.new_zeros(1)])
         boundaries = torch.nonzero(tokens == BOUNDARY).squeeze(1)
         starts = boundaries[:-1]

@@ -9,16 +9,15 @@ from typing import Any
 import torch
 
 from makemore import validation
-from makemore.datasets import load_data
 from makemore.errors import MakemoreError
 from makemore.plots import collect_activation_stats
 from makemore.rundir import RunDir
-from makemore.runs import Run
+from makemore.runs import Run, training_data
 
 
 def training_windows(run: Run, block_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """(X, Y) examples of the run's training split (for plots and diagnostics)."""
-    return load_data(run.config.data, run.vocab).corpus("train").windows(block_size)
+    return training_data(run).corpus("train").windows(block_size)
 
 
 def bigram_counts(run: Run) -> torch.Tensor:
@@ -54,7 +53,7 @@ def activation_stats(run: Run, batch_size: int = 512, seed: int = 0) -> dict[str
         raise MakemoreError(
             f"model {run.config.model!r} is fitted by counting; it has no activations or gradients to plot"
         )
-    batcher = run.model.batcher(load_data(run.config.data, run.vocab).corpus("train"))
+    batcher = run.model.batcher(training_data(run).corpus("train"))
     x, y = batcher.sample(batch_size, torch.Generator().manual_seed(seed))
     return collect_activation_stats(run.model, x, y)
 

@@ -395,6 +395,8 @@ def gradcheck(
         validation.fail(
             None, "batch_size", f"must be at least 2 (BatchNorm needs a batch variance), got {batch_size!r}"
         )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        validation.fail(None, "seed", f"must be an integer from 0 to 2**64 - 1, got {seed!r}")
     g = torch.Generator().manual_seed(seed)
     params = init_params(vocab_size, block_size, n_embd, n_hidden, generator=g, dtype=dtype)
     X = torch.randint(0, vocab_size, (batch_size, block_size), generator=g)

@@ -4,11 +4,19 @@ A run directory holds ``best.safetensors`` (lowest dev loss) and ``last.safetens
 optimizer and RNG state, for resuming), ``metrics.jsonl`` (one JSON object per line) and
 ``run.json`` (a readable copy of the last checkpoint's description); TensorBoard event
 files go under ``tensorboard/``.
+
+One process at a time writes a run directory: ``writing()`` takes an OS lock (``flock`` on
+``.lock``, which holds the writer's pid) that the kernel releases when the process ends, even
+when it is killed. Readers need no lock: every file is replaced atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,21 @@ from makemore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from makemore.errors import ConfigError, MakemoreError
 
 CHECKPOINTS = ("best", "last")
+NUMBER_FIELDS = ("train_loss", "dev_loss", "lr", "steps_per_s")  # of a metrics row
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_row(row: Any) -> bool:
+    """A metrics row as the trainer writes it: a step, numbers, update ratios as numbers."""
+    if not isinstance(row, dict) or not isinstance(row.get("step"), int) or isinstance(row["step"], bool):
+        return False
+    if not all(_is_number(row[key]) for key in NUMBER_FIELDS if key in row):
+        return False
+    ratios = row.get("update_ratio", {})
+    return isinstance(ratios, dict) and all(isinstance(k, str) and _is_number(v) for k, v in ratios.items())
 
 
 class RunDir:
@@ -53,6 +76,10 @@ class RunDir:
     def tensorboard_dir(self) -> Path:
         return self.path / "tensorboard"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
     def holds_run(self) -> bool:
         """Whether a run was started here (it has a ``last`` checkpoint)."""
         return self.checkpoint("last").exists()
@@ -78,6 +105,67 @@ class RunDir:
         else:  # a run that never wrote a checkpoint may have left rows
             self.metrics_path.unlink(missing_ok=True)
 
+    @contextlib.contextmanager
+    def writing(self, *, new: bool, overwrite: bool = False) -> Iterator[RunDir]:
+        """Hold the directory's write lock for the block (``new``: create the directory first,
+        checking under the lock that it is still free, and clear it for the new run).
+
+        A new run that ends in an exception before it saved a checkpoint leaves no directory
+        behind if it made it.
+
+        Raises:
+            MakemoreError: another process is writing the directory (its pid is named).
+        """
+        made = new and not self.path.exists()
+        if new:
+            self.path.mkdir(parents=True, exist_ok=True)
+        fd = self._lock()
+        try:
+            files.remove_stale_temp_files(self.path)  # only a killed writer leaves them
+            if new:
+                self.check_new(overwrite=overwrite)
+                self.create(overwrite=overwrite)
+            yield self
+        except BaseException:
+            if new and not self.holds_run():
+                self._remove_new_run(made)
+            raise
+        finally:
+            self.lock_path.unlink(missing_ok=True)  # before releasing: see _lock
+            os.close(fd)
+
+    def _lock(self) -> int:
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                raise MakemoreError(
+                    f"{self.path}: another makemore process (pid {holder}) is writing this run"
+                ) from None
+            try:  # the holder before us unlinks the file it locked: ours must still be the one there
+                if os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        return fd
+
+    def _remove_new_run(self, made: bool) -> None:
+        """Remove what a new run that never saved a checkpoint wrote (and its directory if it made it)."""
+        self.metrics_path.unlink(missing_ok=True)
+        self.run_json.unlink(missing_ok=True)
+        if made:
+            self.lock_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty: something else is in it; leave it
+                if self.tensorboard_dir.is_dir() and not any(self.tensorboard_dir.iterdir()):
+                    self.tensorboard_dir.rmdir()
+                self.path.rmdir()
+
     # -- checkpoints ---------------------------------------------------------------------
     def save(
         self,
@@ -88,7 +176,14 @@ class RunDir:
         optimizer_state: dict | None = None,
         rng_state: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """Write checkpoint ``which`` atomically; ``last`` also refreshes ``run.json``."""
+        """Write checkpoint ``which`` atomically; ``last`` also refreshes ``run.json``.
+
+        ``run.json`` is written first: a kill between the two writes leaves a ``last`` behind
+        it, which a resume then brings up to date (the other order could leave a finished
+        run's ``run.json`` behind for good).
+        """
+        if which == "last":
+            files.atomic_write_text(self.run_json, json.dumps(meta, indent=2) + "\n")
         save_checkpoint(
             self.checkpoint(which),
             model_state=model_state,
@@ -96,8 +191,6 @@ class RunDir:
             optimizer_state=optimizer_state,
             rng_state=rng_state,
         )
-        if which == "last":
-            files.atomic_write_text(self.run_json, json.dumps(meta, indent=2) + "\n")
 
     def load(self, which: str = "best") -> tuple[Path, Checkpoint]:
         """(path, contents) of checkpoint ``which``; "best" falls back to "last".
@@ -120,40 +213,38 @@ class RunDir:
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
 
-    def read_metrics(self) -> list[dict[str, Any]] | None:
+    def read_metrics(self, *, strict: bool = True) -> list[dict[str, Any]] | None:
         """Rows of ``metrics.jsonl`` (None when there is none).
 
+        Args:
+            strict: raise on a line that is not a JSON object (else skip it: a row cut short
+                when a run was killed).
         Raises:
-            MakemoreError: naming the file and line of a row that is not a JSON object.
+            MakemoreError: naming the file and line of a bad row (strict only).
         """
         if not self.metrics_path.is_file():
             return None
         rows = []
-        for lineno, line in enumerate(self.metrics_path.read_text(encoding="utf-8").splitlines(), start=1):
+        for lineno, line in enumerate(self.metrics_path.read_bytes().split(b"\n"), start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                row = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                row = None
+            if _is_row(row):
+                rows.append(row)
+            elif strict:
                 raise MakemoreError(
-                    f"{self.metrics_path}:{lineno}: not a JSON metrics row (a write was cut short? delete the line)"
-                ) from None
-            if not isinstance(row, dict):
-                raise MakemoreError(f"{self.metrics_path}:{lineno}: not a JSON metrics row")
-            rows.append(row)
+                    f"{self.metrics_path}:{lineno}: not a metrics row (a write cut short? delete the line)"
+                )
         return rows
 
     def truncate_metrics(self, step: int) -> None:
         """Keep only the rows up to ``step`` (a resumed run rewrites what came after), and drop
         a row cut short when the run was killed."""
-        if not self.metrics_path.exists():
+        rows = self.read_metrics(strict=False)
+        if rows is None:
             return
-        kept = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and row.get("step", 0) <= step:
-                kept.append(line)
-        files.atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+        kept = [json.dumps(row) + "\n" for row in rows if row["step"] <= step]
+        files.atomic_write_text(self.metrics_path, "".join(kept))

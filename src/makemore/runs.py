@@ -8,6 +8,7 @@ config, vocabulary, data (file, checksum, split sizes), training config, step an
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ import torch
 from makemore import __version__
 from makemore.config import DataConfig, RunConfig, TrainConfig
 from makemore.data import Vocab
-from makemore.datasets import Data
-from makemore.errors import MakemoreError
+from makemore.datasets import Data, load_data
+from makemore.errors import ConfigError, MakemoreError
 from makemore.models import LanguageModel, build_model, get_family
 from makemore.rundir import RunDir
 
@@ -46,20 +47,101 @@ def run_meta(config: RunConfig, data: Data, model: LanguageModel, extra: dict[st
     }
 
 
+_HEX = re.compile(r"[0-9a-f]{64}")
+_VERSION = re.compile(r"\d+\.\d+\.\d+\S*")
+
+
+def _require(ok: bool, where: str, problem: str) -> None:
+    if not ok:
+        raise MakemoreError(f"{where}: {problem}")
+
+
+def _is_int(value: Any, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def check_header(meta: dict[str, Any]) -> None:
+    """Check the shape of a checkpoint's description before anything is built from it.
+
+    Raises:
+        MakemoreError: naming the first field that is missing or of the wrong kind.
+    """
+    _require(
+        isinstance(meta.get("makemore_version"), str) and bool(_VERSION.fullmatch(meta["makemore_version"])),
+        "makemore_version",
+        f"expected a version like '0.2.0', got {meta.get('makemore_version')!r}",
+    )
+    for key in ("model", "vocab", "data", "train", "state", "metrics"):
+        _require(isinstance(meta.get(key), dict), key, "missing or not a JSON object")
+    model, vocab, data, state = meta["model"], meta["vocab"], meta["data"], meta["state"]
+    _require(isinstance(model.get("kind"), str), "model.kind", "missing or not a string")
+    _require(isinstance(model.get("config"), dict), "model.config", "missing or not a JSON object")
+    _require(isinstance(vocab.get("chars"), str), "vocab.chars", "missing or not a string")
+    chars = vocab["chars"]
+    _require(list(chars) == sorted(set(chars)), "vocab.chars", "not sorted and unique")
+    _require(vocab.get("boundary_id") == 0, "vocab.boundary_id", f"expected 0, got {vocab.get('boundary_id')!r}")
+    _require(isinstance(data.get("input"), str), "data.input", "missing or not a string")
+    _require(
+        isinstance(data.get("sha256"), str) and bool(_HEX.fullmatch(data["sha256"])),
+        "data.sha256",
+        "missing or not a SHA-256 in hex",
+    )
+    for key in ("items", "longest_item"):
+        _require(_is_int(data.get(key), 1), f"data.{key}", f"expected a positive integer, got {data.get(key)!r}")
+    sizes = data.get("split_sizes")
+    _require(
+        isinstance(sizes, list) and len(sizes) == 3 and all(map(_is_int, sizes)),
+        "data.split_sizes",
+        "expected three integers",
+    )
+    _require(_is_int(state.get("step")), "state.step", f"expected an integer >= 0, got {state.get('step')!r}")
+    _require(_is_number(state.get("best_dev")), "state.best_dev", "not a number")
+    _require(_is_int(state.get("evals_since_best", 0)), "state.evals_since_best", "not an integer >= 0")
+    metrics = state.get("metrics", {})
+    _require(isinstance(metrics, dict) and all(map(_is_number, metrics.values())), "state.metrics", "not numbers")
+    for key, value in meta["metrics"].items():
+        _require(_is_number(value), f"metrics.{key}", f"expected a number, got {value!r}")
+
+
 def config_from_meta(meta: dict[str, Any]) -> RunConfig:
-    """The RunConfig a checkpoint's description records (validated like any config)."""
-    if not all(isinstance(meta.get(key), dict) for key in ("model", "data", "train", "vocab")):
-        raise MakemoreError("checkpoint metadata is incomplete (not written by makemore train?)")
-    kind = meta["model"].get("kind")
-    config_cls = get_family(kind).config
+    """The RunConfig a checkpoint's description records, checked like any config.
+
+    Raises:
+        MakemoreError: a field of the description is missing, of the wrong kind or out of range.
+    """
+    check_header(meta)
+    kind = meta["model"]["kind"]
     try:
+        config_cls = get_family(kind).config
         model_config = config_cls(**meta["model"]["config"])
         data_fields = {f.name for f in dataclasses.fields(DataConfig)}
         data_config = DataConfig(**{k: v for k, v in meta["data"].items() if k in data_fields})
         train_config = TrainConfig(**meta["train"])
-    except (TypeError, KeyError) as exc:
-        raise MakemoreError(f"checkpoint was written by an incompatible makemore version ({exc})") from None
+    except ConfigError as exc:
+        raise MakemoreError(f"checkpoint header: {exc}") from None
+    except TypeError as exc:
+        raise MakemoreError(f"checkpoint header: not written by this makemore ({exc})") from None
     return RunConfig(model=kind, model_config=model_config, data=data_config, train=train_config)
+
+
+def _weights_mismatch(model: LanguageModel, state: dict[str, Any]) -> str | None:
+    """What differs between the tensors a model (built on the meta device) expects and ``state``."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    missing = [n for n in expected if n not in state]
+    unexpected = [n for n in state if n not in expected]
+    shapes = [
+        f"{n} is {tuple(state[n].shape)}, the config needs {shape}"
+        for n, shape in expected.items()
+        if n in state and tuple(state[n].shape) != shape and model.trains_by_gradient
+    ]
+    parts = [f"missing {', '.join(missing[:3])}"] if missing else []
+    parts += [f"unexpected {', '.join(unexpected[:3])}"] if unexpected else []
+    parts += shapes[:3]
+    return "; ".join(parts) or None
 
 
 @dataclass
@@ -87,14 +169,38 @@ def load_run(out_dir: str | Path, which: str = "best", device: str = "cpu") -> R
         device: where to put the model.
     """
     path, ckpt = RunDir(out_dir).load(which)
-    config = config_from_meta(ckpt.meta)
+    try:
+        config = config_from_meta(ckpt.meta)
+    except MakemoreError as exc:
+        raise MakemoreError(f"{path}: {exc}") from None
     vocab = Vocab.from_json(ckpt.meta["vocab"])
+    with torch.device("meta"):  # shapes only: a header cannot make us allocate a model it has no weights for
+        skeleton = build_model(config.model, config.model_config, vocab.size)
+    problem = _weights_mismatch(skeleton, ckpt.model_state)
+    if problem:
+        raise MakemoreError(f"{path}: weights do not match the model described in it ({problem})")
     model = build_model(config.model, config.model_config, vocab.size)
     try:
         model.load_state_dict(ckpt.model_state)
     except RuntimeError as exc:
-        raise MakemoreError(
-            f"{path}: weights do not match the model described in it ({str(exc).splitlines()[0]})"
-        ) from None
+        detail = " ".join(str(exc).split())
+        raise MakemoreError(f"{path}: weights do not match the model described in it ({detail})") from None
     model.to(device).eval()
     return Run(model=model, vocab=vocab, meta=ckpt.meta, config=config, path=path)
+
+
+def training_data(run: Run) -> Data:
+    """The data a run was trained on, read again from the file its description names.
+
+    The file is used only when its checksum is the one recorded: a description (which anyone
+    may edit) cannot make makemore read some other file.
+
+    Raises:
+        MakemoreError: the file is missing, unreadable or not the one the run was trained on.
+    """
+    data = load_data(run.config.data, run.vocab)
+    if data.sha256 != run.meta["data"]["sha256"]:
+        raise MakemoreError(
+            f"{data.source}: not the file this run was trained on (it changed since: its checksum differs)"
+        )
+    return data

@@ -7,15 +7,18 @@ one). Generation stops as soon as every row has emitted the boundary token.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from makemore import validation
 from makemore.data import BOUNDARY, Vocab
-from makemore.datasets import load_data
 from makemore.errors import ConfigError, MakemoreError
-from makemore.runs import Run
+from makemore.runs import Run, training_data
+
+MAX_ITEMS = 1_000_000  # most items one request may ask for (sample -n)
+GIVE_UP_BATCHES = 20  # batches in a row that add no item before sampling gives up
 
 
 @dataclass
@@ -36,6 +39,8 @@ class SampleConfig:
 
     def __post_init__(self) -> None:
         validation.integers(self, 0, "num", "min_len")
+        if self.num > MAX_ITEMS:
+            validation.fail(self, "num", f"at most {MAX_ITEMS:,} items at a time, got {self.num:,}")
         validation.integers(self, 0, "max_len", note=" (0 = the model's default)")
         validation.integers(self, 1, "batch_size")
         validation.integers(self, 0, "top_k", note=" (0 = all)")
@@ -147,7 +152,7 @@ def decode_rows(tokens: torch.Tensor, vocab: Vocab) -> list[str]:
     # items never contain a line break: one '\n' after each row separates them
     newline = torch.full((body.size(0), 1), ord("\n"), dtype=torch.int32)
     flat = torch.cat([codepoints, newline], dim=1).flatten()  # (N * (L + 1),)
-    text = flat[flat != 0].numpy().tobytes().decode("utf-32-le")
+    text = flat[flat != 0].numpy().tobytes().decode("utf-32-le", "surrogatepass")
     return text.split("\n")[:-1]
 
 
@@ -168,18 +173,36 @@ def _max_len(config: SampleConfig, default_max_len: int, model_limit: int | None
     return max_len
 
 
-def _accepted(items: list[str], config: SampleConfig, known: set[str] | None, seen: set[str]) -> list[str]:
-    """The items ``new_only`` and ``unique`` let through, in order (``seen`` is updated)."""
+def _accepted(
+    items: list[str], config: SampleConfig, known: set[str] | None, seen: set[str], rejected: dict[str, int]
+) -> list[str]:
+    """The items ``new_only`` and ``unique`` let through, in order (``seen`` and the
+    ``rejected`` counts are updated)."""
     out = []
     for item in items:
         if config.new_only and item in known:
+            rejected["new_only"] += 1
             continue
         if config.unique:
             if item in seen:
+                rejected["unique"] += 1
                 continue
             seen.add(item)
         out.append(item)
     return out
+
+
+def _gave_up(config: SampleConfig, found: int, tried: int, rejected: dict[str, int]) -> ConfigError:
+    if rejected["unique"] >= rejected["new_only"]:
+        cause = "unique: the model keeps making items it already made"
+    else:
+        cause = "new_only: the items the model makes are in the training file"
+    return ConfigError(
+        None,
+        f"gave up after {tried} draws ({GIVE_UP_BATCHES} batches in a row without a new item), with {found} of "
+        f"{config.num} items; {cause} (a higher temperature makes more different ones)",
+        related=("unique", "new_only", "temperature"),
+    )
 
 
 def sample_items(
@@ -191,7 +214,7 @@ def sample_items(
     model_limit: int | None = None,
     known_items: set[str] | None = None,
 ) -> list[str]:
-    """Generate ``config.num`` items as strings.
+    """Generate ``config.num`` items as strings (the list of ``iter_items``).
 
     Args:
         model: the model (its train/eval mode is restored afterwards).
@@ -203,6 +226,29 @@ def sample_items(
     Returns:
         The items, in generation order.
     """
+    return list(
+        iter_items(
+            model, vocab, config, default_max_len=default_max_len, model_limit=model_limit, known_items=known_items
+        )
+    )
+
+
+def iter_items(
+    model,
+    vocab: Vocab,
+    config: SampleConfig,
+    *,
+    default_max_len: int,
+    model_limit: int | None = None,
+    known_items: set[str] | None = None,
+) -> Iterator[str]:
+    """The items of ``sample_items`` as they are made, a batch at a time.
+
+    Raises:
+        ConfigError: an impossible option (before anything is generated), or when
+            ``GIVE_UP_BATCHES`` batches in a row add no item (``unique``/``new_only``
+            reject them all); the items found so far have been yielded by then.
+    """
     max_len = _max_len(config, default_max_len, model_limit)
     try:
         prefix_ids = vocab.encode(config.prefix) if config.prefix else torch.zeros(0, dtype=torch.int64)
@@ -211,54 +257,51 @@ def sample_items(
     if config.new_only and known_items is None:
         validation.fail(config, "new_only", "needs the training items, which could not be read")
     generator = torch.Generator().manual_seed(config.seed)
+    options = dict(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p, min_len=config.min_len)
+    filtering = config.new_only or config.unique
     was_training = model.training
     model.eval()
-    results: list[str] = []
     seen: set[str] = set()
-    attempts = 0
+    rejected = {"new_only": 0, "unique": 0}
+    found = tried = idle = 0
     try:
-        while len(results) < config.num:
-            attempts += 1
-            if attempts > 100:
-                raise ConfigError(
-                    None,
-                    f"gave up after 100 batches with {len(results)} of {config.num} items "
-                    "(new_only/unique reject almost everything; try a higher temperature)",
-                    related=("new_only", "unique", "temperature"),
-                )
-            want = config.num - len(results)
-            batch = min(config.batch_size, want if not (config.new_only or config.unique) else max(2 * want, 64))
+        while found < config.num:
+            want = config.num - found
+            batch = min(config.batch_size, max(2 * want, 64) if filtering else want)
             tokens = generate_tokens(
-                model,
-                batch,
-                prefix_ids=prefix_ids,
-                generator=generator,
-                temperature=config.temperature,
-                top_k=config.top_k,
-                top_p=config.top_p,
-                min_len=config.min_len,
-                max_len=max_len,
+                model, batch, prefix_ids=prefix_ids, generator=generator, max_len=max_len, **options
             )
-            results += _accepted(decode_rows(tokens, vocab), config, known_items, seen)[:want]
+            tried += batch
+            accepted = _accepted(decode_rows(tokens, vocab), config, known_items, seen, rejected)[:want]
+            yield from accepted
+            found += len(accepted)
+            idle = 0 if accepted else idle + 1
+            if idle >= GIVE_UP_BATCHES:
+                raise _gave_up(config, found, tried, rejected)
     finally:
         model.train(was_training)
-    return results
 
 
 def sample(run: Run, config: SampleConfig) -> list[str]:
-    """Generate items with a trained run's model (see ``SampleConfig``).
+    """Generate items with a trained run's model (see ``SampleConfig``; the list of ``iter_sample``)."""
+    return list(iter_sample(run, config))
+
+
+def iter_sample(run: Run, config: SampleConfig) -> Iterator[str]:
+    """The items of ``sample`` as they are made.
 
     Items are at most ``config.max_len`` characters long, or when that is 0 twice the
     longest training item (at least 16) or what the model can generate, whichever is less.
+    ``new_only`` reads the training file again (only when its checksum is the recorded one).
     """
     known = None
     if config.new_only:
         try:
-            known = set(load_data(run.config.data, run.vocab).words)
-        except MakemoreError:
-            validation.fail(config, "new_only", f"cannot read the training file {run.meta['data']['input']}")
+            known = set(training_data(run).words)
+        except MakemoreError as exc:
+            validation.fail(config, "new_only", f"cannot use the training file: {exc}")
     longest = run.meta["data"]["longest_item"]
-    return sample_items(
+    yield from iter_items(
         run.model,
         run.vocab,
         config,

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from makemore.data import EncodedCorpus
-from makemore.datasets import SPLITS, load_data
+from makemore.datasets import SPLITS
 from makemore.errors import MakemoreError
 from makemore.models import IGNORE_INDEX
-from makemore.runs import Run
+from makemore.runs import Run, training_data
 
 
 @torch.no_grad()
@@ -98,7 +98,5 @@ def score(run: Run, words: list[str]) -> list[WordScore]:
 
 def evaluate(run: Run, splits=SPLITS) -> dict[str, float]:
     """Mean NLL per character on the run's train/dev/test splits (re-read from its input)."""
-    data = load_data(run.config.data, run.vocab)
-    if data.sha256 != run.meta["data"]["sha256"]:
-        raise MakemoreError(f"eval: {data.source} changed since the model was trained (its checksum differs)")
+    data = training_data(run)
     return {name: evaluate_nll(run.model, run.model.batcher(data.corpus(name))) for name in splits}

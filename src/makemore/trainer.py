@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -75,11 +75,11 @@ class TrainingInterrupted(Exception):
 
 
 class LossNotFinite(MakemoreError):
-    """The training loss became NaN or infinite; nothing was updated at that step."""
+    """The training (or dev) loss became NaN or infinite; nothing was updated or saved at that step."""
 
-    def __init__(self, step: int, loss: float):
-        super().__init__(f"loss became {loss} at step {step}")
-        self.step, self.loss = step, loss
+    def __init__(self, step: int, loss: float, what: str = "loss"):
+        super().__init__(f"{what} became {loss} at step {step}")
+        self.step, self.loss, self.what = step, loss, what
 
 
 @dataclass
@@ -99,7 +99,8 @@ class TrainState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainState:
-        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         data["best_dev"] = math.inf if data.get("best_dev") is None else data["best_dev"]
         return cls(**data)
 
@@ -188,7 +189,10 @@ class Trainer:
     def restore(self, optimizer_state: dict | None, rng_state: dict[str, torch.Tensor], state: TrainState) -> None:
         """Continue from a checkpoint's optimizer, RNG and step."""
         if optimizer_state is not None:
-            self.optimizer.load_state_dict(optimizer_state)
+            try:
+                self.optimizer.load_state_dict(optimizer_state)
+            except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+                raise MakemoreError(f"the checkpoint's optimizer state does not fit this model ({exc})") from None
         if rng_state:
             torch.set_rng_state(rng_state["torch"])
             self.generator.set_state(rng_state["batches"])
@@ -280,6 +284,8 @@ class Trainer:
         state = self.state
         dev = self.evaluate(self.model)
         self.model.train()
+        if not math.isfinite(dev):  # weights gone bad: save nothing from here on
+            raise LossNotFinite(state.step, dev, "dev loss")
         state.metrics["dev_loss"] = dev
         improved = dev < state.best_dev
         if improved:

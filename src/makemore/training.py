@@ -68,18 +68,45 @@ def _build(config: RunConfig, data: Data) -> tuple[RunConfig, LanguageModel]:
     return config, build_model(config.model, config.model_config, data.vocab.size)
 
 
-def _resumed(run_dir: RunDir, steps: int | None) -> tuple[RunConfig, Data, Checkpoint]:
+def _resumed(run_dir: RunDir, changes: dict[str, Any]) -> tuple[RunConfig, Data, Checkpoint]:
     last = run_dir.checkpoint("last")
     if not last.exists():
         validation.fail(None, "resume", f"no checkpoint to resume in {run_dir.path} (expected {last.name})")
     _, ckpt = run_dir.load("last")
     config = config_from_meta(ckpt.meta)
-    if steps is not None:
-        config.train = dataclasses.replace(config.train, steps=steps)
+    if changes:
+        config.train = dataclasses.replace(config.train, **changes)
+    if get_family(config.model).model.trains_by_gradient:
+        _check_resumable(run_dir, config, ckpt.meta["state"]["step"], changes)
     data = load_data(config.data, Vocab.from_json(ckpt.meta["vocab"]))
     if data.sha256 != ckpt.meta["data"]["sha256"]:
         validation.fail(None, "resume", f"{data.source} changed since this run started (its checksum differs)")
     return config, data, ckpt
+
+
+def _check_resumable(run_dir: RunDir, config: RunConfig, step: int, changes: dict[str, Any]) -> None:
+    """Refuse a resume that would do nothing, or diverge again where the run already did."""
+    steps = config.train.steps
+    if step >= steps and "steps" in changes:
+        validation.fail(None, "steps", f"{steps}: the run is already at step {step}; give more to train longer")
+    if step >= steps:
+        validation.fail(
+            None,
+            "resume",
+            f"{run_dir.path}: the run already finished ({step} of {steps} steps); give more steps to train longer",
+            ("steps",),
+        )
+    stops = [row for row in run_dir.read_metrics(strict=False) or [] if "stopped" in row and row["step"] > step]
+    if stops and not {"lr", "grad_clip"} & set(changes):
+        row = stops[-1]
+        validation.fail(
+            None,
+            "resume",
+            f"{run_dir.path}: training stopped at step {row['step']} ({row['stopped']}); "
+            "with the same settings it would again (training is deterministic): resume with a lower lr "
+            f"(e.g. {config.train.lr / 2:g}) or a grad_clip",
+            ("lr", "grad_clip"),
+        )
 
 
 @dataclass
@@ -96,10 +123,10 @@ class _Run:
     ckpt: Checkpoint | None  # the checkpoint resumed from
 
 
-def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwrite: bool, steps: int | None) -> _Run:
+def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwrite: bool, changes: dict) -> _Run:
     ckpt = None
     if resume:
-        config, data, ckpt = _resumed(run_dir, steps)
+        config, data, ckpt = _resumed(run_dir, changes)
     else:
         run_dir.check_new(overwrite=overwrite)
         data = load_data(config.data)
@@ -110,8 +137,9 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
     model.to(device)
     train_corpus, dev_corpus = data.corpus("train"), data.corpus("dev")
     if len(train_corpus) == 0 or len(dev_corpus) == 0:
+        n = len(data.split.train) + len(data.split.dev) + len(data.split.test)
         raise MakemoreError(
-            f"{data.source}: too few items to split into train/dev/test ({len(data.words)}; need at least 10)"
+            f"{data.source}: too few items to split 80/10/10 into non-empty train and dev splits ({n}; need at least 6)"
         )
     train_batcher, dev_batcher = model.batcher(train_corpus, device), model.batcher(dev_corpus, device)
     forward_backward = forward_backward_for(model, config.train.backward)
@@ -126,6 +154,8 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     steps: int | None = None,
+    lr: float | None = None,
+    grad_clip: float | None = None,
     on_start: Callable[[RunConfig], None] | None = None,
 ) -> dict:
     """Train a model and write its checkpoints into ``out_dir``.
@@ -138,6 +168,8 @@ def train(
             run's data and config have been checked).
         progress: show a progress bar.
         steps: when resuming, a new total number of steps (None keeps the recorded one).
+        lr, grad_clip: when resuming, a new peak learning rate or gradient clipping (a run that
+            stopped on a NaN/inf loss is only resumed with one of them changed).
         on_start: called with the run's config once data, config and run directory have been
             checked, just before anything is written (e.g. to announce the run).
     Returns:
@@ -146,14 +178,16 @@ def train(
         MakemoreError: bad input or a diverged run. TrainingInterrupted: stopped by a signal.
     """
     run_dir = RunDir(out_dir)
-    run = _prepare(config, run_dir, resume=resume, overwrite=overwrite, steps=steps)
+    changes = {k: v for k, v in dict(steps=steps, lr=lr, grad_clip=grad_clip).items() if v is not None}
+    if changes and not resume:
+        validation.fail(None, next(iter(changes)), "is a change for resume; set it in the config of a new run")
+    run = _prepare(config, run_dir, resume=resume, overwrite=overwrite, changes=changes)
     if on_start is not None:
         on_start(run.config)
-    if not resume:  # only now: a refused run leaves nothing behind
-        run_dir.create(overwrite=overwrite)
-    if not run.model.trains_by_gradient:
-        return _fit_count_model(run, run_dir)
-    return _fit_by_gradient(run, run_dir, progress)
+    with run_dir.writing(new=not resume, overwrite=overwrite):  # only now: a refused run leaves nothing behind
+        if not run.model.trains_by_gradient:
+            return _fit_count_model(run, run_dir)
+        return _fit_by_gradient(run, run_dir, progress)
 
 
 def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpointer) -> list[Callback]:
@@ -189,10 +223,7 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
     try:
         state = trainer.fit()
     except LossNotFinite as exc:
-        raise MakemoreError(
-            f"{exc}; stopped, the last good checkpoint (step {checkpointer.saved_step}) is kept "
-            "(a lower learning rate or gradient clipping may help)"
-        ) from None
+        raise _diverged(exc, run_dir, checkpointer.saved_step if run_dir.holds_run() else None) from None
     best = load_run(run_dir.path, "best", device=str(run.device)).model
     return {
         "train_loss": evaluate_nll(best, run.train_batcher),
@@ -201,6 +232,18 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
         "steps": state.step,
         "train_seconds": time.perf_counter() - started,
     }
+
+
+def _diverged(exc: LossNotFinite, run_dir: RunDir, kept_step: int | None) -> MakemoreError:
+    """Record where a run stopped on a NaN/inf loss (so that a resume will not run into it
+    blindly) and say what is kept."""
+    if kept_step is None:
+        return MakemoreError(f"{exc}; stopped before the first checkpoint, nothing is kept (try a lower learning rate)")
+    run_dir.append_metrics({"step": exc.step, "stopped": str(exc)})
+    return MakemoreError(
+        f"{exc}; stopped, the last good checkpoint (step {kept_step}) is kept "
+        "(a lower learning rate or gradient clipping may help: resume with them)"
+    )
 
 
 def _fit_count_model(run: _Run, run_dir: RunDir) -> dict:

@@ -17,8 +17,21 @@ from makemore.trainer import TrainingInterrupted
 __all__ = ["EXAMPLES", "build_parser", "main", "run_config_from_args"]
 
 
+def _not_utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")  # undecodable bytes of argv arrive as lone surrogates
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``makemore`` command; returns its exit code (2 for bad input)."""
+    """Run one ``makemore`` command; returns its exit code (2 for bad input, 1 for a bug)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bad = next((i for i, arg in enumerate(argv) if _not_utf8(arg)), None)
+    if bad is not None:
+        print(f"makemore: error: argument {bad + 1} ({argv[bad]!r}) is not valid UTF-8", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     notes = old_spellings(args)
     if notes:
@@ -51,3 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"makemore: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: one line, unless asked for the traceback
+        if args.debug:
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        print(
+            f"makemore: error: internal error ({type(exc).__name__}: {detail}); rerun with --debug to see "
+            "the traceback, and please report it",
+            file=sys.stderr,
+        )
+        return 1

@@ -7,7 +7,7 @@ import sys
 
 from makemore import api, files, plots
 from makemore.cli.options import MODEL, TRAIN, data_given, given, init_fields, run_config_from_args
-from makemore.data import Vocab, read_words
+from makemore.data import Vocab, parse_words, read_words
 from makemore.errors import MakemoreError
 from makemore.manual_backprop import format_gradcheck, gradcheck
 from makemore.models import get_family, model_names
@@ -15,12 +15,14 @@ from makemore.models import get_family, model_names
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
-        settings = {k: v for k, v in {**given(args, MODEL), **given(args, TRAIN)}.items() if k != "steps"}
+        changes = {k: v for k, v in given(args, TRAIN).items() if k in ("steps", "lr", "grad_clip")}
+        settings = {k: v for k, v in {**given(args, MODEL), **given(args, TRAIN)}.items() if k not in changes}
         if settings or data_given(args) or args.preset or args.model or args.overwrite:
             raise MakemoreError(
-                "--resume takes the run's own settings (data, model, training); only -o and --steps may be given"
+                "--resume takes the run's own settings (data, model, training); "
+                "only -o, --steps, --lr and --grad-clip may be given"
             )
-        metrics = api.train(None, args.out_dir, resume=True, progress=not args.quiet, steps=args.t_steps)
+        metrics = api.train(None, args.out_dir, resume=True, progress=not args.quiet, **changes)
     else:
 
         def announce(config: api.RunConfig) -> None:
@@ -44,23 +46,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    if args.output:
-        files.check_output(args.output)
+    output = files.check_output(args.output, force=args.force) if args.output else None
     # the sample flags are SampleConfig's fields, spelled the same
     config = api.SampleConfig(**{f.name: getattr(args, f.name) for f in init_fields(api.SampleConfig)})
-    items = api.sample(api.load_run(args.run, args.which), config)
-    text = "".join(item + "\n" for item in items)
-    if args.output:
-        files.atomic_write_text(args.output, text)
-    else:
-        sys.stdout.write(text)
+    items = []
+    try:
+        for item in api.iter_sample(api.load_run(args.run, args.which), config):
+            if output is None:  # streamed: a long run shows what it has
+                sys.stdout.write(item + "\n")
+            items.append(item)
+    finally:  # also when sampling gives up or is interrupted: keep what was made
+        if output is not None and items:
+            files.atomic_write_text(output, "".join(item + "\n" for item in items))
+    if output is not None and not items:
+        files.atomic_write_text(output, "")
     return 0
+
+
+def _read_stdin_items() -> list[str]:
+    raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+    return parse_words(raw, source="standard input", max_len=len(raw) + 1) if raw.strip() else []
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     words = list(args.words)
     if words == ["-"]:
-        words = [line.rstrip() for line in sys.stdin if line.strip()]
+        words = _read_stdin_items()
     if not words:
         raise MakemoreError("score: give at least one word (or - to read them from standard input)")
     run = api.load_run(args.run, args.which)
@@ -83,7 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    out = files.check_output(args.output, suffixes=(".png",))
+    out = files.check_output(args.output, suffixes=(".png",), force=args.force)
     if args.what == "loss":
         plots.plot_loss_curves(api.training_curve(args.run), out, smooth=args.smooth)
         print(out)
@@ -113,7 +124,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    out = files.check_output(args.output, suffixes=(".png",))
+    out = files.check_output(args.output, suffixes=(".png",), force=args.force)
     lrs, losses = api.lr_find(
         run_config_from_args(args), start=args.start, end=args.end, steps=args.steps, progress=not args.quiet
     )

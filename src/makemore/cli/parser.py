@@ -99,7 +99,11 @@ def _add_train(sub) -> None:
         help="run directory to create (or to continue with --resume)",
     )
     p.add_argument("--out-dir", dest="old_out_dir", default=None, help=HIDDEN)
-    p.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in -o from its last checkpoint (--steps, --lr and --grad-clip may change)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a run already in -o")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_run_options(p)
@@ -120,6 +124,7 @@ def _add_sample(sub) -> None:
         help="write the items to this file (atomically) instead of standard output",
     )
     p.add_argument("--out-dir", dest="outputs", action=Spelled, help=HIDDEN)
+    p.add_argument("--force", action="store_true", help="replace a read-only output file, or write through a symlink")
     p.add_argument("-n", "--num", type=int, default=20, help="how many items (default 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
@@ -177,6 +182,7 @@ def _add_readers(sub) -> None:
         "-o", "--output", dest="outputs", action=Spelled, default=[], metavar="FILE", help="PNG file to write"
     )
     p.add_argument("--out", "--out-dir", dest="outputs", action=Spelled, help=HIDDEN)
+    p.add_argument("--force", action="store_true", help="replace a read-only output file, or write through a symlink")
     p.add_argument("--max-chars", type=int, default=32, help="bigram: show at most this many tokens (default 32)")
     p.add_argument("--smooth", type=int, default=0, help="loss: average train loss over blocks of this many points")
     p.add_argument("--batch-size", type=int, default=512, help="activations: examples in the diagnostic batch")
@@ -186,6 +192,7 @@ def _add_tools(sub) -> None:
     p = sub("lr-find", commands.cmd_lr_find, "sweep the learning rate exponentially and suggest one")
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="PNG file to write (default lr-find.png)")
     p.add_argument("--out", dest="old_output", default=None, help=HIDDEN)
+    p.add_argument("--force", action="store_true", help="replace a read-only output file, or write through a symlink")
     p.add_argument("--start", type=float, default=1e-3, help="first learning rate (default 1e-3)")
     p.add_argument("--end", type=float, default=1.0, help="last learning rate (default 1)")
     p.add_argument("--steps", type=int, default=None, help="steps of the sweep (default 1000)")
@@ -214,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"makemore {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an unexpected error")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser, metavar="COMMAND")
 
     def sub(name: str, func, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
