@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -205,32 +206,9 @@ def _gave_up(config: SampleConfig, found: int, tried: int, rejected: dict[str, i
     )
 
 
-def sample_items(
-    model,
-    vocab: Vocab,
-    config: SampleConfig,
-    *,
-    default_max_len: int,
-    model_limit: int | None = None,
-    known_items: set[str] | None = None,
-) -> list[str]:
-    """Generate ``config.num`` items as strings (the list of ``iter_items``).
-
-    Args:
-        model: the model (its train/eval mode is restored afterwards).
-        vocab: the model's vocabulary.
-        config: sampling options.
-        default_max_len: item length bound used when ``config.max_len`` is 0.
-        model_limit: the most characters the model can generate (positional limit), if any.
-        known_items: the training file's items, needed for ``new_only``.
-    Returns:
-        The items, in generation order.
-    """
-    return list(
-        iter_items(
-            model, vocab, config, default_max_len=default_max_len, model_limit=model_limit, known_items=known_items
-        )
-    )
+def sample_items(model, vocab: Vocab, config: SampleConfig, **options: Any) -> list[str]:
+    """Generate ``config.num`` items as strings: the list of ``iter_items`` (same arguments)."""
+    return list(iter_items(model, vocab, config, **options))
 
 
 def iter_items(
@@ -242,8 +220,17 @@ def iter_items(
     model_limit: int | None = None,
     known_items: set[str] | None = None,
 ) -> Iterator[str]:
-    """The items of ``sample_items`` as they are made, a batch at a time.
+    """Generate ``config.num`` items, yielding them as they are made, a batch at a time.
 
+    Args:
+        model: the model (its train/eval mode is restored afterwards).
+        vocab: the model's vocabulary.
+        config: sampling options.
+        default_max_len: item length bound used when ``config.max_len`` is 0.
+        model_limit: the most characters the model can generate (positional limit), if any.
+        known_items: the training file's items, needed for ``new_only``.
+    Yields:
+        The items, in generation order.
     Raises:
         ConfigError: an impossible option (before anything is generated), or when
             ``GIVE_UP_BATCHES`` batches in a row add no item (``unique``/``new_only``
