@@ -368,3 +368,33 @@ def test_the_lr_schedule_can_be_replaced(words_path):
         assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.5 * (step + 1)] * len(
             trainer.optimizer.param_groups
         )
+
+
+def test_resume_in_the_middle_of_a_log_window_writes_the_same_rows(tmp_path, words_path, monkeypatch):
+    """Interrupted at step 37 with rows every 10 steps: the row of step 40 still averages steps 31-40."""
+    full = tmp_path / "full"
+    api.train(_config(words_path), full, progress=False)
+    calls = {"n": 0}
+    original_sample = WindowBatcher.sample
+
+    def sample_and_signal(self, batch_size, generator):
+        calls["n"] += 1
+        if calls["n"] == 37:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original_sample(self, batch_size, generator)
+
+    part = tmp_path / "part"
+    monkeypatch.setattr(WindowBatcher, "sample", sample_and_signal)
+    with pytest.raises(api.TrainingInterrupted):
+        api.train(_config(words_path), part, progress=False)
+    assert len(read_meta(part / "last.safetensors")["state"]["window_losses"]) == 7  # steps 31-37
+    monkeypatch.setattr(WindowBatcher, "sample", original_sample)
+    api.train(None, part, resume=True, progress=False)
+
+    def rows(run):
+        return [
+            {k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
+            for line in (run / "metrics.jsonl").read_text().splitlines()
+        ]
+
+    assert rows(part) == rows(full)

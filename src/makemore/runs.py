@@ -101,6 +101,8 @@ def check_header(meta: dict[str, Any]) -> None:
     _require(_is_int(state.get("step")), "state.step", f"expected an integer >= 0, got {state.get('step')!r}")
     _require(_is_number(state.get("best_dev")), "state.best_dev", "not a number")
     _require(_is_int(state.get("evals_since_best", 0)), "state.evals_since_best", "not an integer >= 0")
+    window = state.get("window_losses", [])
+    _require(isinstance(window, list) and all(map(_is_number, window)), "state.window_losses", "not numbers")
     metrics = state.get("metrics", {})
     _require(isinstance(metrics, dict) and all(map(_is_number, metrics.values())), "state.metrics", "not numbers")
     for key, value in meta["metrics"].items():

@@ -90,6 +90,7 @@ class TrainState:
     best_dev: float = math.inf
     evals_since_best: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    window_losses: list[float] = field(default_factory=list)  # since the last train_loss row
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -252,7 +253,7 @@ class Trainer:
         config, state = self.config, self.state
         self.model.train()
         self._call("on_train_start")
-        losses, started = [], time.perf_counter()
+        losses, started = state.window_losses, time.perf_counter()  # a resumed run goes on with its window
         try:
             while state.step < config.steps and not self.stop_requested:
                 loss = self.step()
@@ -262,7 +263,8 @@ class Trainer:
                 self._call("on_step_end", loss)
                 if state.step % config.log_interval == 0 or state.step == config.steps:
                     self._log_train(losses, time.perf_counter() - started)
-                    losses, started = [], time.perf_counter()
+                    losses.clear()
+                    started = time.perf_counter()
                 if self.evaluate is not None and (state.step % config.eval_interval == 0 or state.step == config.steps):
                     self._evaluate()
                 if self.interrupted:
