@@ -18,7 +18,7 @@ from makemore.data import EncodedCorpus, Vocab, parse_words
 from makemore.errors import MakemoreError
 from makemore.runs import config_from_meta
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FAST

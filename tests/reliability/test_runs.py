@@ -233,3 +233,55 @@ def test_no_tensor_allocated_for_a_header_that_asks_for_a_huge_model(tmp_path):
         api.load_run(tmp_path / "run")
     assert time.perf_counter() - started < 5
     assert torch.empty(0).device.type == "cpu"  # the meta device was only a context
+
+
+def test_many_more_items_than_batches_is_fine(tmp_path, capsys):
+    words = write_words(tmp_path / "words.txt", make_tiny_words())
+    assert main(["train", "-i", str(words), "-o", str(tmp_path / "ngram"), "--model", "ngram", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "ngram"), "-n", "2500", "--batch-size", "10"]) == 0  # 250 batches
+    assert len(capsys.readouterr().out.splitlines()) == 2500
+
+
+def test_a_header_cannot_point_new_only_at_another_file(tmp_path, capsys):
+    from makemore.checkpoint import load_checkpoint, save_checkpoint
+
+    words = write_words(tmp_path / "words.txt", make_tiny_words())
+    api.train(_config(words, steps=2), tmp_path / "run", progress=False)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("abc\nabd\n")
+    ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    ckpt.meta["data"]["input"] = str(secret)
+    save_checkpoint(tmp_path / "run" / "best.safetensors", model_state=ckpt.model_state, meta=ckpt.meta)
+    assert main(["sample", str(tmp_path / "run"), "-n", "3", "--new-only"]) == 2
+    err = capsys.readouterr().err
+    assert "--new-only: cannot use the training file" in err and "checksum differs" in err
+
+
+def test_resume_reads_metrics_that_are_not_utf8(tmp_path):
+    words = write_words(tmp_path / "words.txt", make_tiny_words())
+    run = tmp_path / "run"
+    api.train(_config(words, steps=4), run, progress=False)
+    with open(run / "metrics.jsonl", "ab") as fh:
+        fh.write(b'{"step": 5, "train_loss": "\xff\xfe"}\n')  # garbage after the checkpoint
+    api.train(None, run, resume=True, steps=6, progress=False)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["step"] for r in rows if "train_loss" in r] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_bad_character_is_reported_with_its_item():
+    from makemore.data import EncodedCorpus, Vocab
+
+    with pytest.raises(MakemoreError) as info:
+        EncodedCorpus.from_words(["abc", "cab", "abz"], Vocab(("a", "b", "c")))
+    assert str(info.value) == "character 'z' (U+007A) in 'abz' is not in the model's vocabulary"
+
+
+def test_six_items_are_enough_and_five_are_not(tmp_path):
+    for n, ok in ((6, True), (5, False)):
+        words = write_words(tmp_path / f"w{n}.txt", make_tiny_words()[:n])
+        if ok:
+            assert api.train(_config(words, steps=2), tmp_path / f"r{n}", progress=False)["steps"] == 2
+        else:
+            with pytest.raises(MakemoreError, match=r"too few items .* \(5; need at least 6\)"):
+                api.train(_config(words, steps=2), tmp_path / f"r{n}", progress=False)
