@@ -87,26 +87,37 @@ def test_training_lowers_loss_and_writes_checkpoints(tmp_path, words_path):
     ]
 
 
-def test_resume_is_bit_identical_after_interruption(tmp_path, words_path, monkeypatch):
-    full = tmp_path / "full"
-    api.train(_config(words_path), full, progress=False)
+def _train_until_sigint(words_path, out, at_batch, monkeypatch):
+    """Train `_config` into `out`, delivering a real SIGINT while batch `at_batch` is drawn.
 
-    # interrupt by a real SIGINT delivered in the middle of step 37 (not at an eval boundary)
+    Returns:
+        The TrainingInterrupted raised by api.train.
+    """
     calls = {"n": 0}
     original_sample = WindowBatcher.sample
 
     def sample_and_signal(self, batch_size, generator):
         calls["n"] += 1
-        if calls["n"] == 37:
+        if calls["n"] == at_batch:
             os.kill(os.getpid(), signal.SIGINT)
         return original_sample(self, batch_size, generator)
 
-    part = tmp_path / "part"
     monkeypatch.setattr(WindowBatcher, "sample", sample_and_signal)
-    with pytest.raises(api.TrainingInterrupted) as info:
-        api.train(_config(words_path), part, progress=False)
-    monkeypatch.setattr(WindowBatcher, "sample", original_sample)
-    assert info.value.step == 37
+    try:
+        with pytest.raises(api.TrainingInterrupted) as info:
+            api.train(_config(words_path), out, progress=False)
+    finally:
+        monkeypatch.setattr(WindowBatcher, "sample", original_sample)
+    return info.value
+
+
+def test_resume_is_bit_identical_after_interruption(tmp_path, words_path, monkeypatch):
+    full = tmp_path / "full"
+    api.train(_config(words_path), full, progress=False)
+
+    # interrupt by a real SIGINT delivered in the middle of step 37 (not at an eval boundary)
+    part = tmp_path / "part"
+    assert _train_until_sigint(words_path, part, 37, monkeypatch).step == 37
     assert read_meta(part / "last.safetensors")["state"]["step"] == 37
     with open(part / "metrics.jsonl", "a") as fh:  # a row cut short by a kill: dropped on resume
         fh.write('{"step": 38, "train_lo')
@@ -374,21 +385,9 @@ def test_resume_in_the_middle_of_a_log_window_writes_the_same_rows(tmp_path, wor
     """Interrupted at step 37 with rows every 10 steps: the row of step 40 still averages steps 31-40."""
     full = tmp_path / "full"
     api.train(_config(words_path), full, progress=False)
-    calls = {"n": 0}
-    original_sample = WindowBatcher.sample
-
-    def sample_and_signal(self, batch_size, generator):
-        calls["n"] += 1
-        if calls["n"] == 37:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original_sample(self, batch_size, generator)
-
     part = tmp_path / "part"
-    monkeypatch.setattr(WindowBatcher, "sample", sample_and_signal)
-    with pytest.raises(api.TrainingInterrupted):
-        api.train(_config(words_path), part, progress=False)
+    _train_until_sigint(words_path, part, 37, monkeypatch)
     assert len(read_meta(part / "last.safetensors")["state"]["window_losses"]) == 7  # steps 31-37
-    monkeypatch.setattr(WindowBatcher, "sample", original_sample)
     api.train(None, part, resume=True, progress=False)
 
     def rows(run):
