@@ -1,4 +1,4 @@
-# Quick start:  make run   (set up, train the default model on the built-in corpus, print 20 new names)
+# Quick start:  make run   (set up, train the default model on the built-in corpus for 60 s, print 20 new names)
 #               make test  (set up, run the test suite)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/makemore train -o runs/default --overwrite
+	$(BIN)/makemore train -o runs/default --overwrite --time 60s
 	$(BIN)/makemore sample runs/default -n 20 --new-only --unique --min-len 2
 
 test: $(STAMP)

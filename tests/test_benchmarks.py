@@ -168,3 +168,31 @@ def test_bench_reliability_counts_kills_loads_and_bad_inputs(tmp_path):
         result["kills"]["all"]["tried"] == 2 and result["kills"]["all"]["identical"] == result["kills"]["all"]["landed"]
     )
     assert f"wrote {out}" in proc.stdout
+
+
+def test_bench_sampling_reports_acceptance_per_constraint(trained_run, tmp_path):
+    out = tmp_path / "sampling.json"
+    run_script(
+        "bench_sampling.py", "--run", str(trained_run.out_dir), "--num", "30", "--rounds", "2", "--out", str(out)
+    )
+    rows = json.loads(out.read_text())["rows"]
+    # the tiny corpus has no 'r': that constraint is reported impossible and skipped
+    assert set(rows) == {"none", "--suffix a", "--exclude-chars aeiou", "--regex '^[^aeiou]+$'"}
+    assert rows["none"]["acceptance"] == rows["--exclude-chars aeiou"]["acceptance"] == 1.0  # masking draws no extra
+    assert 0 < rows["--suffix a"]["acceptance"] < 1
+    for row in rows.values():
+        assert len(row["rounds"]) == 2 and row["found"] == 30 and row["items_per_s"] > 0
+        assert all(r["acceptance"] == pytest.approx(r["found"] / r["tried"]) for r in row["rounds"])
+
+
+def test_bench_time_budget_reports_asked_and_taken(corpus, tmp_path, monkeypatch):
+    path, _ = corpus
+    bench = load_script("bench_time_budget", monkeypatch)
+    out = tmp_path / "time_budget.json"
+    tiny = "--model mlp --n-embd 4 --n-hidden 16 --batch-size 16 --eval-interval 200".split()
+    bench.main(["--budgets", "8s", "--input", str(path), "--out", str(out), "--extra", *tiny])
+    (run,) = json.loads(out.read_text())["budgets"]["8s"]["runs"]
+    assert run["asked_s"] == 8.0 and run["planned_steps"] == run["calibration"]["steps"] > 0
+    assert run["error_pct"] == pytest.approx(100 * (run["taken_s"] - 8.0) / 8.0)
+    assert run["stopped_at_deadline"] == (run["steps"] < run["planned_steps"])
+    assert f"{run['steps']} " in run["stdout"] and "steps in" in run["stdout"]

@@ -226,6 +226,9 @@ def test_datasets(capsys):
     for name, entry in info.items():
         assert f"builtin:{name}\t{entry['items']} items\talphabet: " in out
         assert entry["description"] in out
+    # a labelled corpus shows its labels, and its alphabet holds neither the tab nor the labels
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    assert f"builtin:names-by-sex\t{info['names-by-sex']['items']} items\talphabet: {alphabet!r}\tlabels: f, m\n" in out
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

@@ -12,6 +12,7 @@ Example:
     >>> api.sample(run, api.SampleConfig(num=5, seed=1))
 """
 
+from makemore.budget import parse_duration
 from makemore.config import (
     DEFAULT_PRESET,
     PRESETS,
@@ -22,6 +23,7 @@ from makemore.config import (
     default_train_config,
     preset_config,
 )
+from makemore.constraints import BudgetExhausted, SampleStats
 from makemore.data import EncodedCorpus, Vocab
 from makemore.datasets import SPLITS, Data, builtin_datasets, builtin_path, load_data
 from makemore.diagnostics import (
@@ -34,28 +36,51 @@ from makemore.diagnostics import (
 )
 from makemore.errors import ConfigError, MakemoreError
 from makemore.models import make_config, model_names, with_options
+from makemore.ranking import ItemScore, edit_distances
 from makemore.rundir import RunDir
 from makemore.runs import Run, load_run
-from makemore.sampling import SampleConfig, iter_sample, sample
-from makemore.scoring import CharScore, WordScore, evaluate, score
+from makemore.sampling import (
+    SampleConfig,
+    iter_sample,
+    iter_sample_batches,
+    iter_sample_scores,
+    sample,
+    training_items,
+)
+from makemore.scoring import (
+    CharScore,
+    Classification,
+    FileEval,
+    WordScore,
+    evaluate,
+    evaluate_file,
+    evaluate_items,
+    score,
+)
+from makemore.scoring import classify_run as classify
 from makemore.trainer import TrainingInterrupted
 from makemore.training import lr_find, train
 
 __all__ = [
     "DEFAULT_PRESET",
     "PRESETS",
+    "BudgetExhausted",
     "SPLITS",
     "CharScore",
+    "Classification",
     "ConfigError",
     "Data",
     "DataConfig",
     "EncodedCorpus",
+    "ItemScore",
+    "FileEval",
     "MakemoreError",
     "Preset",
     "Run",
     "RunConfig",
     "RunDir",
     "SampleConfig",
+    "SampleStats",
     "TrainConfig",
     "TrainingInterrupted",
     "Vocab",
@@ -65,19 +90,27 @@ __all__ = [
     "builtin_datasets",
     "builtin_path",
     "char_embedding",
+    "classify",
     "default_train_config",
+    "edit_distances",
     "evaluate",
+    "evaluate_file",
+    "evaluate_items",
     "iter_sample",
+    "iter_sample_batches",
+    "iter_sample_scores",
     "load_data",
     "load_run",
     "lr_find",
     "make_config",
     "model_names",
+    "parse_duration",
     "preset_config",
     "sample",
     "score",
     "train",
     "training_curve",
+    "training_items",
     "training_windows",
     "update_ratios",
     "with_options",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -138,6 +139,26 @@ class EarlyStopping(Callback):
 
     def on_eval(self, trainer: Trainer, dev_loss: float, improved: bool) -> None:
         if trainer.state.evals_since_best >= self.patience:
+            trainer.request_stop()
+
+
+class Deadline(Callback):
+    """A time-budgeted run's guard: stop (as early stopping does) once finishing would pass the
+    deadline, when the machine got slower than the calibration measured. ``--resume`` goes on.
+
+    Args:
+        deadline: the ``clock()`` time the run must end by.
+        reserve: seconds kept for what follows the last step (its evaluation, the final NLLs).
+        clock: seconds (injected by tests).
+    """
+
+    def __init__(self, deadline: float, reserve: float, clock: Callable[[], float] = time.perf_counter):
+        self.deadline, self.reserve, self.clock = deadline, reserve, clock
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        if self.stopped_at is None and self.clock() + self.reserve > self.deadline:
+            self.stopped_at = trainer.state.step
             trainer.request_stop()
 
 

@@ -28,12 +28,23 @@ class DataConfig:
     max_item_len: int = DEFAULT_MAX_ITEM_LEN  # longest item accepted, in characters
     split_seed: int = 42  # 42 reproduces the lectures' split
     dedupe: bool = False  # drop repeated items before splitting
+    labelled: bool = False  # lines are label<TAB>item: train a model conditional on the label
+    label_column: str = ""  # CSV input: the column (header name or number from 1) holding the labels
+    item_column: str = ""  # CSV input: the column holding the items (reads the input as CSV)
 
     def __post_init__(self) -> None:
-        validation.text(self, "input")
+        validation.text(self, "input", "label_column", "item_column")
         validation.integers(self, 1, "max_item_len")
         validation.integers(self, -(2**63), "split_seed")
-        validation.flags(self, "dedupe")
+        validation.flags(self, "dedupe", "labelled")
+        if self.label_column and not self.item_column:
+            validation.fail(
+                self, "label_column", "needs item_column too (the CSV column holding the items)", ("item_column",)
+            )
+        if self.labelled and self.item_column and not self.label_column:
+            validation.fail(
+                self, "labelled", "a CSV input needs label_column (the column holding the labels)", ("label_column",)
+            )
 
 
 @dataclass
@@ -41,6 +52,7 @@ class TrainConfig:
     """How to train a neural model (ignored by count models)."""
 
     steps: int = 20000  # optimisation steps
+    time_budget: float = 0.0  # seconds the whole run may take (0 = off); when set, it chooses steps
     batch_size: int = 128  # examples (window models) or items (sequence models) per step; 0 = full batch
     optimizer: str = "adamw"  # "adamw" or "sgd"
     lr: float = 0.01  # peak learning rate
@@ -68,6 +80,7 @@ class TrainConfig:
         validation.one_of(self, "schedule", SCHEDULES, "schedule")
         validation.one_of(self, "backward", BACKWARDS)
         validation.number(self, "lr", least=0)
+        validation.number(self, "time_budget", least=0)
         validation.number(self, "min_lr_ratio", least=0, most=1)
         validation.number(self, "step_at", least=0, most=1)
         validation.number(self, "step_factor", least=0)

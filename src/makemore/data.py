@@ -43,22 +43,59 @@ def read_words(path: str | Path, *, max_len: int = DEFAULT_MAX_ITEM_LEN) -> list
         MakemoreError: naming the file (and line) for a missing file, a directory, invalid
             UTF-8, NUL bytes, no items, or an item longer than ``max_len``.
     """
+    return parse_words(read_input_bytes(path), source=str(path), max_len=max_len)
+
+
+def read_input_bytes(path: str | Path) -> bytes:
+    """The bytes of an input file.
+
+    Raises:
+        MakemoreError: naming the file when it is missing, a directory, not a regular file
+            (a FIFO or a device would block or never end) or unreadable.
+    """
     path = Path(path)
     if not path.exists():
         raise MakemoreError(f"{path}: no such file")
     if path.is_dir():
         raise MakemoreError(f"{path}: is a directory, expected a text file with one item per line")
-    if not path.is_file():  # a FIFO or a device would block or never end
+    if not path.is_file():
         raise MakemoreError(f"{path}: not a regular file, expected a text file with one item per line")
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise MakemoreError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_words(raw, source=str(path), max_len=max_len)
 
 
 def parse_words(raw: bytes, *, source: str = "<input>", max_len: int = DEFAULT_MAX_ITEM_LEN) -> list[str]:
     """Parse the bytes of a words file (see ``read_words``)."""
+    text = decode_text(raw, source)
+    words = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        item = line.rstrip()
+        if not item:
+            continue
+        check_item_length(item, max_len, source, lineno)
+        words.append(item)
+    if not words:
+        raise MakemoreError(f"{source}: contains no items (empty or blank lines only)")
+    return words
+
+
+def check_item_length(item: str, max_len: int, source: str, lineno: int) -> None:
+    if len(item) > max_len:
+        raise ConfigError(
+            None,
+            f"{source}:{lineno}: item is {len(item)} characters long, more than max_item_len ({max_len})",
+            related=("max_item_len",),
+        )
+
+
+def decode_text(raw: bytes, source: str) -> str:
+    """The text of a UTF-8 file's bytes (a byte-order mark dropped).
+
+    Raises:
+        MakemoreError: naming ``source`` and the line of a NUL byte or invalid UTF-8.
+    """
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     nul = raw.find(b"\x00")
@@ -70,47 +107,65 @@ def parse_words(raw: bytes, *, source: str = "<input>", max_len: int = DEFAULT_M
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise MakemoreError(f"{source}:{line}: invalid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-    words = []
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        item = line.rstrip()
-        if not item:
-            continue
-        if len(item) > max_len:
-            raise ConfigError(
-                None,
-                f"{source}:{lineno}: item is {len(item)} characters long, more than max_item_len ({max_len})",
-                related=("max_item_len",),
-            )
-        words.append(item)
-    if not words:
-        raise MakemoreError(f"{source}: contains no items (empty or blank lines only)")
-    return words
+    return text
 
 
 @dataclass(frozen=True)
 class Vocab:
-    """Sorted characters of the data plus one boundary token.
+    """Sorted characters of the data plus one boundary token, plus one token per label.
 
     The boundary token has id 0 and is not a character, so it can never collide with data
     (a corpus containing '.', spaces or '-' round-trips exactly). Character ``chars[i]`` has
-    id ``i + 1``, which gives the lectures' layout for a-z.
+    id ``i + 1``, which gives the lectures' layout for a-z. A labelled corpus adds one
+    start-of-item token per label after the characters (``label_id``): an item of label L is
+    read as ``<L> c1 c2 ... 0`` instead of ``0 c1 c2 ... 0``; label tokens are never targets.
     """
 
     chars: tuple[str, ...]
+    label_names: tuple[str, ...] = ()
 
     def __post_init__(self):
         if list(self.chars) != sorted(set(self.chars)):
             raise ValueError("Vocab.chars must be sorted and unique")
         if any(len(c) != 1 for c in self.chars):
             raise ValueError("Vocab.chars must be single characters")
+        if list(self.label_names) != sorted(set(self.label_names)) or not all(self.label_names):
+            raise ValueError("Vocab.label_names must be sorted, unique and not empty")
 
     @classmethod
-    def from_words(cls, words: list[str]) -> Vocab:
-        return cls(tuple(sorted(set("".join(words)))))
+    def from_words(cls, words: list[str], labels: list[str] | None = None) -> Vocab:
+        return cls(tuple(sorted(set("".join(words)))), tuple(sorted(set(labels or ()))))
 
     @property
     def size(self) -> int:
+        """Number of token ids: the boundary, the characters and the label tokens."""
+        return len(self.chars) + 1 + len(self.label_names)
+
+    @property
+    def num_chars(self) -> int:
+        """Ids ``0 .. num_chars - 1`` are the boundary and the characters (what is generated)."""
         return len(self.chars) + 1
+
+    def label_id(self, label: str) -> int:
+        """The start token of items labelled ``label``.
+
+        Raises:
+            MakemoreError: the vocabulary has no such label (naming the known ones).
+        """
+        try:
+            return self.num_chars + self.label_names.index(label)
+        except ValueError:
+            known = ", ".join(self.label_names) if self.label_names else "none: the model was trained without labels"
+            raise MakemoreError(f"unknown label {label!r} (labels: {known})") from None
+
+    def label_ids(self, labels: list[str]) -> torch.Tensor:
+        """(n,) start tokens of ``labels`` (see ``label_id``)."""
+        index = {name: self.num_chars + i for i, name in enumerate(self.label_names)}
+        try:
+            return torch.tensor([index[label] for label in labels], dtype=torch.int64)
+        except KeyError as exc:
+            self.label_id(exc.args[0])  # raises, naming the label
+            raise  # pragma: no cover
 
     def __len__(self) -> int:
         return self.size
@@ -124,8 +179,8 @@ class Vocab:
         return "<END>"  # pragma: no cover - a multi-character symbol can never be a char
 
     def labels(self) -> list[str]:
-        """Display string of every token id."""
-        return [self.boundary_symbol, *self.chars]
+        """Display string of every token id (a label token as ``<label>``)."""
+        return [self.boundary_symbol, *self.chars, *(f"<{name}>" for name in self.label_names)]
 
     def display_labels(self) -> list[str]:
         """Like ``labels`` but with whitespace and control characters made visible.
@@ -141,7 +196,7 @@ class Vocab:
                 out.append(c.encode("unicode_escape").decode("ascii"))
             else:
                 out.append(c)
-        return out
+        return out + [f"<{name}>" for name in self.label_names]
 
     def _lookup(self) -> torch.Tensor:
         return torch.tensor([ord(c) for c in self.chars], dtype=torch.int64)
@@ -167,11 +222,11 @@ class Vocab:
         return "".join(self.chars[i - 1] for i in ids if i != BOUNDARY)
 
     def to_json(self) -> dict:
-        return {"chars": "".join(self.chars), "boundary_id": BOUNDARY}
+        return {"chars": "".join(self.chars), "boundary_id": BOUNDARY, "labels": list(self.label_names)}
 
     @classmethod
     def from_json(cls, data: dict) -> Vocab:
-        return cls(tuple(data["chars"]))
+        return cls(tuple(data["chars"]), tuple(data.get("labels", ())))
 
 
 def _codepoints(text: str) -> torch.Tensor:
@@ -189,17 +244,25 @@ class EncodedCorpus:
         tokens: (N,) int64 flat token stream.
         starts: (n_items,) position of the boundary token *before* each item.
         lengths: (n_items,) characters in each item.
+        start_tokens: (n_items,) the token each item is read after: its label's token in a
+            labelled corpus, else None (the boundary). The end target stays the boundary.
     """
 
     tokens: torch.Tensor
     starts: torch.Tensor
     lengths: torch.Tensor
+    start_tokens: torch.Tensor | None = None
 
     @classmethod
-    def from_words(cls, words: list[str], vocab: Vocab) -> EncodedCorpus:
+    def from_words(cls, words: list[str], vocab: Vocab, labels: list[str] | None = None) -> EncodedCorpus:
+        """Encode ``words`` (and, for a labelled corpus, each item's label) with ``vocab``."""
+        start_tokens = vocab.label_ids(labels) if labels is not None else None
         if not words:
             return cls(
-                torch.zeros(1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+                torch.zeros(1, dtype=torch.int64),
+                torch.zeros(0, dtype=torch.int64),
+                torch.zeros(0, dtype=torch.int64),
+                start_tokens,
             )
         text = "\n".join(words)
         codepoints = _codepoints(text)
@@ -214,7 +277,7 @@ class EncodedCorpus:
         boundaries = torch.nonzero(tokens == BOUNDARY).squeeze(1)
         starts = boundaries[:-1]
         lengths = boundaries[1:] - starts - 1
-        return cls(tokens, starts, lengths)
+        return cls(tokens, starts, lengths, start_tokens)
 
     def __len__(self) -> int:
         return self.starts.numel()
@@ -241,6 +304,9 @@ class EncodedCorpus:
         ctx_pos = target_pos[:, None] + offsets[None, :]  # (N, b)
         inside = ctx_pos >= item_start[:, None]
         X = torch.where(inside, self.tokens[ctx_pos.clamp(min=0)], torch.zeros((), dtype=torch.int64))
+        if self.start_tokens is not None:  # the item's label token where the boundary was
+            start = torch.repeat_interleave(self.start_tokens, self.lengths + 1)  # (N,)
+            X = torch.where(ctx_pos == item_start[:, None], start[:, None], X)
         Y = self.tokens[target_pos]
         return X, Y
 
@@ -259,30 +325,55 @@ class EncodedCorpus:
         valid = steps[None, :] <= lengths[:, None]  # (B, T)
         pos = (starts[:, None] + steps[None, :]).clamp(max=self.tokens.numel() - 2)  # (B, T)
         x = torch.where(valid, self.tokens[pos], torch.zeros((), dtype=torch.int64))
+        if self.start_tokens is not None:
+            x[:, 0] = self.start_tokens[items]
         y = torch.where(valid, self.tokens[pos + 1], torch.full((), -1, dtype=torch.int64))
         return x, y
+
+    def item_tokens(self, i: int) -> list[int]:
+        """Item ``i`` as the model reads it: its start token (boundary or label), then its characters."""
+        start, length = int(self.starts[i]), int(self.lengths[i])
+        first = BOUNDARY if self.start_tokens is None else int(self.start_tokens[i])
+        return [first, *self.tokens[start + 1 : start + 1 + length].tolist()]
 
 
 @dataclass
 class Split:
+    """The items of the train, dev and test splits (and their labels, for a labelled corpus)."""
+
     train: list[str]
     dev: list[str]
     test: list[str]
+    labels: dict[str, list[str]] | None = None  # split name -> label of each item
+
+    def labels_of(self, split: str) -> list[str] | None:
+        return None if self.labels is None else self.labels[split]
 
 
-def split_words(words: list[str], *, seed: int = 42, dedupe: bool = False) -> Split:
+def split_words(words: list[str], *, seed: int = 42, dedupe: bool = False, labels: list[str] | None = None) -> Split:
     """Deterministic 80/10/10 split.
 
     The default reproduces the lectures' split exactly:
     ``random.seed(42); random.shuffle(words)``; ``n1 = int(0.8 n)``, ``n2 = int(0.9 n)``.
+    Labelled items are shuffled by the same permutation (``random.shuffle`` draws the same
+    swaps for any list of the same length).
 
     Args:
         words: items in file order.
         seed: shuffling seed.
-        dedupe: drop repeated items (keeping the first) before splitting.
+        dedupe: drop repeated items (keeping the first; for labelled items, repeated
+            (label, item) pairs) before splitting.
+        labels: the label of each item, or None.
     """
-    words = list(dict.fromkeys(words)) if dedupe else list(words)
-    rng = random.Random(seed)
-    rng.shuffle(words)
-    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-    return Split(words[:n1], words[n1:n2], words[n2:])
+    if labels is None:
+        words = list(dict.fromkeys(words)) if dedupe else list(words)
+        rng = random.Random(seed)
+        rng.shuffle(words)
+        n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
+        return Split(words[:n1], words[n1:n2], words[n2:])
+    pairs = list(dict.fromkeys(zip(labels, words))) if dedupe else list(zip(labels, words))
+    random.Random(seed).shuffle(pairs)
+    n1, n2 = int(0.8 * len(pairs)), int(0.9 * len(pairs))
+    parts = {"train": pairs[:n1], "dev": pairs[n1:n2], "test": pairs[n2:]}
+    items = {name: [item for _, item in part] for name, part in parts.items()}
+    return Split(**items, labels={name: [label for label, _ in part] for name, part in parts.items()})

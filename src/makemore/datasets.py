@@ -15,7 +15,8 @@ from pathlib import Path
 
 from makemore import validation
 from makemore.config import DataConfig
-from makemore.data import EncodedCorpus, Split, Vocab, parse_words, read_words, split_words
+from makemore.data import EncodedCorpus, Split, Vocab, parse_words, read_input_bytes, split_words
+from makemore.labelled import parse_csv, parse_labelled
 
 BUILTIN_PREFIX = "builtin:"
 DEFAULT_DATASET = "names"
@@ -53,14 +54,44 @@ class Data:
     vocab: Vocab
     source: str
     sha256: str
+    labels: list[str] | None = None  # the label of each item of ``words`` (a labelled corpus)
 
     def corpus(self, split: str) -> EncodedCorpus:
         """The encoded items of one split ("train", "dev" or "test")."""
-        return EncodedCorpus.from_words(getattr(self.split, split), self.vocab)
+        return EncodedCorpus.from_words(getattr(self.split, split), self.vocab, self.split.labels_of(split))
 
     @property
     def longest_item(self) -> int:
         return max(len(w) for w in self.words)
+
+    def label_counts(self, split: str = "train") -> dict[str, int]:
+        """How many items of ``split`` each label has, in label order (empty when unlabelled)."""
+        labels = self.split.labels_of(split) or []
+        counts = dict.fromkeys(self.vocab.label_names, 0)
+        for label in labels:
+            counts[label] += 1
+        return counts
+
+
+def is_labelled(data: DataConfig) -> bool:
+    """Whether the configured input is read as labelled items (asked for, or a labelled built-in)."""
+    if data.labelled or data.label_column:
+        return True
+    source, _ = resolve_input(data)
+    if source.startswith(BUILTIN_PREFIX):
+        return bool(builtin_datasets()[source[len(BUILTIN_PREFIX) :]].get("labelled"))
+    return False
+
+
+def parse_input(raw: bytes, data: DataConfig, source: str) -> tuple[list[str] | None, list[str]]:
+    """(labels or None, items) of a file's bytes, read as ``data`` says (plain, labelled, CSV)."""
+    if data.item_column:
+        return parse_csv(
+            raw, item_column=data.item_column, label_column=data.label_column, source=source, max_len=data.max_item_len
+        )
+    if is_labelled(data):
+        return parse_labelled(raw, source=source, max_len=data.max_item_len)
+    return None, parse_words(raw, source=source, max_len=data.max_item_len)
 
 
 def load_data(data: DataConfig, vocab: Vocab | None = None) -> Data:
@@ -71,12 +102,8 @@ def load_data(data: DataConfig, vocab: Vocab | None = None) -> Data:
         vocab: use this vocabulary (a trained model's) instead of the file's own characters.
     """
     source, path = resolve_input(data)
-    if path.is_file():
-        raw = path.read_bytes()
-        words = parse_words(raw, source=str(path), max_len=data.max_item_len)
-    else:
-        words = read_words(path, max_len=data.max_item_len)  # raises the right error
-        raw = b""
+    raw = read_input_bytes(path)
+    labels, words = parse_input(raw, data, str(path))
     sha = hashlib.sha256(raw).hexdigest()
-    split = split_words(words, seed=data.split_seed, dedupe=data.dedupe)
-    return Data(words, split, vocab or Vocab.from_words(words), source, sha)
+    split = split_words(words, seed=data.split_seed, dedupe=data.dedupe, labels=labels)
+    return Data(words, split, vocab or Vocab.from_words(words, labels), source, sha, labels)

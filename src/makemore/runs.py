@@ -41,6 +41,7 @@ def run_meta(config: RunConfig, data: Data, model: LanguageModel, extra: dict[st
             "items": len(data.words),
             "longest_item": data.longest_item,
             "split_sizes": [len(data.split.train), len(data.split.dev), len(data.split.test)],
+            "label_counts": data.label_counts("train"),  # training items per label (the prior of a label)
         },
         "train": asdict(config.train),
         **extra,
@@ -84,6 +85,18 @@ def check_header(meta: dict[str, Any]) -> None:
     chars = vocab["chars"]
     _require(list(chars) == sorted(set(chars)), "vocab.chars", "not sorted and unique")
     _require(vocab.get("boundary_id") == 0, "vocab.boundary_id", f"expected 0, got {vocab.get('boundary_id')!r}")
+    labels = vocab.get("labels", [])
+    _require(
+        isinstance(labels, list) and all(isinstance(x, str) and x for x in labels) and labels == sorted(set(labels)),
+        "vocab.labels",
+        "not a sorted list of unique non-empty strings",
+    )
+    counts = data.get("label_counts", dict.fromkeys(labels, 0))
+    _require(
+        isinstance(counts, dict) and list(counts) == labels and all(map(_is_int, counts.values())),
+        "data.label_counts",
+        "expected a count (integer >= 0) for each label of vocab.labels",
+    )
     _require(isinstance(data.get("input"), str), "data.input", "missing or not a string")
     _require(
         isinstance(data.get("sha256"), str) and bool(_HEX.fullmatch(data["sha256"])),
@@ -160,6 +173,11 @@ class Run:
     def model_limit(self) -> int | None:
         """Most characters the model can generate (None: no limit of its own)."""
         return self.model.position_limit
+
+    @property
+    def label_counts(self) -> dict[str, int]:
+        """Training items per label (empty for a model trained without labels)."""
+        return dict(self.meta["data"].get("label_counts", {}))
 
 
 def load_run(out_dir: str | Path, which: str = "best", device: str = "cpu") -> Run:

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from makemore import validation
+from makemore import budget, validation
 from makemore.callbacks import (
     Checkpointer,
+    Deadline,
     EarlyStopping,
     MetricsFile,
     ProgressBar,
@@ -121,6 +122,8 @@ class _Run:
     dev_batcher: Any
     forward_backward: ForwardBackward
     ckpt: Checkpoint | None  # the checkpoint resumed from
+    budget: dict | None = None  # a time-budgeted run: the steps chosen and what they were chosen from
+    deadline: tuple[float, float] | None = None  # and its (end by, seconds kept for the end)
 
 
 def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwrite: bool, changes: dict) -> _Run:
@@ -157,8 +160,12 @@ def train(
     lr: float | None = None,
     grad_clip: float | None = None,
     on_start: Callable[[RunConfig], None] | None = None,
+    budget_start: float | None = None,
 ) -> dict:
     """Train a model and write its checkpoints into ``out_dir``.
+
+    With ``config.train.time_budget`` set (a new run of a model trained by gradient), the steps
+    are chosen so that this whole call ends within that many seconds (see ``makemore.budget``).
 
     Args:
         config: what to train (ignored when resuming: the checkpoint's config is used).
@@ -172,22 +179,52 @@ def train(
             stopped on a NaN/inf loss is only resumed with one of them changed).
         on_start: called with the run's config once data, config and run directory have been
             checked, just before anything is written (e.g. to announce the run).
+        budget_start: the ``time.perf_counter()`` a time budget counts from (default: this
+            call; the CLI gives the time makemore was imported, so that start-up counts too).
     Returns:
-        The final metrics: train and dev NLL of the best checkpoint, steps, time.
+        The final metrics: train and dev NLL of the best checkpoint, steps, time
+        (``wall_seconds``: this whole call).
     Raises:
         MakemoreError: bad input or a diverged run. TrainingInterrupted: stopped by a signal.
     """
+    started = time.perf_counter() if budget_start is None else budget_start
     run_dir = RunDir(out_dir)
     changes = {k: v for k, v in dict(steps=steps, lr=lr, grad_clip=grad_clip).items() if v is not None}
     if changes and not resume:
         validation.fail(None, next(iter(changes)), "is a change for resume; set it in the config of a new run")
     run = _prepare(config, run_dir, resume=resume, overwrite=overwrite, changes=changes)
+    if run.config.train.time_budget and not resume and run.model.trains_by_gradient:
+        _fit_time_budget(run, started)
     if on_start is not None:
         on_start(run.config)
     with run_dir.writing(new=not resume, overwrite=overwrite):  # only now: a refused run leaves nothing behind
         if not run.model.trains_by_gradient:
             return _fit_count_model(run, run_dir)
-        return _fit_by_gradient(run, run_dir, progress)
+        metrics = _fit_by_gradient(run, run_dir, progress)
+    planned = {"planned_steps": run.config.train.steps} if run.budget else {}
+    return {**metrics, **planned, "wall_seconds": time.perf_counter() - started}
+
+
+def _fit_time_budget(run: _Run, started: float) -> None:
+    """Choose the steps of a time-budgeted run (``budget.calibrate``, on a copy of the model)."""
+    train = run.config.train
+    train_targets, dev_targets = (run.data.corpus(split).num_targets for split in ("train", "dev"))
+    calibration = budget.calibrate(
+        run.model,
+        run.train_batcher,
+        train,
+        evaluate=lambda m: evaluate_nll(m, run.dev_batcher),
+        forward_backward=run.forward_backward,
+        started=started,
+        final_evals=1 + train_targets / dev_targets,
+    )
+    steps = budget.plan_steps(train.time_budget, calibration, train.eval_interval)
+    if steps < 1:
+        validation.fail(train, "time_budget", budget.too_short(train.time_budget, calibration, train.eval_interval))
+    run.config = dataclasses.replace(run.config, train=dataclasses.replace(train, steps=steps))
+    run.budget = {"seconds": train.time_budget, "steps": steps, **calibration.to_json()}
+    reserve = calibration.eval_seconds + calibration.final_seconds
+    run.deadline = (started + (1 + budget.DEADLINE_SLACK) * train.time_budget, reserve)
 
 
 def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpointer) -> list[Callback]:
@@ -198,14 +235,19 @@ def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpo
         callbacks.append(UpdateRatios(train.track_update_ratio))
     if train.patience:
         callbacks.append(EarlyStopping(train.patience))
+    if run.deadline is not None:
+        callbacks.append(Deadline(*run.deadline))
     return [*callbacks, checkpointer, StopOnSignal()]
 
 
 def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
     started = time.perf_counter()
+    timing = run.budget or (run.ckpt.meta.get("time_budget") if run.ckpt is not None else None)
 
     def describe(trainer: Trainer) -> dict:
         extra = {"state": trainer.state.to_json(), "metrics": dict(trainer.state.metrics)}
+        if timing:
+            extra["time_budget"] = timing
         return run_meta(run.config, run.data, run.model, extra)
 
     checkpointer = Checkpointer(run_dir, describe, saved_step=run.ckpt.meta["state"]["step"] if run.ckpt else 0)

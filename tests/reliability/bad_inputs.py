@@ -221,6 +221,11 @@ _TRAIN_FLAGS = [  # (flag, bad value, ...): the message names the first flag
     ("--preset", "nope"),
     ("--preset", "lecture2", "--model", "bigram"),
     ("--backward", "manual"),
+    ("--time", "90x"),
+    ("--time", "0"),
+    ("--time", "-5s"),
+    ("--time", "1m30"),
+    ("--time", "inf"),
 ]
 
 
@@ -241,7 +246,22 @@ def _train_cases() -> list[Case]:
         Case("train: too few items", ["train", "-i", "few.txt", "-o", "new", *TINY], "too few items",
              _write("few.txt", b"ab\ncd\nef\n")),
         Case("train: unknown built-in corpus", ["train", "-i", "builtin:nope", "-o", "new", *TINY], "'nope'"),
+        Case("train: labelled line without a tab", ["train", "-i", "l.tsv", "--labelled", "-o", "new", *TINY],
+             r"l\.tsv:2: expected label<TAB>item", _write("l.tsv", b"f\tab\nba\n")),
+        Case("train: labelled line without a label", ["train", "-i", "l.tsv", "--labelled", "-o", "new", *TINY],
+             r"l\.tsv:1: empty label", _write("l.tsv", b"\tab\n")),
+        Case("train: CSV without the item column",
+             ["train", "-i", "w.csv", "--item-column", "name", "-o", "new", *TINY], r"--item-column: w\.csv: no column",
+             _write("w.csv", b"word,sex\nab,f\n")),
+        Case("train: CSV row too short",
+             ["train", "-i", "w.csv", "--item-column", "2", "--label-column", "1", "-o", "new", *TINY],
+             r"w\.csv:3: 1 fields", _write("w.csv", b"sex,word\nf,ab\nm\n")),
+        Case("train: --label-column without --item-column", _train("--label-column", "sex"), "--label-column"),
         Case("train: --seed 2**64", _train("--seed", str(2**64)), "--seed"),
+        Case("train: --steps and --time", _train("--time", "5s"), "--steps and --time"),
+        Case("train: --time too short for one step", ["train", "-i", "words.txt", "-o", "new", *TINY, "--time", "0.001"],
+             r"--time: 0\.001s is too short"),
+        Case("train: resume with --time", ["train", "--resume", "-o", "run", "--time", "5s", "-q"], "--resume"),
         Case("train: wavenet block not a power of two",
              ["train", "-i", "words.txt", "-o", "new", "--model", "wavenet", "--block-size", "6", "-q"], "--block-size"),
         Case("train: heads do not divide the width",
@@ -259,6 +279,28 @@ def _train_cases() -> list[Case]:
              "optimizer state", _edit_meta(_resume_changes, "last")),
         Case("train: argument not UTF-8", ["train", "-i", "w\udcff.txt", "-o", "new"], "not valid UTF-8"),
     ]
+
+
+_SAMPLE_CONSTRAINTS = [  # (what the message matches, flags...): constraints, budget and ranking
+    ("--suffix: character 'z'", "--suffix", "z"),
+    ("--contains: character 'z'", "--contains", "a", "--contains", "zb"),
+    ("--contains: 'ab' has 'b', one of --exclude-chars", "--contains", "ab", "--exclude-chars", "b"),
+    ("--prefix: 'a' has 'a'", "--prefix", "a", "--exclude-chars", "a"),
+    ("--contains: 'abc' contains 'bc', which --not-contains", "--contains", "abc", "--not-contains", "bc"),
+    ("--not-contains: must be non-empty", "--not-contains", ""),
+    ("--suffix: .* more than --max-len 3", "--prefix", "ab", "--suffix", "ca", "--max-len", "3"),
+    ("--exclude-chars: excludes every character", "--exclude-chars", "abc", "--min-len", "1"),
+    ("--regex: not a valid regular expression", "--regex", "a("),
+    ("--max-tries", "--max-tries", "-1"),
+    ("--max-tries", "--max-tries", "many"),
+    ("--time-limit", "--time-limit", "nan"),
+    ("--time-limit", "--time-limit", "-1"),
+    ("--max-tries: 0 .*needs a --time-limit", "--suffix", "a", "--max-tries", "0", "--time-limit", "0"),
+    ("--pool: must be from --num", "--similar-to", "ab", "--pool", "2"),
+    ("--pool: .*give --similar-to", "--pool", "50"),
+    ("--similar-to: items never contain a line break", "--similar-to", "a\nb"),
+    ("found none of 3 items in 50 draws", "--contains", "cccccccc", "--max-tries", "50"),
+]
 
 
 def _sample_cases() -> list[Case]:
@@ -286,6 +328,7 @@ def _sample_cases() -> list[Case]:
         Case("sample: output is read-only", [*s, "-o", "ro.txt"], "read-only", _read_only("ro.txt")),
         Case("sample: output in a missing directory", [*s, "-o", "nodir/items.txt"], "nodir"),
         Case("sample: prefix not UTF-8", [*s, "--prefix", "a\udcff"], "not valid UTF-8"),
+        *(Case(f"sample: {' '.join(case[1:])}", [*s, *case[1:]], case[0]) for case in _SAMPLE_CONSTRAINTS),
     ]
 
 
@@ -300,6 +343,21 @@ def _reader_cases() -> list[Case]:
              stdin=b"abc\n\xff\xfe\n"),
         Case("eval: no such run", ["eval", "missing"], "no such run directory"),
         Case("eval: changed training file", ["eval", "{run}"], "checksum differs", _finished_run_with_own_file),
+        Case("eval: --input missing", ["eval", "{run}", "--input", "missing.txt"], "missing.txt: no such file"),
+        Case("eval: --input a directory", ["eval", "{run}", "--input", "run"], "run: is a directory"),
+        Case("eval: --input a FIFO", ["eval", "{run}", "--input", "fifo"], "fifo: not a regular file", _fifo("fifo")),
+        Case("eval: --input Latin-1", ["eval", "{run}", "--input", "l1.txt"], r"l1\.txt:2: invalid UTF-8",
+             _write("l1.txt", "abc\nabé\n".encode("latin-1"))),
+        Case("eval: --input blank", ["eval", "{run}", "--input", "blank.txt"], "contains no items",
+             _write("blank.txt", b"\n \n")),
+        Case("eval: --input nothing scorable", ["eval", "{run}", "--input", "xyz.txt"],
+             r"xyz\.txt: no item can be scored .*'x', 'y', 'z'", _write("xyz.txt", b"xyz\nzz\n")),
+        Case("score: --input nothing scorable", ["score", "{run}", "--input", "xyz.txt"], "no item can be scored",
+             _write("xyz.txt", b"xyz\n")),
+        Case("score: --input and items", ["score", "{run}", "abc", "--input", "words.txt"], "not both"),
+        Case("score: --input with --detail", ["score", "{run}", "--detail", "--input", "words.txt"], "--detail"),
+        Case("score: --input NUL byte", ["score", "{run}", "--input", "nul.txt"], r"nul\.txt:1: contains a NUL",
+             _write("nul.txt", b"a\x00b\n")),
         Case("plot: .jpg output", ["plot", "bigram", "{run}", "-o", "b.jpg"], "png"),
         Case("plot: output without suffix", ["plot", "bigram", "{run}", "-o", "b"], "png"),
         Case("plot: output in a missing directory", ["plot", "bigram", "{run}", "-o", "nodir/b.png"], "nodir"),

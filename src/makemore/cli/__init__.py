@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from makemore import IMPORTED_AT
 from makemore.cli.options import render, run_config_from_args
 from makemore.cli.parser import EXAMPLES, REMOVED_IN, build_parser, old_spellings
 from makemore.errors import ConfigError, MakemoreError
@@ -27,12 +28,14 @@ def _not_utf8(arg: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``makemore`` command; returns its exit code (2 for bad input, 1 for a bug)."""
+    process = argv is None  # the program itself (not a call from Python): its start-up counts for --time
     argv = list(sys.argv[1:] if argv is None else argv)
     bad = next((i for i, arg in enumerate(argv) if _not_utf8(arg)), None)
     if bad is not None:
         print(f"makemore: error: argument {bad + 1} ({argv[bad]!r}) is not valid UTF-8", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
+    args.budget_start = IMPORTED_AT if process else None
     notes = old_spellings(args)
     if notes:
         print(

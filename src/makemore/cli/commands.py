@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from makemore import api, files, plots
-from makemore.cli.options import MODEL, TRAIN, data_given, given, init_fields, run_config_from_args
-from makemore.data import Vocab, parse_words, read_words
+from makemore.budget import format_duration
+from makemore.cli.options import MODEL, TRAIN, data_given, given, init_fields, render, run_config_from_args
+from makemore.data import parse_words, read_words
 from makemore.errors import MakemoreError
 from makemore.manual_backprop import format_gradcheck, gradcheck
 from makemore.models import get_family, model_names
@@ -28,7 +29,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         def announce(config: api.RunConfig) -> None:
             if not args.quiet:
                 print(
-                    f"training {config.model} on {config.data.input or 'builtin:names'} -> {args.out_dir}",
+                    f"training {config.model} on {config.data.input or 'builtin:names'} -> {args.out_dir}"
+                    + _budget_note(config),
                     file=sys.stderr,
                 )
 
@@ -38,27 +40,64 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             overwrite=args.overwrite,
             on_start=announce,
+            budget_start=getattr(args, "budget_start", None),
         )
+    budget = None if args.resume else given(args, TRAIN).get("time_budget")
+    took = ""
+    if budget and "planned_steps" in metrics:  # a model trained by gradient
+        steps = metrics["steps"]
+        steps = f"{steps} of {metrics['planned_steps']}" if steps < metrics["planned_steps"] else steps
+        took = f"; {steps} steps in {metrics['wall_seconds']:.1f} s"
     print(
-        f"train NLL {metrics['train_loss']:.4f}  dev NLL {metrics['dev_loss']:.4f}  ({args.out_dir}/best.safetensors)"
+        f"train NLL {metrics['train_loss']:.4f}  dev NLL {metrics['dev_loss']:.4f}  "
+        f"({args.out_dir}/best.safetensors{took})"
     )
     return 0
 
 
+def _budget_note(config: api.RunConfig) -> str:
+    """What ``--time`` chose, for the line announcing a run."""
+    seconds = config.train.time_budget
+    if not seconds:
+        return ""
+    if not get_family(config.model).model.trains_by_gradient:
+        return f" (--time does not apply: {config.model} is fitted by counting, in one pass)"
+    return f" ({config.train.steps} steps fit in --time {format_duration(seconds)})"
+
+
+def _scored_lines(run: api.Run, config: api.SampleConfig):
+    """``--scores``: ITEM<TAB>NLL<TAB>new|known (a 4th column, the distance, with --similar-to)."""
+    try:
+        known = api.training_items(run)
+    except MakemoreError as exc:
+        known = None
+        note = f"cannot tell which items are in the training file ({exc}); shown as ?"
+        print(f"makemore: warning: --scores: {note}", file=sys.stderr)
+    for s in api.iter_sample_scores(run, config, known_items=known):
+        where = "?" if s.known is None else "known" if s.known else "new"
+        yield f"{s.item}\t{s.nll:.4f}\t{where}" + ("" if s.distance is None else f"\t{s.distance}")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
+    """Print (or write) the items; a budget that ran out is a warning if some were found."""
     output = files.check_output(args.output, force=args.force) if args.output else None
     # the sample flags are SampleConfig's fields, spelled the same
     config = api.SampleConfig(**{f.name: getattr(args, f.name) for f in init_fields(api.SampleConfig)})
-    items = []
+    run = api.load_run(args.run, args.which)
+    lines = []
     try:
-        for item in api.iter_sample(api.load_run(args.run, args.which), config):
+        for line in _scored_lines(run, config) if args.scores else api.iter_sample(run, config):
             if output is None:  # streamed: a long run shows what it has
-                sys.stdout.write(item + "\n")
-            items.append(item)
+                sys.stdout.write(line + "\n")
+            lines.append(line)
+    except api.BudgetExhausted as exc:
+        if not exc.stats.found:
+            raise
+        print(f"makemore: warning: {render(exc, args.parser)}", file=sys.stderr)
     finally:  # also when sampling gives up or is interrupted: keep what was made
-        if output is not None and items:
-            files.atomic_write_text(output, "".join(item + "\n" for item in items))
-    if output is not None and not items:
+        if output is not None and lines:
+            files.atomic_write_text(output, "".join(line + "\n" for line in lines))
+    if output is not None and not lines:
         files.atomic_write_text(output, "")
     return 0
 
@@ -68,15 +107,48 @@ def _read_stdin_items() -> list[str]:
     return parse_words(raw, source="standard input", max_len=len(raw) + 1) if raw.strip() else []
 
 
+def _score_file(args: argparse.Namespace) -> int:
+    """``score RUN --input FILE``: one ITEM<TAB>NLL line per item; what was skipped on stderr."""
+    if args.words:
+        raise MakemoreError("score: give the items as arguments or --input FILE, not both")
+    if args.detail:
+        raise MakemoreError("--detail shows items given as arguments; it does not go with --input")
+    if args.label is not None:
+        raise MakemoreError("--label does not go with --input: a labelled file gives each item's label")
+    run = api.load_run(args.run, args.which)
+    if args.classify:  # a plain list: one item per line
+        _print_classes(api.classify(run, read_words(args.input)))
+        return 0
+    result = api.evaluate_file(run, args.input, per_item=True)
+    sys.stdout.writelines(f"{item}\t{nll:.4f}\n" for item, nll in result.scores)
+    if result.note:
+        print(f"makemore: {args.input}: {result.note}", file=sys.stderr)
+    return 0
+
+
+def _print_classes(classes: list[api.Classification]) -> None:
+    for c in classes:
+        print("\t".join([c.word, *(f"{label} {p:.4f}" for label, p in c.posteriors)]))
+
+
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.input is not None:
+        return _score_file(args)
     words = list(args.words)
     if words == ["-"]:
         words = _read_stdin_items()
     if not words:
         raise MakemoreError("score: give at least one word (or - to read them from standard input)")
     run = api.load_run(args.run, args.which)
+    if args.classify:
+        if args.detail or args.label is not None:
+            raise MakemoreError(
+                "--classify gives P(label | item) for every label; it goes without --detail and --label"
+            )
+        _print_classes(api.classify(run, words))
+        return 0
     shown = dict(zip(run.vocab.labels(), run.vocab.display_labels()))  # a space is shown as '␣'
-    for result in api.score(run, words):
+    for result in api.score(run, words, label=args.label):
         print(f"{result.word}\t{result.nll:.4f}")
         if args.detail:  # the context right-aligned, so that each predicted char follows it
             contexts = ["".join(shown[label] for label in c.context) for c in result.chars]
@@ -87,7 +159,20 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_file_eval(result: api.FileEval) -> None:
+    print(f"input      {result.source}")
+    print(f"items      {result.items} scored ({result.targets} predictions: their characters and ends)")
+    print(f"NLL        {result.nll:.4f}")
+    print(f"perplexity {result.perplexity:.4f}")
+    print(f"bits/char  {result.bits_per_char:.4f}")
+    if result.note:
+        print(result.note)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.input is not None:
+        _print_file_eval(api.evaluate_file(api.load_run(args.run, args.which), args.input))
+        return 0
     for split, nll in api.evaluate(api.load_run(args.run, args.which)).items():
         print(f"{split:<6} NLL {nll:.4f}")
     return 0
@@ -136,10 +221,11 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     for name, info in api.builtin_datasets().items():
-        words = read_words(api.builtin_path(name))
-        alphabet = "".join(Vocab.from_words(words).chars)
+        data = api.load_data(api.DataConfig(input=f"builtin:{name}"))
+        labels = f"\tlabels: {', '.join(data.vocab.label_names)}" if data.labels else ""
         print(
-            f"builtin:{name}\t{len(words)} items\talphabet: {alphabet!r}\n  {info['description']}\n  source: {info['source']}"
+            f"builtin:{name}\t{len(data.words)} items\talphabet: {''.join(data.vocab.chars)!r}{labels}\n"
+            f"  {info['description']}\n  source: {info['source']}"
         )
     return 0
 

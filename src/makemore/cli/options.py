@@ -21,7 +21,11 @@ MODEL, TRAIN = "m_", "t_"  # dest prefixes of the generated options
 # training options that mean nothing to an lr sweep (it sets the lr of every step itself)
 SCHEDULE_FIELDS = tuple(
     "steps lr schedule warmup_steps min_lr_ratio step_at step_factor "
-    "eval_interval log_interval patience track_update_ratio".split()
+    "eval_interval log_interval patience track_update_ratio time_budget".split()
+)
+TIME_HELP = (
+    "train for this long instead of --steps: 90s, 5m, 1h, 1m30s or seconds; the steps that fit "
+    "(evaluations included) are measured on a copy of the model and recorded in the run"
 )
 
 
@@ -102,6 +106,21 @@ def add_data_options(parser) -> None:
         "--split-seed", type=int, default=None, help="seed of the 80/10/10 split (default 42: the lectures' split)"
     )
     parser.add_argument("--dedupe", action="store_true", default=None, help="drop repeated items before splitting")
+    parser.add_argument(
+        "--labelled",
+        action="store_true",
+        default=None,
+        help="lines are LABEL<TAB>ITEM: train a model conditional on the label (sample/score --label)",
+    )
+    parser.add_argument(
+        "--label-column", default=None, metavar="COLUMN", help="CSV input: the column of labels (header name or number)"
+    )
+    parser.add_argument(
+        "--item-column",
+        default=None,
+        metavar="COLUMN",
+        help="read the input as CSV with a header line; the column of items (header name or number from 1)",
+    )
 
 
 def add_run_options(parser, *, exclude_train: tuple[str, ...] = ()) -> None:
@@ -120,14 +139,25 @@ def add_run_options(parser, *, exclude_train: tuple[str, ...] = ()) -> None:
         help="a named configuration (model, options and training), e.g. the lectures'",
     )
     add_dataclass_options(parser.add_argument_group("model options (see: makemore models)"), model_fields(), MODEL)
-    add_dataclass_options(parser.add_argument_group("training options"), train_fields(exclude_train), TRAIN)
+    group = parser.add_argument_group("training options")
+    add_dataclass_options(group, train_fields((*exclude_train, "time_budget")), TRAIN)
+    if "time_budget" not in exclude_train:  # TrainConfig.time_budget, spelled as a duration
+        group.add_argument("--time", dest=TRAIN + "time_budget", type=duration, metavar="DURATION", help=TIME_HELP)
+
+
+def duration(text: str) -> float:
+    """argparse type of ``--time``: seconds of a duration (``api.parse_duration``)."""
+    try:
+        return api.parse_duration(text)
+    except MakemoreError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def given(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
 
 
-DATA_FLAGS = ("input", "max_item_len", "split_seed", "dedupe")
+DATA_FLAGS = ("input", "max_item_len", "split_seed", "dedupe", "labelled", "label_column", "item_column")
 
 
 def data_given(args: argparse.Namespace) -> dict[str, Any]:
@@ -147,7 +177,10 @@ def run_config_from_args(args: argparse.Namespace) -> api.RunConfig:
     model_opts = given(args, MODEL)
     if model_opts:
         config.model_config = api.with_options(config.model, config.model_config, model_opts)
-    config.train = dataclasses.replace(config.train, **given(args, TRAIN))
+    train = given(args, TRAIN)
+    if "steps" in train and "time_budget" in train:
+        raise MakemoreError("--steps and --time both say how long to train: give one of them")
+    config.train = dataclasses.replace(config.train, **train)
     config.data = dataclasses.replace(config.data, **data_given(args))
     return config
 

@@ -12,45 +12,15 @@ import argparse
 from typing import Any
 
 from makemore.cli import commands
+from makemore.cli.examples import EXAMPLES, TOP_LEVEL_EXAMPLES
 from makemore.cli.options import SCHEDULE_FIELDS, add_run_options
 
 REMOVED_IN = "0.3"
-EXAMPLES = {
-    "train": """examples:
-  makemore train -o runs/names                       # default model on the built-in corpus
-  makemore train -i words.txt -o runs/ngram --model ngram --order 3 --smoothing kneser-ney
-  makemore train -i names.txt -o runs/l3 --preset lecture3
-  makemore train -o runs/mlp --model mlp --n-embd 16 --n-hidden 256 --steps 20000 --lr 0.01
-  makemore train --resume -o runs/mlp                # continue an interrupted run exactly
-  makemore train -o runs/bn --model bn-mlp --optimizer sgd --lr 0.1 --schedule step --backward manual""",
-    "sample": """examples:
-  makemore sample runs/names -n 20 --new-only
-  makemore sample runs/names --prefix ma --temperature 0.8 --top-k 10 --seed 7 -o names.txt""",
-    "score": """examples:
-  makemore score runs/names emma zzzx
-  makemore score runs/bigram --detail andrej
-  makemore score runs/names - < words.txt""",
-    "eval": """examples:
-  makemore eval runs/names""",
-    "plot": """examples:
-  makemore plot bigram runs/names -o bigram.png
-  makemore plot loss runs/names -o loss.png
-  makemore plot embedding runs/names -o emb.png
-  makemore plot activations runs/names -o act.png""",
-    "lr-find": """examples:
-  makemore lr-find --model mlp -o lr.png
-  makemore lr-find -i words.txt --model bn-mlp --optimizer sgd --steps 500 -o lr.png""",
-    "datasets": "examples:\n  makemore datasets",
-    "models": "examples:\n  makemore models",
-    "gradcheck": """examples:
-  makemore gradcheck
-  makemore gradcheck --dtype float32 --batch-size 64 --seed 1""",
-}
-TOP_LEVEL_EXAMPLES = """examples:
-  makemore train -o runs/names && makemore sample runs/names -n 20 --new-only
-  makemore score runs/names --detail emma
-  makemore COMMAND --help                            # options and examples of one command"""
 HIDDEN = argparse.SUPPRESS
+INPUT_HELP = (
+    "score the items of this file (one per line) instead; items with characters the model never saw "
+    "(or longer than it reads) are skipped and reported"
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -141,6 +111,54 @@ def _add_sample(sub) -> None:
     p.add_argument("--new-only", action="store_true", help="drop items present in the training file")
     p.add_argument("--unique", action="store_true", help="drop repeated items")
     p.add_argument("--batch-size", type=int, default=1000, help="items generated together (default 1000)")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="LABEL[=WEIGHT]",
+        help="a model trained with --labelled: items of this label (repeatable, weighted: --label elf=0.7 "
+        "--label dwarf=0.3; default: the labels as often as in training)",
+    )
+    _add_constraints(p)
+
+
+def _add_constraints(p: argparse.ArgumentParser) -> None:
+    """The constraint, budget and ranking flags of ``sample`` (dests are SampleConfig's fields)."""
+    p.add_argument("--suffix", default="", help="every item ends with this")
+    p.add_argument("--contains", action="append", default=[], metavar="S", help="every item contains S (repeatable)")
+    p.add_argument("--not-contains", action="append", default=[], metavar="S", help="no item contains S (repeatable)")
+    p.add_argument("--exclude-chars", default="", metavar="CHARS", help="no item contains any of these characters")
+    p.add_argument("--regex", default="", metavar="R", help="every item matches this regular expression (re.search)")
+    p.add_argument(
+        "--max-tries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most items drawn in all (default 1,000 per item asked, at least 100,000; 0 = no limit)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop with what was found after this long (default 30 with --suffix, --contains, --not-contains "
+        "or --regex; 0 = none)",
+    )
+    p.add_argument(
+        "--similar-to",
+        default="",
+        metavar="WORD",
+        help="print the items closest to WORD (edit distance; ties: the more plausible first), closest first",
+    )
+    p.add_argument(
+        "--pool", type=int, default=0, help="with --similar-to: items generated to pick from (default 10 per item)"
+    )
+    p.add_argument(
+        "--scores",
+        action="store_true",
+        help="print ITEM<TAB>NLL<TAB>new|known (mean NLL per character, as 'score'; whether it is in the "
+        "training file; with --similar-to a 4th column, the edit distance)",
+    )
 
 
 def _add_readers(sub) -> None:
@@ -148,7 +166,7 @@ def _add_readers(sub) -> None:
         "score",
         commands.cmd_score,
         "score how plausible items are (mean negative log-likelihood per character)",
-        usage="makemore score RUN [--detail] WORD [WORD ...]",
+        usage="makemore score RUN [--detail] [--label L | --classify] WORD [WORD ...]  |  makemore score RUN --input FILE",
     )
     p.add_argument(
         "words",
@@ -163,6 +181,19 @@ def _add_readers(sub) -> None:
         action="store_true",
         help="print the per-character table (context the model read, next character, probability, log-probability)",
     )
+    p.add_argument("-i", "--input", default=None, metavar="FILE", help=INPUT_HELP + "; one ITEM<TAB>NLL line each")
+    p.add_argument(
+        "--label",
+        default=None,
+        help="a model trained with --labelled: score the items as items of this label "
+        "(default: each under its most probable label)",
+    )
+    p.add_argument(
+        "--classify",
+        action="store_true",
+        help="a model trained with --labelled: print ITEM<TAB>LABEL P(LABEL|ITEM)... for every label, most probable "
+        "first (P(LABEL) as in training; with --input, one item per line)",
+    )
 
     p = sub(
         "eval",
@@ -172,6 +203,9 @@ def _add_readers(sub) -> None:
     )
     _add_run_reader(p)
     p.add_argument("-o", "--out-dir", dest="old_run", default=None, help=HIDDEN)
+    p.add_argument(
+        "-i", "--input", default=None, metavar="FILE", help=INPUT_HELP + "; NLL per character, perplexity, bits/char"
+    )
 
     p = sub(
         "plot", commands.cmd_plot, "draw what a run learned as a PNG", usage="makemore plot WHAT RUN -o FILE [options]"

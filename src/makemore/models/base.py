@@ -254,11 +254,10 @@ class SequenceModel(LanguageModel):
         return SequenceBatcher(corpus, device)
 
     def read_contexts(self, corpus: EncodedCorpus) -> list[list[list[int]]]:
-        tokens = corpus.tokens.tolist()
         out = []
-        for start, length in zip(corpus.starts.tolist(), corpus.lengths.tolist()):
-            item = tokens[start : start + length + 1]  # the start boundary and the characters
-            out.append([item[: i + 1] for i in range(length + 1)])
+        for i in range(len(corpus)):
+            item = corpus.item_tokens(i)  # the start token and the characters
+            out.append([item[: t + 1] for t in range(len(item))])
         return out
 
     @property

@@ -1,0 +1,185 @@
+"""Time-budgeted training: how many steps fit a wall-clock budget (``makemore train --time 90s``).
+
+With ``TrainConfig.time_budget`` set, ``training.train`` first measures what the run costs on a
+throwaway copy of the model: a few training steps (forward, backward, optimizer) on real
+batches, then one dev evaluation and a copy of the state a checkpoint writes. From that it
+fixes ``steps`` so that the whole call (setup, this calibration, the steps, an evaluation and
+checkpoint every ``eval_interval`` steps, and the best checkpoint's train and dev NLL at the
+end) ends at the budget; the learning-rate schedule (warm-up, cosine, step) is then laid over
+those steps. The copy, its optimizer, its batch generator and the RNG states it used are all
+discarded, so the run itself is exactly the run ``steps=N`` makes: with the same seed its
+weights are bit-identical. N is recorded as the run's ``train.steps``, so ``--resume``
+continues with the same schedule (a resumed run is not re-timed). The calibration costs about
+3% of the budget (at most a few seconds). Should the machine get slower during the run (other
+work starting), ``callbacks.Deadline`` stops it at 105% of the budget, short of its N steps,
+and ``--resume`` finishes them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from makemore.config import TrainConfig
+from makemore.errors import MakemoreError
+from makemore.trainer import ForwardBackward, Trainer
+
+CALIBRATION_SHARE = 0.03  # of the budget spent timing steps on the copy...
+CALIBRATION_MAX_SECONDS = 5.0  # ...but no more than this
+WARMUP_STEPS = 2  # untimed first steps (allocations, kernel selection)
+MIN_TIMED_STEPS = 10  # timed steps wanted, unless a step is slow enough to take twice the time share
+DEADLINE_SLACK = 0.05  # a run that falls behind (a busier machine) stops at 105% of its budget
+
+_DURATION = re.compile(r"(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?")
+_DURATION_HELP = "a duration like 90s, 5m, 1h, 1m30s or plain seconds"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration: ``90s``, ``5m``, ``1h``, ``1m30s``, ``1.5h`` or plain seconds (``90``).
+
+    Args:
+        text: the duration (case and surrounding spaces ignored).
+    Returns:
+        the duration in seconds, a finite number above 0.
+    Raises:
+        MakemoreError: anything else (a unit other than h/m/s, a missing unit, 0, a negative).
+    """
+    raw = text.strip().lower() if isinstance(text, str) else ""
+    seconds = None
+    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+        seconds = float(raw)
+    elif raw:
+        match = _DURATION.fullmatch(raw)
+        if match and any(match.groupdict().values()):
+            parts = {k: float(v) for k, v in match.groupdict().items() if v}
+            seconds = 3600 * parts.get("h", 0) + 60 * parts.get("m", 0) + parts.get("s", 0)
+    if seconds is None:
+        raise MakemoreError(f"expected {_DURATION_HELP}, got {text!r}")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise MakemoreError(f"must be more than 0 seconds, got {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """How a budget is shown: ``45 -> '45s'``, ``90 -> '1m30s'``, ``300 -> '5m'``, ``2.5 -> '2.5s'``."""
+    if seconds < 60 or seconds != int(seconds):
+        return f"{seconds:g}s"
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{unit}" for v, unit in ((h, "h"), (m, "m"), (s, "s")) if v)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a run costs, measured on a throwaway copy of its model (seconds)."""
+
+    step_seconds: float  # one training step
+    eval_seconds: float  # one dev evaluation with its checkpoints
+    final_seconds: float  # after the last step: reload the best checkpoint, its train and dev NLL
+    spent_seconds: float  # budget used before the first real step (setup and this calibration)
+    timed_steps: int  # steps the step time was measured over
+
+    def cost(self, steps: int, eval_interval: int) -> float:
+        """Predicted wall time, from the budget's start, of a run of ``steps`` steps."""
+        evals = -(-steps // eval_interval)  # at every eval_interval steps and at the last one
+        return self.spent_seconds + steps * self.step_seconds + evals * self.eval_seconds + self.final_seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_steps(budget: float, calibration: Calibration, eval_interval: int) -> int:
+    """The most steps whose predicted cost (``Calibration.cost``) fits in ``budget`` seconds.
+
+    Returns:
+        that number of steps; 0 when not even one fits.
+    """
+    if calibration.cost(1, eval_interval) > budget:
+        return 0
+    room = budget - calibration.spent_seconds - calibration.final_seconds
+    low, high = 1, max(1, int(room / max(calibration.step_seconds, 1e-9)) + 1)  # cost(high) > budget
+    while high - low > 1:  # the cost grows with the steps: bisect for the last that fits
+        mid = (low + high) // 2
+        low, high = (mid, high) if calibration.cost(mid, eval_interval) <= budget else (low, mid)
+    return low
+
+
+def _state_copy(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Copy to the CPU what a ``last`` checkpoint holds (the weights and optimizer state)."""
+    tensors = list(model.state_dict().values())
+    tensors += [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    return sum(t.detach().to("cpu", copy=True).numel() for t in tensors)
+
+
+def _time_steps(trainer: Trainer, share: float, clock: Callable[[], float]) -> tuple[float, int]:
+    """Seconds per step over at least ``MIN_TIMED_STEPS`` steps and ``share`` seconds (or, for
+    slow steps, until ``2 * share`` seconds have gone). The mean, not the median: the machine's
+    hiccups recur during the run and cost time there too."""
+    for _ in range(WARMUP_STEPS):
+        trainer.step()
+    start, timed = clock(), 0
+    while True:
+        trainer.step()
+        timed += 1
+        elapsed = clock() - start
+        if elapsed >= share and (timed >= MIN_TIMED_STEPS or elapsed >= 2 * share):
+            return elapsed / timed, timed
+
+
+def calibrate(
+    model: torch.nn.Module,
+    batcher,
+    config: TrainConfig,
+    *,
+    evaluate: Callable[[torch.nn.Module], float],
+    forward_backward: ForwardBackward,
+    started: float,
+    final_evals: float,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Calibration:
+    """Time training steps, a dev evaluation and a checkpoint's state copy on a copy of ``model``.
+
+    Nothing of the run changes: the copy gets its own optimizer and batch generator, and the
+    global RNG states (dropout) are put back afterwards.
+
+    Args:
+        model, batcher, config, forward_backward: what the run trains with.
+        evaluate: the run's dev evaluation.
+        started: ``clock()`` when the budget started (setup counts).
+        final_evals: the end-of-run evaluations in dev evaluations (train and dev NLL: 1 + the
+            train split's targets over the dev split's).
+        clock: seconds (injected by tests).
+    Returns:
+        the measured costs.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        twin = copy.deepcopy(model)
+        trainer = Trainer(twin, batcher, config, forward_backward=forward_backward)
+        share = min(CALIBRATION_SHARE * config.time_budget, CALIBRATION_MAX_SECONDS)
+        step_seconds, timed = _time_steps(trainer, share, clock)
+        t0 = clock()
+        evaluate(twin)
+        t1 = clock()
+        _state_copy(twin, trainer.optimizer)
+        t2 = clock()
+    eval_seconds = (t1 - t0) + 2 * (t2 - t1)  # best and last: the weights (and the optimizer) written
+    return Calibration(step_seconds, eval_seconds, final_evals * (t1 - t0), clock() - started, timed)
+
+
+def too_short(budget: float, calibration: Calibration, eval_interval: int) -> str:
+    """Why not even one step fits in ``budget`` seconds, and what would."""
+    c = calibration
+    least = math.ceil(1.25 * c.cost(max(1, min(eval_interval, 100)), eval_interval))
+    return (
+        f"{format_duration(budget)} is too short for this run: setting it up and timing it took "
+        f"{c.spent_seconds:.2f} s, a step takes {c.step_seconds:.3f} s and the evaluations at the end "
+        f"{c.final_seconds:.2f} s; give at least {format_duration(least)}"
+    )

@@ -1,0 +1,309 @@
+"""Time-budgeted training (``--time``): durations, the step arithmetic, calibration on a copy
+with an injected clock, the deadline guard, and runs equal to ``--steps N`` (also resumed).
+
+No test here times anything: the accuracy of ``--time`` is measured by
+``benchmarks/bench_time_budget.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+import torch
+
+from conftest import tiny_mlp_config
+from makemore import api, budget
+from makemore.budget import Calibration, calibrate, format_duration, parse_duration, plan_steps
+from makemore.callbacks import Deadline
+from makemore.checkpoint import load_checkpoint, read_meta
+from makemore.cli import main
+from makemore.datasets import load_data
+from makemore.errors import ConfigError, MakemoreError
+from makemore.models import build_model
+from makemore.scoring import evaluate_nll
+from makemore.trainer import Trainer, autograd_forward_backward
+
+# -- durations ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1m30s", 90.0),
+        ("1h2m3s", 3723.0),
+        ("1h30s", 3630.0),
+        ("90", 90.0),
+        ("0.5", 0.5),
+        ("1.5h", 5400.0),
+        ("2.5m", 150.0),
+        (" 2M ", 120.0),
+        ("45S", 45.0),
+    ],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "abc", "90x", "1m30", "30s1m", "5ms", "-5s", "0", "0s", "0m0s", "1e3", "inf", "nan", "1 m", "m"]
+)
+def test_bad_durations_are_refused(text):
+    with pytest.raises(MakemoreError, match=r"duration like 90s|more than 0 seconds"):
+        parse_duration(text)
+
+
+def test_durations_are_shown_as_given():
+    assert [format_duration(s) for s in (45, 90, 300, 3600, 3723, 2.5, 59.0)] == [
+        "45s",
+        "1m30s",
+        "5m",
+        "1h",
+        "1h2m3s",
+        "2.5s",
+        "59s",
+    ]
+
+
+def test_the_field_takes_seconds_and_is_checked():
+    assert api.TrainConfig(time_budget=90).time_budget == 90
+    for bad in (-1, float("nan"), float("inf"), "90s"):
+        with pytest.raises(ConfigError, match="TrainConfig.time_budget"):
+            api.TrainConfig(time_budget=bad)
+
+
+# -- the step arithmetic --------------------------------------------------------------------
+
+
+def test_plan_steps_is_the_last_step_count_that_fits():
+    cal = Calibration(step_seconds=0.25, eval_seconds=2.0, final_seconds=3.0, spent_seconds=5.0, timed_steps=10)
+    # cost(n) = 5 + 0.25 n + 2 ceil(n / 10) + 3: cost(112) = 60 exactly, cost(113) = 60.25
+    assert cal.cost(112, 10) == 60.0 and cal.cost(113, 10) == 60.25
+    assert plan_steps(60.0, cal, 10) == 112
+    assert plan_steps(59.99, cal, 10) == 111  # cost(111) = 5 + 27.75 + 2 * 12 + 3 = 59.75
+    assert plan_steps(59.7, cal, 10) == 110  # step 111 brings a twelfth evaluation: 57.5 -> 59.75
+    assert plan_steps(10.25, cal, 10) == 1  # 5 + 0.25 + 2 + 3
+    assert plan_steps(10.2, cal, 10) == 0  # not even one step
+    assert plan_steps(60.0, cal, 1000) == (60 - 10) * 4  # one evaluation only: at the end
+
+
+def test_plan_steps_brute_force():
+    rng = random.Random(0)
+    for _ in range(300):
+        cal = Calibration(
+            step_seconds=rng.uniform(1e-4, 0.5),
+            eval_seconds=rng.uniform(0, 5),
+            final_seconds=rng.uniform(0, 10),
+            spent_seconds=rng.uniform(0, 5),
+            timed_steps=10,
+        )
+        interval, seconds = rng.randint(1, 500), rng.uniform(1, 120)
+        n = plan_steps(seconds, cal, interval)
+        assert n == 0 or cal.cost(n, interval) <= seconds
+        assert cal.cost(n + 1, interval) > seconds
+
+
+# -- calibration on a copy, with an injected clock ------------------------------------------
+
+
+class FakeClock:
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _with_dropout(config, rate=0.2):
+    """Dropout draws from the global RNG: a calibration that left it changed would show."""
+    config.model_config = api.with_options("mlp", config.model_config, {"dropout": rate})
+    return config
+
+
+def _tiny_run(words_file, **train):
+    config = _with_dropout(tiny_mlp_config(words_file, **train))
+    data = load_data(config.data)
+    torch.manual_seed(config.train.seed)
+    model = build_model("mlp", config.model_config, data.vocab.size)
+    return config, model, model.batcher(data.corpus("train")), model.batcher(data.corpus("dev"))
+
+
+def _calibrate(words_file, step_seconds, eval_seconds, seconds=10.0):
+    config, model, batcher, dev = _tiny_run(words_file, time_budget=seconds)
+    clock, calls = FakeClock(), {"steps": 0, "evals": 0}
+
+    def forward_backward(m, x, y):
+        calls["steps"] += 1
+        clock.now += step_seconds
+        return autograd_forward_backward(m, x, y)
+
+    def evaluate(m):
+        calls["evals"] += 1
+        clock.now += eval_seconds
+        return evaluate_nll(m, dev)
+
+    before = ({n: p.detach().clone() for n, p in model.named_parameters()}, torch.get_rng_state())
+    cal = calibrate(
+        model,
+        batcher,
+        config.train,
+        evaluate=evaluate,
+        forward_backward=forward_backward,
+        started=clock.now - 1.5,  # setup took 1.5 s
+        final_evals=9.0,
+        clock=clock,
+    )
+    for name, p in model.named_parameters():  # the run's own model and RNG are untouched
+        assert torch.equal(p, before[0][name]), name
+    assert torch.equal(torch.get_rng_state(), before[1])
+    return cal, calls
+
+
+def test_calibration_times_steps_and_an_evaluation_on_a_copy(words_file):
+    step, ev = 1 / 64, 0.5  # exact in binary
+    cal, calls = _calibrate(words_file, step, ev, seconds=10.0)
+    # 3% of 10 s = 0.3 s of timed steps: 20 steps of 1/64 s (19 make 0.297), after 2 untimed ones
+    assert cal.timed_steps == 20 and calls == {"steps": 22, "evals": 1}
+    assert cal.step_seconds == step
+    assert cal.eval_seconds == ev  # the state copy took no (fake) time
+    assert cal.final_seconds == 9 * ev
+    assert cal.spent_seconds == 1.5 + 22 * step + ev
+
+
+def test_slow_steps_are_timed_for_at_most_twice_the_share(words_file):
+    cal, calls = _calibrate(words_file, 1.0, 0.25, seconds=10.0)  # share 0.3 s: one timed step is enough
+    assert cal.timed_steps == 1 and calls["steps"] == 1 + budget.WARMUP_STEPS
+    assert cal.step_seconds == 1.0
+
+
+def test_the_deadline_stops_a_run_that_falls_behind(words_file):
+    config, model, batcher, _ = _tiny_run(words_file, steps=50)
+    clock = FakeClock(0.0)
+
+    def half_a_second(m, x, y):
+        clock.now += 0.5
+        return autograd_forward_backward(m, x, y)
+
+    deadline = Deadline(deadline=10.0, reserve=2.0, clock=clock)
+    state = Trainer(model, batcher, config.train, callbacks=[deadline], forward_backward=half_a_second).fit()
+    assert deadline.stopped_at == 17
+    assert state.step == 17  # after step 17 the clock reads 8.5: 8.5 + 2 > 10
+
+
+# -- whole runs -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_deadline(monkeypatch):
+    """A busy machine may make a run fall behind and stop at its deadline: not in these tests."""
+    monkeypatch.setattr(budget, "DEADLINE_SLACK", 1e9)
+
+
+def _budget_config(words_file, seconds):
+    return _with_dropout(tiny_mlp_config(words_file, time_budget=seconds, eval_interval=400, log_interval=100))
+
+
+def _same_weights(a, b):
+    wa, wb = load_checkpoint(a).model_state, load_checkpoint(b).model_state
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+def _rows(run):
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+def test_a_time_budgeted_run_is_the_run_of_its_chosen_steps(tmp_path, words_file, no_deadline):
+    timed = tmp_path / "timed"
+    metrics = api.train(_budget_config(words_file, 1.5), timed, progress=False)
+    meta = read_meta(timed / "last.safetensors")
+    steps = meta["train"]["steps"]
+    assert metrics["steps"] == metrics["planned_steps"] == steps == meta["time_budget"]["steps"] > 10
+    assert meta["train"]["time_budget"] == 1.5 == meta["time_budget"]["seconds"]
+    assert meta["state"]["step"] == steps
+    assert set(meta["time_budget"]) >= {"step_seconds", "eval_seconds", "final_seconds", "spent_seconds"}
+    assert json.loads((timed / "run.json").read_text())["time_budget"] == meta["time_budget"]
+
+    plain = tmp_path / "plain"
+    config = _budget_config(words_file, 0.0)
+    config.train.steps = steps
+    api.train(config, plain, progress=False)
+    _same_weights(timed / "last.safetensors", plain / "last.safetensors")
+    _same_weights(timed / "best.safetensors", plain / "best.safetensors")
+    assert _rows(timed) == _rows(plain)  # the same losses, and the lr schedule laid over `steps`
+
+
+def test_a_run_stopped_at_its_deadline_resumes_to_its_chosen_steps(tmp_path, words_file, monkeypatch):
+    monkeypatch.setattr(budget, "DEADLINE_SLACK", -1.0)  # the deadline is the start: stop after one step
+    timed = tmp_path / "timed"
+    metrics = api.train(_budget_config(words_file, 1.5), timed, progress=False)
+    steps = metrics["planned_steps"]
+    assert metrics["steps"] == 1 < steps
+    assert read_meta(timed / "last.safetensors")["state"]["step"] == 1
+    monkeypatch.undo()
+
+    resumed = api.train(None, timed, resume=True, progress=False)  # not timed again: on to `steps`
+    assert resumed["steps"] == steps and "planned_steps" not in resumed
+    meta = read_meta(timed / "last.safetensors")
+    assert meta["train"]["steps"] == steps and meta["time_budget"]["steps"] == steps  # the record is kept
+    plain = tmp_path / "plain"
+    config = _budget_config(words_file, 0.0)
+    config.train.steps = steps
+    api.train(config, plain, progress=False)
+    _same_weights(timed / "last.safetensors", plain / "last.safetensors")
+
+
+def test_a_budget_too_short_for_one_step_is_refused_before_anything_is_written(tmp_path, words_file):
+    with pytest.raises(ConfigError, match=r"TrainConfig\.time_budget: 0\.001s is too short .* give at least"):
+        api.train(_budget_config(words_file, 0.001), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_count_models_accept_a_budget_and_fit_in_one_pass(tmp_path, words_file, capsys):
+    code = main(["train", "-i", str(words_file), "-o", str(tmp_path / "ngram"), "--model", "ngram", "--time", "1m"])
+    assert code == 0
+    assert "--time does not apply: ngram is fitted by counting" in capsys.readouterr().err
+    meta = read_meta(tmp_path / "ngram" / "best.safetensors")
+    assert meta["train"]["time_budget"] == 60 and "time_budget" not in meta
+
+
+def test_the_cli_takes_time_as_a_duration(tmp_path, words_file, capsys, no_deadline):
+    options = "--model mlp --n-embd 4 --n-hidden 16 --batch-size 32 --eval-interval 400".split()
+    code = main(["train", "-i", str(words_file), "-o", str(tmp_path / "run"), *options, "--time", "1.5s"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    meta = read_meta(tmp_path / "run" / "last.safetensors")
+    steps = meta["train"]["steps"]
+    assert meta["train"]["time_budget"] == 1.5
+    assert f"({steps} steps fit in --time 1.5s)" in err
+    assert re.search(rf"best\.safetensors; {steps} steps in \d+\.\d s\)$", out.strip())
+    assert main(["train", "-i", str(words_file), "-o", str(tmp_path / "x"), "--steps", "5", "--time", "5s"]) == 2
+    assert "--steps and --time" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["train", "-o", str(tmp_path / "y"), "--time", "5 minutes"])
+    assert info.value.code == 2
+    assert "argument --time: expected a duration like 90s" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_lr_find_has_no_time_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["lr-find", "--time", "5s"])
+    assert "unrecognized arguments: --time" in capsys.readouterr().err
+
+
+def test_a_budget_error_names_the_flag(tmp_path, words_file, capsys):
+    code = main(["train", "-i", str(words_file), "-o", str(tmp_path / "run"), "--model", "mlp", "--time", "0.001"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("makemore: error: --time: 0.001s is too short") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
