@@ -7,7 +7,9 @@ No test here times anything: the accuracy of ``--time`` is measured by
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import random
 import re
 
@@ -17,14 +19,15 @@ import torch
 from conftest import tiny_mlp_config
 from makemore import api, budget
 from makemore.budget import Calibration, calibrate, format_duration, parse_duration, plan_steps
-from makemore.callbacks import Deadline
+from makemore.callbacks import Deadline, Pacer
 from makemore.checkpoint import load_checkpoint, read_meta
 from makemore.cli import main
+from makemore.config import TrainConfig
 from makemore.datasets import load_data
 from makemore.errors import ConfigError, MakemoreError
 from makemore.models import build_model
 from makemore.scoring import evaluate_nll
-from makemore.trainer import Trainer, autograd_forward_backward
+from makemore.trainer import Trainer, TrainState, autograd_forward_backward, lr_at
 
 # -- durations ------------------------------------------------------------------------------
 
@@ -200,8 +203,10 @@ def test_the_deadline_stops_a_run_that_falls_behind(words_file):
 
 @pytest.fixture
 def no_deadline(monkeypatch):
-    """A busy machine may make a run fall behind and stop at its deadline: not in these tests."""
+    """A busy machine may make a run fall behind and stop at its deadline, or its pace change
+    the plan: not in these tests."""
     monkeypatch.setattr(budget, "DEADLINE_SLACK", 1e9)
+    monkeypatch.setattr(budget, "REPLAN_TOLERANCE", math.inf)
 
 
 def _budget_config(words_file, seconds):
@@ -244,6 +249,7 @@ def test_a_time_budgeted_run_is_the_run_of_its_chosen_steps(tmp_path, words_file
 
 def test_a_run_stopped_at_its_deadline_resumes_to_its_chosen_steps(tmp_path, words_file, monkeypatch):
     monkeypatch.setattr(budget, "DEADLINE_SLACK", -1.0)  # the deadline is the start: stop after one step
+    monkeypatch.setattr(budget, "REPLAN_TOLERANCE", math.inf)
     timed = tmp_path / "timed"
     metrics = api.train(_budget_config(words_file, 1.5), timed, progress=False)
     steps = metrics["planned_steps"]
@@ -307,3 +313,95 @@ def test_a_budget_error_names_the_flag(tmp_path, words_file, capsys):
     err = capsys.readouterr().err
     assert err.startswith("makemore: error: --time: 0.001s is too short") and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+class _Pacing:
+    """A trainer as the Pacer sees it, stepping on a clock that advances ``pace`` seconds a step."""
+
+    def __init__(self, steps: int, eval_interval: int):
+        self.config, self.state, self.now = TrainConfig(steps=steps, eval_interval=eval_interval), TrainState(), 0.0
+
+    def set_steps(self, steps: int) -> None:
+        self.config = dataclasses.replace(self.config, steps=steps)
+
+    def run(self, pacer: Pacer, pace: float, eval_seconds: float) -> None:
+        pacer.on_train_start(self)
+        while self.state.step < self.config.steps:
+            self.now += pace
+            self.state.step += 1
+            pacer.on_step_end(self, 0.0)
+            if self.state.step % self.config.eval_interval == 0:
+                self.now += eval_seconds
+                pacer.on_eval(self, 1.0, True)
+
+
+def _pacer(trainer: _Pacing, end: float, replans: list, every: int = 64) -> Pacer:
+    return Pacer(end, 0.5, 0.25, every, 0.03, lambda step, steps: replans.append((step, steps)), lambda: trainer.now)
+
+
+def _cost_of(k: int, pace: float, ev: float, step: int, interval: int) -> float:
+    end = step + k
+    return k * pace + (end // interval - step // interval + (1 if end % interval else 0)) * ev
+
+
+@pytest.mark.parametrize(
+    "room, pace, ev, step, interval", [(10.0, 0.125, 0.5, 0, 16), (7.3, 0.1, 1.0, 37, 10), (1.0, 2.0, 0.0, 5, 3)]
+)
+def test_further_steps_is_the_most_that_fit(room, pace, ev, step, interval):
+    expected = max(k for k in range(1000) if _cost_of(k, pace, ev, step, interval) <= room)
+    assert budget.further_steps(room, pace, ev, step, interval) == expected
+
+
+def test_a_slower_machine_gets_fewer_steps_and_ends_on_time():
+    trainer, replans = _Pacing(steps=1024, eval_interval=10_000), []
+    trainer.run(_pacer(trainer, end=16.5, replans=replans), pace=2**-5, eval_seconds=0.0)  # planned for 2**-6
+    # at step 64 (2 s in), 14 s are left for steps of 2**-5 s: 448 more, one of them the evaluation's
+    assert replans == [(64, 64 + budget.further_steps(14.0, 2**-5, 0.25, 64, 10_000))]
+    assert trainer.state.step == trainer.config.steps == replans[0][1]
+    assert 15.0 < trainer.now <= 16.0  # the end, less what the last evaluation and the final NLLs need
+
+
+def test_a_faster_machine_gets_more_steps():
+    trainer, replans = _Pacing(steps=256, eval_interval=64), []
+    trainer.run(_pacer(trainer, end=20.5, replans=replans, every=32), pace=2**-5, eval_seconds=0.25)
+    assert replans and replans[0][0] == 32 and replans[0][1] > 256
+    assert trainer.state.step == trainer.config.steps == replans[-1][1]
+    assert 19.0 < trainer.now <= 20.0  # evaluations measured as they came (0.25 s each)
+
+
+def test_a_plan_within_the_tolerance_is_kept():
+    trainer, replans = _Pacing(steps=1000, eval_interval=10_000), []
+    trainer.run(_pacer(trainer, end=10.0 + 0.5 + 0.25 + 0.1, replans=replans), pace=0.01, eval_seconds=0.0)
+    assert replans == [] and trainer.state.step == 1000
+
+
+def test_a_replanned_run_records_its_plans_and_follows_the_new_schedule(tmp_path, words_file, monkeypatch):
+    monkeypatch.setattr(budget, "DEADLINE_SLACK", 1e9)
+    monkeypatch.setattr(budget, "REPLAN_TOLERANCE", -1.0)  # re-plan at every check, whatever the pace
+    run = tmp_path / "run"
+    metrics = api.train(_budget_config(words_file, 1.5), run, progress=False)
+    meta = read_meta(run / "last.safetensors")
+    replans = meta["time_budget"]["replans"]
+    steps = meta["train"]["steps"]
+    assert replans and replans[-1][1] == steps == meta["state"]["step"] == metrics["steps"] == metrics["planned_steps"]
+    assert meta["time_budget"]["steps"] == steps
+    last_change = replans[-1][0]
+    config = TrainConfig(**meta["train"])
+    for row in _rows(run):
+        if "lr" in row and row["step"] > last_change:  # logged with the lr of its last step
+            assert row["lr"] == pytest.approx(lr_at(config, row["step"] - 1), rel=1e-12)
+
+
+def test_set_steps_lays_the_schedule_over_the_new_count(words_file):
+    from makemore.training import _build  # noqa: PLC0415 - the model of a config, as train builds it
+
+    config = tiny_mlp_config(words_file, steps=40)
+    data = api.load_data(config.data)
+    _, model = _build(config, data)
+    trainer = Trainer(model, model.batcher(data.corpus("train")), config.train)
+    for _ in range(10):
+        trainer.step()
+    trainer.set_steps(20)
+    assert trainer.lr_schedule(15) == lr_at(dataclasses.replace(config.train, steps=20), 15)
+    with pytest.raises(ValueError):
+        trainer.set_steps(10)

@@ -7,12 +7,18 @@ fixes ``steps`` so that the whole call (setup, this calibration, the steps, an e
 checkpoint every ``eval_interval`` steps, and the best checkpoint's train and dev NLL at the
 end) ends at the budget; the learning-rate schedule (warm-up, cosine, step) is then laid over
 those steps. The copy, its optimizer, its batch generator and the RNG states it used are all
-discarded, so the run itself is exactly the run ``steps=N`` makes: with the same seed its
-weights are bit-identical. N is recorded as the run's ``train.steps``, so ``--resume``
-continues with the same schedule (a resumed run is not re-timed). The calibration costs about
-3% of the budget (at most a few seconds). Should the machine get slower during the run (other
-work starting), ``callbacks.Deadline`` stops it at 105% of the budget, short of its N steps,
-and ``--resume`` finishes them.
+discarded, so while the plan holds the run is exactly the run ``steps=N`` makes: with the same
+seed its weights are bit-identical. The calibration costs about 3% of the budget (at most a few
+seconds).
+
+The machine's speed can change during the run (other work starting or ending), and a few steps
+on a copy do not see everything a run costs. ``callbacks.Pacer`` checks the pace every 10% of
+the steps (up to 90%) and, when the steps that still fit are more than ``REPLAN_TOLERANCE`` off
+the plan, lays the rest of the schedule over the new count; each change is recorded
+(``time_budget.replans`` in the checkpoint: ``[step, new steps]``) and the current count is the
+run's ``train.steps``, so ``--resume`` continues the same schedule (a resumed run is not timed
+again). Should the run still fall behind, ``callbacks.Deadline`` stops it at 105% of the budget,
+short of its steps, and ``--resume`` finishes them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ CALIBRATION_MAX_SECONDS = 5.0  # ...but no more than this
 WARMUP_STEPS = 2  # untimed first steps (allocations, kernel selection)
 MIN_TIMED_STEPS = 10  # timed steps wanted, unless a step is slow enough to take twice the time share
 DEADLINE_SLACK = 0.05  # a run that falls behind (a busier machine) stops at 105% of its budget
+REPLAN_TOLERANCE = 0.03  # re-plan when the pace so far puts the end more than 3% of the steps off
+REPLAN_CHECKS = 10  # how often the pace is checked over a run (every 10% of its steps, up to 90%)
 
 _DURATION = re.compile(r"(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?")
 _DURATION_HELP = "a duration like 90s, 5m, 1h, 1m30s or plain seconds"
@@ -108,6 +116,28 @@ def plan_steps(budget: float, calibration: Calibration, eval_interval: int) -> i
     while high - low > 1:  # the cost grows with the steps: bisect for the last that fits
         mid = (low + high) // 2
         low, high = (mid, high) if calibration.cost(mid, eval_interval) <= budget else (low, mid)
+    return low
+
+
+def further_steps(room: float, pace: float, eval_seconds: float, step: int, eval_interval: int) -> int:
+    """The most steps after ``step`` that fit in ``room`` seconds at ``pace`` seconds a step,
+    an evaluation (with its checkpoints) every ``eval_interval`` steps and one at the end.
+
+    Returns:
+        that number of steps (0 when not even one fits).
+    """
+
+    def cost(k: int) -> float:
+        end = step + k
+        evals = end // eval_interval - step // eval_interval + (1 if end % eval_interval else 0)
+        return k * pace + evals * eval_seconds
+
+    if room <= 0 or cost(1) > room:
+        return 0
+    low, high = 1, max(2, int(room / max(pace, 1e-9)) + 2)  # cost(high) > room
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if cost(mid) <= room else (low, mid)
     return low
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from makemore import budget
 from makemore.rundir import RunDir
 from makemore.trainer import Callback, Trainer
 
@@ -160,6 +161,70 @@ class Deadline(Callback):
         if self.stopped_at is None and self.clock() + self.reserve > self.deadline:
             self.stopped_at = trainer.state.step
             trainer.request_stop()
+
+
+class Pacer(Callback):
+    """A time-budgeted run's pace keeper: the calibration predicts the pace, the run measures it.
+
+    Every ``every`` steps (up to 90% of the run) the pace so far gives the steps that still fit
+    before ``end``: the time of the steps (between evaluations) and of the evaluations with their
+    checkpoints are measured apart, since evaluations come every ``eval_interval`` steps. When
+    that count is off the plan by more than ``tolerance`` of the steps (the machine got faster or
+    slower), ``trainer.set_steps`` lays the rest of the schedule over the new count and
+    ``on_replan(step, steps)`` records it.
+
+    Args:
+        end: the ``clock()`` time the run should end at.
+        reserve: seconds after the last step and its evaluation (the final NLLs).
+        eval_seconds: the calibration's cost of an evaluation, until one is measured.
+        every: steps between checks.
+        tolerance: the share of the steps a plan may be off before it is changed.
+        on_replan: called with (step, new total steps).
+        clock: seconds (injected by tests).
+    """
+
+    def __init__(
+        self,
+        end: float,
+        reserve: float,
+        eval_seconds: float,
+        every: int,
+        tolerance: float,
+        on_replan: Callable[[int, int], None],
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.end, self.reserve, self.eval_seconds, self.every = end, reserve, eval_seconds, max(1, every)
+        self.tolerance, self.on_replan, self.clock = tolerance, on_replan, clock
+        self.step_time = self.eval_time = 0.0
+        self.steps = self.evals = 0
+        self.last: float | None = None
+        self.evaluated = False
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.last = self.clock()
+
+    def on_eval(self, trainer: Trainer, dev_loss: float, improved: bool) -> None:
+        self.evaluated = True
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        now = self.clock()
+        if self.evaluated:  # the time since the last step was an evaluation and its checkpoints
+            self.eval_time, self.evals, self.evaluated = self.eval_time + (now - self.last), self.evals + 1, False
+        else:
+            self.step_time, self.steps = self.step_time + (now - self.last), self.steps + 1
+        self.last = now
+        step, planned = trainer.state.step, trainer.config.steps
+        if step % self.every or step >= 0.9 * planned or not self.steps:
+            return
+        eval_seconds = self.eval_time / self.evals if self.evals else self.eval_seconds
+        room = self.end - self.reserve - now
+        steps = step + max(
+            1, budget.further_steps(room, self.step_time / self.steps, eval_seconds, step, trainer.config.eval_interval)
+        )
+        if abs(steps - planned) > self.tolerance * planned:
+            trainer.set_steps(steps)
+            self.on_replan(step, steps)
+        self.last = self.clock()
 
 
 class StopOnSignal(Callback):

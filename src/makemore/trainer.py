@@ -8,6 +8,7 @@ ratios, early stopping, signals, checkpoints) is a ``Callback`` (see ``callbacks
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -172,7 +173,7 @@ class Trainer:
             for hook in HOOKS
         }
         self.forward_backward = forward_backward
-        self.lr_schedule = lr_schedule or (lambda step: lr_at(config, step))
+        self.lr_schedule = lr_schedule or (lambda step: lr_at(self.config, step))
         self.optimizer = build_optimizer(model, config)
         self.generator = torch.Generator().manual_seed(config.seed)  # draws the batches
         self.state = TrainState()
@@ -200,6 +201,17 @@ class Trainer:
             if "cuda" in rng_state and torch.cuda.is_available():
                 torch.cuda.set_rng_state(rng_state["cuda"])
         self.state = state
+
+    def set_steps(self, steps: int) -> None:
+        """Change the run's total steps (a time budget's new plan); the default lr schedule is
+        laid over the new count from the next step on.
+
+        Args:
+            steps: the new total, more than the steps done so far.
+        """
+        if steps <= self.state.step:
+            raise ValueError(f"set_steps: {steps} is not more than the {self.state.step} steps done")
+        self.config = dataclasses.replace(self.config, steps=steps)
 
     def request_stop(self) -> None:
         """End the run after the current step (and its evaluation)."""
@@ -250,12 +262,13 @@ class Trainer:
             TrainingInterrupted: after ``interrupt()`` (a signal), once callbacks have saved.
             LossNotFinite: when the loss stops being finite.
         """
-        config, state = self.config, self.state
+        state = self.state
         self.model.train()
         self._call("on_train_start")
         losses, started = state.window_losses, time.perf_counter()  # a resumed run goes on with its window
         try:
-            while state.step < config.steps and not self.stop_requested:
+            while state.step < self.config.steps and not self.stop_requested:
+                config = self.config  # set_steps may change it between steps
                 loss = self.step()
                 if not math.isfinite(loss):
                     raise LossNotFinite(state.step + 1, loss)

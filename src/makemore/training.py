@@ -24,6 +24,7 @@ from makemore.callbacks import (
     Deadline,
     EarlyStopping,
     MetricsFile,
+    Pacer,
     ProgressBar,
     StopOnSignal,
     TensorBoard,
@@ -124,6 +125,7 @@ class _Run:
     ckpt: Checkpoint | None  # the checkpoint resumed from
     budget: dict | None = None  # a time-budgeted run: the steps chosen and what they were chosen from
     deadline: tuple[float, float] | None = None  # and its (end by, seconds kept for the end)
+    pace: tuple[float, float, float] | None = None  # and its (end at, seconds kept for the end, eval seconds)
 
 
 def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwrite: bool, changes: dict) -> _Run:
@@ -225,6 +227,7 @@ def _fit_time_budget(run: _Run, started: float) -> None:
     run.budget = {"seconds": train.time_budget, "steps": steps, **calibration.to_json()}
     reserve = calibration.eval_seconds + calibration.final_seconds
     run.deadline = (started + (1 + budget.DEADLINE_SLACK) * train.time_budget, reserve)
+    run.pace = (started + train.time_budget, calibration.final_seconds, calibration.eval_seconds)
 
 
 def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpointer) -> list[Callback]:
@@ -237,6 +240,15 @@ def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpo
         callbacks.append(EarlyStopping(train.patience))
     if run.deadline is not None:
         callbacks.append(Deadline(*run.deadline))
+    if run.pace is not None:
+
+        def replanned(step: int, steps: int) -> None:  # checkpoints record the new total
+            run.config = dataclasses.replace(run.config, train=dataclasses.replace(run.config.train, steps=steps))
+            run.budget["steps"] = steps
+            run.budget.setdefault("replans", []).append([step, steps])
+
+        every = max(1, train.steps // budget.REPLAN_CHECKS)
+        callbacks.append(Pacer(*run.pace, every, budget.REPLAN_TOLERANCE, replanned))
     return [*callbacks, checkpointer, StopOnSignal()]
 
 
