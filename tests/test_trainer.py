@@ -136,6 +136,7 @@ def test_resume_is_bit_identical_after_interruption(tmp_path, words_path, monkey
     assert steps == [20, 40, 60]
 
 
+@pytest.mark.slow  # 30 s; the default suite has the same check in tests/reliability/test_faults.py (SIGINT, mlp)
 def test_resume_by_signal_from_the_cli(tmp_path, words_path):
     """A separate process gets SIGINT while training, exits 130, and --resume finishes identically."""
     model = "--block-size 3 --n-embd 6 --n-hidden 24 --dropout 0.1".split()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from makemore import api
@@ -27,6 +28,7 @@ def test_l2_penalty_added_to_loss():
     torch.testing.assert_close(loss, expected)
 
 
+@pytest.mark.slow  # 1,000 full-batch steps over 200k examples: about 40 s on 2 cores (CI runs -m slow)
 def test_neural_bigram_matches_count_bigram_on_builtin_corpus(tmp_path):
     """Full-batch gradient descent ends within 0.005 of the count model's train NLL (k=1)."""
     data = api.load_data(api.DataConfig())
