@@ -79,5 +79,6 @@ def main() -> None:
     atomic_write_text(args.out_dir / "datasets.json", json.dumps(info, indent=2) + "\n")
     print(f"wrote {len(names)} names and {len(labelled)} labelled names from {year} to {args.out_dir}")
 
+
 if __name__ == "__main__":
     main()

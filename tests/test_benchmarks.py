@@ -196,3 +196,14 @@ def test_bench_time_budget_reports_asked_and_taken(corpus, tmp_path, monkeypatch
     assert run["error_pct"] == pytest.approx(100 * (run["taken_s"] - 8.0) / 8.0)
     assert run["stopped_at_deadline"] == (run["steps"] < run["planned_steps"])
     assert f"{run['steps']} " in run["stdout"] and "steps in" in run["stdout"]
+
+
+def test_bench_serve_reports_latencies_sequential_and_concurrent(trained_run, tmp_path, monkeypatch):
+    bench = load_script("bench_serve", monkeypatch)
+    out = tmp_path / "serve.json"
+    bench.main(["--run", str(trained_run.out_dir), "--requests", "8", "--n", "10", "--clients", "2", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {"generate n=10, 1 client", "score, 1 client", "generate n=10, 2 clients", "score, 2 clients"}
+    for row in rows.values():
+        assert row["requests"] == 8 and 0 < row["median_ms"] <= row["p95_ms"] <= row["max_ms"]
+    assert bench.percentile([1, 2, 3, 4, 5], 50) == 3 and bench.percentile([0, 10], 95) == 9.5

@@ -19,7 +19,7 @@ from makemore.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from makemore.cli import EXAMPLES, main
 
 TINY = ["--model", "mlp", "--n-embd", "4", "--n-hidden", "16", "--batch-size", "32", "--quiet"]
-SUBCOMMANDS = ["train", "sample", "score", "eval", "plot", "lr-find", "datasets", "models", "gradcheck"]
+SUBCOMMANDS = ["train", "sample", "score", "eval", "plot", "lr-find", "datasets", "models", "gradcheck", "serve"]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("makemore")
 
 

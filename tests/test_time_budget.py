@@ -19,7 +19,7 @@ import torch
 from conftest import tiny_mlp_config
 from makemore import api, budget
 from makemore.budget import Calibration, calibrate, format_duration, parse_duration, plan_steps
-from makemore.callbacks import Deadline, Pacer
+from makemore.callbacks import Deadline, Pacer, ProgressBar
 from makemore.checkpoint import load_checkpoint, read_meta
 from makemore.cli import main
 from makemore.config import TrainConfig
@@ -405,3 +405,13 @@ def test_set_steps_lays_the_schedule_over_the_new_count(words_file):
     assert trainer.lr_schedule(15) == lr_at(dataclasses.replace(config.train, steps=20), 15)
     with pytest.raises(ValueError):
         trainer.set_steps(10)
+
+
+def test_the_progress_bar_follows_a_new_plan():
+    bar, trainer = ProgressBar(), _Pacing(steps=100, eval_interval=1000)
+    bar.on_train_start(trainer)
+    trainer.set_steps(150)
+    trainer.state.step += 1
+    bar.on_step_end(trainer, 0.0)
+    assert (bar.bar.total, bar.bar.n) == (150, 1)
+    bar.bar.close()

@@ -37,6 +37,8 @@ class ProgressBar(Callback):
         )
 
     def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        if self.bar.total != trainer.config.steps:  # a time budget's new plan
+            self.bar.total = trainer.config.steps
         self.bar.update(1)
 
     def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None:

@@ -382,6 +382,13 @@ def _reader_cases() -> list[Case]:
         Case("lr-find: a count model", ["lr-find", "-i", "words.txt", "--model", "ngram", "-o", "x.png"], "counting"),
         Case("gradcheck: --batch-size 1", ["gradcheck", "--batch-size", "1"], "--batch-size"),
         Case("gradcheck: --seed -1", ["gradcheck", "--seed", "-1"], "--seed"),
+        Case("serve: no run", ["serve"], "RUN"),
+        Case("serve: no such run", ["serve", "missing"], "no such run directory"),
+        Case("serve: directory without a run", ["serve", "{ws}"], "no checkpoint"),
+        Case("serve: --port 70000", ["serve", "{run}", "--port", "70000"], "--port: must be from 0 to 65535"),
+        Case("serve: --port -1", ["serve", "{run}", "--port", "-1"], "--port"),
+        Case("serve: --port not a number", ["serve", "{run}", "--port", "http"], "--port"),
+        Case("serve: one good run, one missing", ["serve", "{run}", "missing"], "no such run directory"),
     ]
 
 

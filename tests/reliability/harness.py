@@ -210,13 +210,14 @@ def kill_and_resume(
     rng: random.Random | None = None,
     *,
     finish: bool = True,
+    write_skip_max: int = WRITE_SKIP_MAX,
 ) -> dict:
     """Continue the run in ``run_dir`` in a subprocess, SIGKILL it, then resume it to its end.
 
     The subprocess is a new run (``train_cmd``) when ``run_dir`` holds no checkpoint, else a resume;
     a finished run is left alone (nothing to kill). It is killed after a delay drawn uniformly from
     [0.5 s, ``kill_after_s``], or with ``during_write`` as soon as a temp file appears (inside a
-    checkpoint, ``run.json`` or ``metrics.jsonl`` write), letting ``rng.randint(0, WRITE_SKIP_MAX)``
+    checkpoint, ``run.json`` or ``metrics.jsonl`` write), letting ``rng.randint(0, write_skip_max)``
     temp files go by first so that kills spread over the first half of the run's writes.
 
     Args:
@@ -225,6 +226,8 @@ def kill_and_resume(
         during_write: kill inside a write instead of at a random moment.
         rng: the random source (default ``random.Random(0)``).
         finish: resume until the run is finished (False: leave it killed, for another kill).
+        write_skip_max: most temp files let go by before a ``during_write`` kill (0: the first;
+            a resumed run that has little left to do may write fewer than ``WRITE_SKIP_MAX``).
     Returns:
         ``killed`` (the SIGKILL ended the process), ``during_write`` (a temp file it was writing was
         left behind), ``stopped_at_step`` (step of ``last.safetensors`` after the kill, or None),
@@ -240,7 +243,7 @@ def kill_and_resume(
     proc = subprocess.Popen(argv, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if during_write:
-            _kill_in_write(proc, run_dir, before, skip=rng.randint(0, WRITE_SKIP_MAX))
+            _kill_in_write(proc, run_dir, before, skip=rng.randint(0, write_skip_max))
         else:
             upper = max(kill_after_s or DEFAULT_KILL_AFTER_S, MIN_KILL_DELAY_S)
             _wait_then_kill(proc, rng.uniform(MIN_KILL_DELAY_S, upper))

@@ -16,7 +16,7 @@ def template(tmp_path_factory):
 
 def test_the_table_covers_every_subcommand():
     commands = {case.args[0] for case in CASES}
-    assert commands == {"train", "sample", "score", "eval", "plot", "lr-find", "gradcheck"}
+    assert commands == {"train", "sample", "score", "eval", "plot", "lr-find", "gradcheck", "serve"}
     assert len(CASES) >= 60 and len({case.name for case in CASES}) == len(CASES)
 
 

@@ -48,6 +48,15 @@ model never saw, an excluded character in --suffix) is refused before anything i
   makemore lr-find -i words.txt --model bn-mlp --optimizer sgd --steps 500 -o lr.png""",
     "datasets": "examples:\n  makemore datasets",
     "models": "examples:\n  makemore models",
+    "serve": """examples:
+  makemore serve runs/default                        # then open http://127.0.0.1:8000/
+  makemore serve runs/default runs/by-sex --port 8080
+  makemore serve runs/default --host 0.0.0.0         # reachable from other machines (no authentication)
+
+The page generates (every control of 'sample'), scores a typed item character by character
+(P(label | item) for labelled runs) and shows each run's description, bigram counts and loss
+curve. Its JSON API (GET /api/runs, /api/info, /api/plot/bigram, /api/plot/loss; POST
+/api/generate, /api/score) is described in the README. Ctrl-C stops it.""",
     "gradcheck": """examples:
   makemore gradcheck
   makemore gradcheck --dtype float32 --batch-size 64 --seed 1""",

@@ -245,6 +245,23 @@ def _add_tools(sub) -> None:
     p.add_argument("--fused", action="store_true", help="check the fused cross-entropy and BatchNorm backward instead")
 
 
+def _add_serve(sub) -> None:
+    p = sub(
+        "serve",
+        commands.cmd_serve,
+        "serve a page (generate, score, explore) and its JSON API for trained runs",
+        usage="makemore serve RUN [RUN ...] [--host 127.0.0.1] [--port 8000]",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories to serve (the only ones it reads)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; any other prints a warning)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 = a free one)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per request on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from makemore import __version__
 
@@ -274,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_readers(sub)
     _add_tools(sub)
+    _add_serve(sub)
     return parser
 
 

@@ -1,0 +1,276 @@
+"""What the server answers, without HTTP: runs loaded once, requests in, JSON-ready dicts (or PNG
+bytes) out, through the public API. Unit-testable without a socket.
+
+Everything a request can read is read at start-up (``load_app``): each run's checkpoint, the items
+of its training file (for the new / in-training-data marks, the dev/test NLL and the bigram counts)
+and its ``metrics.jsonl`` (the loss curve). After that no request reaches the filesystem but for the
+plots, drawn once each into the app's own temporary directory and kept in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from makemore import api, plots
+from makemore.errors import ConfigError, MakemoreError
+from makemore.runs import training_data
+from makemore.scoring import evaluate_nll
+from makemore.serve import params
+from makemore.serve.params import RequestError, bad
+
+PLOTS = ("bigram", "loss")
+
+
+@dataclass
+class ServedRun:
+    """One run of the command line, with what was read for it at start-up."""
+
+    id: int
+    name: str
+    run: api.Run
+    known: set[str] | None  # the training file's items (None: the file could not be read)
+    note: str | None  # why the training file could not be read
+    splits: dict[str, api.EncodedCorpus] = field(default_factory=dict)  # dev and test
+    counts: torch.Tensor | None = None  # (V, V) bigram counts of the training split
+    curve: list[dict] | None = None  # metrics rows
+    curve_note: str | None = None  # why there is no loss curve
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one request at a time uses the model
+    nll: dict[str, float | None] | None = None  # dev/test NLL, computed on the first info request
+
+    @property
+    def max_length(self) -> int:
+        return params.length_limit(self.run.meta["data"]["longest_item"])
+
+
+def load_served(run_id: int, path: str | Path, name: str) -> ServedRun:
+    """Load one run and read its training file and metrics (a file that cannot be read is noted).
+
+    Raises:
+        MakemoreError: the run cannot be loaded.
+    """
+    run = api.load_run(path)
+    served = ServedRun(run_id, name, run, known=None, note=None)
+    try:
+        data = training_data(run)
+    except MakemoreError as exc:
+        served.note = str(exc)
+    else:
+        served.known = set(data.words)
+        served.splits = {name: data.corpus(name) for name in ("dev", "test")}
+        X, Y = data.corpus("train").windows(1)  # as api.bigram_counts, from the items already read
+        V = run.vocab.size
+        served.counts = torch.bincount(X[:, 0] * V + Y, minlength=V * V).view(V, V)
+    try:
+        served.curve = api.training_curve(path)
+    except MakemoreError as exc:
+        served.curve_note = str(exc)
+    return served
+
+
+def display_names(paths: list[str | Path]) -> list[str]:
+    """Each run's name: its directory's name, or the path as given where two names are the same."""
+    names = [Path(p).name or str(p) for p in paths]
+    return [name if names.count(name) == 1 else str(p) for name, p in zip(names, paths)]
+
+
+def clean(value: Any) -> Any:
+    """``value`` as strict JSON can hold it: tuples as lists, NaN and infinities as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
+class App:
+    """The API of ``makemore serve`` over runs loaded once.
+
+    Args:
+        runs: the served runs, ids 0, 1, ... in order.
+    """
+
+    def __init__(self, runs: list[ServedRun]):
+        self.served = runs
+        self._plot_lock = threading.Lock()  # matplotlib draws one figure at a time
+        self._plots: dict[tuple[int, str], bytes | RequestError] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="makemore-serve-")
+
+    def close(self) -> None:
+        """Remove the app's temporary directory."""
+        self._tmp.cleanup()
+
+    def _run(self, value: Any) -> ServedRun:
+        return self.served[params.run_id(0 if value is None else value, len(self.served))]
+
+    def runs(self) -> dict:
+        """``GET /api/runs``: one entry per run."""
+        return clean(
+            {
+                "runs": [
+                    {
+                        "id": s.id,
+                        "name": s.name,
+                        "model": s.run.config.model,
+                        "labels": list(s.run.vocab.label_names),
+                        "parameters": s.run.meta["model"]["parameters"],
+                        "dev_loss": s.run.meta["metrics"].get("dev_loss"),
+                    }
+                    for s in self.served
+                ]
+            }
+        )
+
+    def info(self, query: dict[str, str]) -> dict:
+        """``GET /api/info?run=ID``: the run's description, with its dev/test NLL."""
+        params.check_fields(query, ("run",))
+        s = self._run(query.get("run"))
+        meta = s.run.meta
+        if s.nll is None and s.splits:
+            with s.lock:
+                s.nll = {
+                    k: evaluate_nll(s.run.model, s.run.model.batcher(c)) if len(c) else None
+                    for k, c in s.splits.items()
+                }
+        data = {k: meta["data"].get(k) for k in ("input", "items", "split_sizes", "longest_item", "label_counts")}
+        return clean(
+            {
+                "run": s.id,
+                "name": s.name,
+                "model": s.run.config.model,
+                "model_config": meta["model"]["config"],
+                "parameters": meta["model"]["parameters"],
+                "vocab": "".join(s.run.vocab.chars),
+                "labels": list(s.run.vocab.label_names),
+                "data": data,
+                "train": meta["train"],
+                "step": meta["state"]["step"],
+                "metrics": meta["metrics"],
+                "nll": s.nll,
+                "note": s.note,
+            }
+        )
+
+    def plot(self, kind: str, query: dict[str, str]) -> bytes:
+        """``GET /api/plot/KIND?run=ID``: the run's bigram counts or loss curve as PNG bytes."""
+        params.check_fields(query, ("run",))
+        s = self._run(query.get("run"))
+        with self._plot_lock:
+            if (s.id, kind) not in self._plots:
+                self._plots[s.id, kind] = self._draw(s, kind)
+        result = self._plots[s.id, kind]
+        if isinstance(result, RequestError):
+            raise result
+        return result
+
+    def _draw(self, s: ServedRun, kind: str) -> bytes | RequestError:
+        """Draw one plot into the temporary directory and read it back (or the error, kept too)."""
+        out = Path(self._tmp.name) / f"{s.id}-{kind}.png"
+        try:
+            if kind == "bigram":
+                if s.counts is None:
+                    return bad(f"bigram: no bigram counts: {s.note}")
+                plots.plot_bigram_counts(s.counts, s.run.vocab.display_labels(), out)
+            else:
+                if s.curve is None:
+                    return bad(f"loss: no loss curve: {s.curve_note}")
+                plots.plot_loss_curves(s.curve, out)
+        except MakemoreError as exc:
+            return bad(f"{kind}: {exc}")
+        image = out.read_bytes()
+        out.unlink()
+        return image
+
+    def generate(self, body: dict[str, Any]) -> dict:
+        """``POST /api/generate``: items with their scores and marks.
+
+        A budget (``params.MAX_TRIES``, ``params.TIME_LIMIT``) that runs out returns the items found
+        with a warning; with none found it is a 400.
+        """
+        s = self._run(body.get("run"))
+        config = params.sample_config(body, s.run.vocab, s.max_length)
+        if config.new_only and s.known is None:
+            raise bad(f"new_only: needs the training items, which could not be read ({s.note})")
+        items, warning, stats = [], None, api.SampleStats()
+        started = time.monotonic()
+        with s.lock:
+            try:
+                items.extend(api.iter_sample_scores(s.run, config, known_items=s.known, stats=stats))
+            except api.BudgetExhausted:
+                warning = (
+                    f"found {len(items)} of {config.num} items in {stats.tried:,} draws ({stats.seconds:.1f} s), "
+                    f"all one request may use (max_tries {params.MAX_TRIES:,}, time_limit {params.TIME_LIMIT:g} s); "
+                    "loosen the constraints or ask for fewer"
+                )
+            except ConfigError as exc:  # an impossible request, or unique/new_only gave up
+                warning = params.render(exc)
+            except MakemoreError as exc:
+                raise bad(params.render(exc)) from None
+        if warning is not None and not items:
+            raise bad(warning)
+        return clean(
+            {
+                "items": [{"item": i.item, "nll": i.nll, "known": i.known, "distance": i.distance} for i in items],
+                "seed": config.seed,
+                "stats": {
+                    "asked": config.num,
+                    "found": len(items),
+                    "tried": stats.tried,
+                    "seconds": round(time.monotonic() - started, 4),
+                },
+                "warning": warning,
+            }
+        )
+
+    def score(self, body: dict[str, Any]) -> dict:
+        """``POST /api/score``: the mean NLL of a text, per character, and P(label | text) for labelled runs."""
+        s = self._run(body.get("run"))
+        text, label = params.score_params(body, s.run.vocab, s.max_length)
+        vocab = s.run.vocab
+        shown = dict(zip(vocab.labels(), vocab.display_labels()))  # as score --detail: a space is '␣'
+        with s.lock:
+            try:
+                (result,) = api.score(s.run, [text], label=label)
+                classes = api.classify(s.run, [text])[0].posteriors if vocab.label_names else None
+            except MakemoreError as exc:
+                message = params.render(exc).removeprefix("score: ")
+                raise bad(message if message.startswith("label:") else f"text: {message}") from None
+        if label is None and classes is not None:
+            label = classes[0][0]  # api.score scores it under its most probable label
+        chars = [
+            {
+                "context": "".join(shown[t] for t in c.context),
+                "char": shown[c.char],
+                "prob": c.prob,
+                "logprob": c.logprob,
+            }
+            for c in result.chars
+        ]
+        return clean(
+            {
+                "word": result.word,
+                "nll": result.nll,
+                "label": label,
+                "chars": chars,
+                "classes": None if classes is None else [{"label": k, "p": p} for k, p in classes],
+            }
+        )
+
+
+def load_app(paths: list[str | Path]) -> App:
+    """Load every run of the command line (a run that cannot be loaded is an error).
+
+    Raises:
+        MakemoreError: a run cannot be loaded.
+    """
+    names = display_names(paths)
+    return App([load_served(i, path, name) for i, (path, name) in enumerate(zip(paths, names))])

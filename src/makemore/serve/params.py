@@ -1,0 +1,189 @@
+"""Request parameters of the JSON API: checked against the server's limits, then turned into the
+library's configs (``SampleConfig``), whose own validation names the JSON field on error.
+
+Every problem is a ``RequestError``: an HTTP status and one line naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from makemore.conditional import parse_label
+from makemore.data import Vocab
+from makemore.errors import ConfigError, MakemoreError
+from makemore.sampling import SampleConfig
+
+try:  # the parser of the re module (private, but stable since Python 3.0; renamed in 3.11)
+    from re import _parser as sre_parse
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse
+
+MAX_BODY = 64 * 1024  # bytes of a request body
+MAX_N = 1000  # items per generate request
+MAX_POOL = 10_000  # items generated to rank for similar_to (default 10 per item asked)
+MAX_TEXT = 64  # characters of prefix, suffix, each contains/not_contains, exclude_chars, regex, similar_to, a label
+MAX_LIST = 16  # strings in contains, not_contains and label
+MIN_LENGTH_LIMIT = 64  # min_len, max_len and a scored text: at most max(64, twice the longest training item)
+MAX_TRIES = 100_000  # rows drawn by one generate request, at most
+TIME_LIMIT = 5.0  # seconds of generation per request, at most
+MAX_REGEX_REPEATS = 3  # repetitions (*, +, {m,n}) in a regex, none nested: matching stays polynomial and small
+MAX_SEED = 2**64 - 1
+
+GENERATE_FIELDS = (
+    "run n seed temperature top_k top_p prefix suffix contains not_contains exclude_chars regex min_len max_len "
+    "label new_only unique similar_to pool"
+).split()
+SCORE_FIELDS = ("run", "text", "label")
+_JSON_NAME = {"num": "n"}  # SampleConfig field -> JSON field, where they differ
+_STRINGS = ("prefix", "suffix", "exclude_chars", "regex", "similar_to")
+
+
+class RequestError(Exception):
+    """A request the server refuses: ``status`` (400, 404, 405, 413, ...) and a one-line message."""
+
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, " ".join(str(message).split())[:500]
+        super().__init__(self.message)
+
+
+def bad(message: str) -> RequestError:
+    """A 400 Bad Request."""
+    return RequestError(400, message)
+
+
+def render(exc: MakemoreError) -> str:
+    """A library error as one line naming the JSON fields (``num`` is ``n``)."""
+    if isinstance(exc, ConfigError):
+        return exc.render(lambda name: _JSON_NAME.get(name, name))
+    return str(exc)
+
+
+def check_fields(body: dict[str, Any], allowed) -> None:
+    """Refuse a field the endpoint does not know (a typo would otherwise be ignored)."""
+    unknown = [name for name in body if name not in allowed]
+    if unknown:
+        raise bad(f"{unknown[0]}: unknown field (fields: {', '.join(allowed)})")
+
+
+def run_id(value: Any, count: int) -> int:
+    """The run a request names: an integer from 0 to ``count - 1`` (a query string gives digits)."""
+    if isinstance(value, str) and re.fullmatch(r"\d{1,9}", value):
+        value = int(value)
+    if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < count):
+        raise bad(f"run: must be a run id from 0 to {count - 1}, got {value!r}")
+    return value
+
+
+def length_limit(longest_item: int) -> int:
+    """The most characters a run's requests may ask for (min_len, max_len, a scored text)."""
+    return max(MIN_LENGTH_LIMIT, 2 * longest_item)
+
+
+def _check_sizes(options: dict[str, Any], max_length: int) -> None:
+    """The server's limits, for the values of the right type (the config checks the types)."""
+    for name, most in (("num", MAX_N), ("pool", MAX_POOL), ("min_len", max_length), ("max_len", max_length)):
+        value = options.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > most:
+            raise bad(f"{_JSON_NAME.get(name, name)}: at most {most} on this server, got {value}")
+    for name in _STRINGS:
+        value = options.get(name)
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise bad(f"{name}: at most {MAX_TEXT} characters, got {len(value)}")
+    for name in ("contains", "not_contains", "label"):
+        value = options.get(name)
+        if isinstance(value, (list, str)) and len(value) > (MAX_TEXT if isinstance(value, str) else MAX_LIST):
+            raise bad(f"{name}: at most {MAX_LIST} strings of at most {MAX_TEXT} characters each")
+        if isinstance(value, list) and any(isinstance(s, str) and len(s) > MAX_TEXT for s in value):
+            raise bad(f"{name}: each string has at most {MAX_TEXT} characters")
+
+
+def check_labels(specs: tuple[str, ...], vocab: Vocab) -> None:
+    """Refuse a label the run was not trained on, naming the field ``label``."""
+    if specs and not vocab.label_names:
+        raise bad("label: this model was trained without labels")
+    for spec in specs:
+        name, _ = parse_label(spec)
+        if name not in vocab.label_names:
+            raise bad(f"label: unknown label {name!r} (labels: {', '.join(vocab.label_names)})")
+
+
+def sample_config(body: dict[str, Any], vocab: Vocab, max_length: int) -> SampleConfig:
+    """The ``SampleConfig`` of a generate request (a null field is the default; no seed: a random one).
+
+    Args:
+        body: the request's JSON object.
+        vocab: the run's vocabulary (labels are checked against it).
+        max_length: the run's ``length_limit``.
+    Returns:
+        The config, with the server's ``max_tries`` and ``time_limit``.
+    Raises:
+        RequestError: an unknown field, a value over a limit, or one the config refuses.
+    """
+    check_fields(body, GENERATE_FIELDS)
+    options = {("num" if k == "n" else k): v for k, v in body.items() if k != "run" and v is not None}
+    if "seed" not in options:
+        options["seed"] = secrets.randbelow(2**32)
+    _check_sizes(options, max_length)
+    try:
+        config = SampleConfig(**options, max_tries=MAX_TRIES, time_limit=TIME_LIMIT)
+    except ConfigError as exc:
+        raise bad(render(exc)) from None
+    check_regex(config.regex)
+    check_labels(config.label, vocab)
+    return config
+
+
+def _repeats(pattern, inside: bool) -> int:
+    """Repetitions in a parsed regex; raises on a repetition or ``|`` inside a repeated group, or a
+    backreference (their matching time can grow exponentially with the item's length)."""
+    count = 0
+    for op, av in pattern:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            many = av[1] > 1
+            if many and inside:
+                raise bad("regex: a repetition inside a repeated group is not allowed (it can take exponential time)")
+            count += many + _repeats(av[2], inside or many)
+        elif name == "BRANCH":
+            if inside:
+                raise bad("regex: '|' inside a repeated group is not allowed (use a character class like [ae])")
+            count += sum(_repeats(p, inside) for p in av[1])
+        elif name.startswith("GROUPREF"):
+            raise bad("regex: backreferences are not allowed")
+        elif name == "SUBPATTERN":
+            count += _repeats(av[3], inside)
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            count += _repeats(av[1], inside)
+        elif name == "ATOMIC_GROUP":
+            count += _repeats(av, inside)
+    return count
+
+
+def check_regex(regex: str) -> None:
+    """Refuse a regular expression whose matching could pin the server (see ``MAX_REGEX_REPEATS``)."""
+    if regex and _repeats(sre_parse.parse(regex), False) > MAX_REGEX_REPEATS:
+        raise bad(f"regex: at most {MAX_REGEX_REPEATS} repetitions (*, +, {{m,n}}) on this server")
+
+
+def score_params(body: dict[str, Any], vocab: Vocab, max_length: int) -> tuple[str, str | None]:
+    """The text and label of a score request.
+
+    Raises:
+        RequestError: an unknown field, no text, a text too long, or an unknown label.
+    """
+    check_fields(body, SCORE_FIELDS)
+    text, label = body.get("text"), body.get("label")
+    if not isinstance(text, str) or not text:
+        raise bad(f"text: must be a non-empty string, got {text!r}")
+    if len(text) > max_length:
+        raise bad(f"text: at most {max_length} characters on this server, got {len(text)}")
+    if label is not None:
+        if not isinstance(label, str):
+            raise bad(f"label: must be a label name or null, got {label!r}")
+        if not vocab.label_names:
+            raise bad("label: this model was trained without labels")
+        if label not in vocab.label_names:
+            raise bad(f"label: unknown label {label!r} (labels: {', '.join(vocab.label_names)})")
+    return text, label
