@@ -207,3 +207,15 @@ def test_bench_serve_reports_latencies_sequential_and_concurrent(trained_run, tm
     for row in rows.values():
         assert row["requests"] == 8 and 0 < row["median_ms"] <= row["p95_ms"] <= row["max_ms"]
     assert bench.percentile([1, 2, 3, 4, 5], 50) == 3 and bench.percentile([0, 10], 95) == 9.5
+
+
+def test_bench_threads_times_each_setting_alone_and_beside_a_busy_core(corpus, tmp_path):
+    path, _ = corpus
+    out = tmp_path / "threads.json"
+    args = ["--configs", "mlp", "--threads", "1", "--rounds", "1", "--warmup", "1", "--steps", "3"]
+    run_script("bench_threads.py", *args, "--input", str(path), "--out", str(out))
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert (row["config"], row["threads"], row["policy"]) == ("mlp", 1, "default")
+    assert row["alone"] > 0 and row["busy"] > 0 and row["ratio"] == pytest.approx(row["busy"] / row["alone"])
+    assert sorted(result["rounds"]) == ["mlp 1 default False", "mlp 1 default True"]
