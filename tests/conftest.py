@@ -84,3 +84,27 @@ def trained_run(tmp_path_factory) -> TrainedRun:
     out_dir = base / "run"
     metrics = api.train(tiny_mlp_config(words_path), out_dir, progress=False)
     return TrainedRun(out_dir, words_path, words, metrics)
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run ``makemore ARGS`` in-process: (exit code, stdout, stderr)."""
+    from makemore.cli import main
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def labelled_pairs(n: int, seed: int, low: str, high: str) -> list[tuple[str, str]]:
+    """``n`` deterministic (label, item) pairs of 2..6 letters: 'lo' items of ``low``'s letters only,
+    'hi' items of ``high``'s."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        label = rng.choice(["lo", "hi"])
+        letters = low if label == "lo" else high
+        pairs.append((label, "".join(rng.choice(letters) for _ in range(rng.randint(2, 6)))))
+    return pairs

@@ -14,23 +14,14 @@ from pathlib import Path
 import pytest
 
 from conftest import make_tiny_words, write_words
+from conftest import run_cli as cli
 from makemore import api
 from makemore.checkpoint import load_checkpoint, read_meta, save_checkpoint
-from makemore.cli import EXAMPLES, main
+from makemore.cli import EXAMPLES
 
 TINY = ["--model", "mlp", "--n-embd", "4", "--n-hidden", "16", "--batch-size", "32", "--quiet"]
 SUBCOMMANDS = ["train", "sample", "score", "eval", "plot", "lr-find", "datasets", "models", "gradcheck", "serve"]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("makemore")
-
-
-def cli(capsys, *args):
-    """Run ``makemore ARGS`` in-process: (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def snapshot(*dirs: Path) -> dict:

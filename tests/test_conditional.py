@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 import torch
 
+from conftest import labelled_pairs
+from conftest import run_cli as cli
 from makemore import api
-from makemore.cli import main
 from makemore.conditional import label_distribution, parse_label
 from makemore.errors import ConfigError, MakemoreError
 from makemore.scoring import classify, item_log_likelihoods, item_nlls
@@ -29,13 +29,7 @@ FAMILIES = {  # small and quick; each family reads the label its own way
 
 def halves(n: int, seed: int) -> list[tuple[str, str]]:
     """(label, item) pairs: label 'lo' items use a-m only, 'hi' items n-z only."""
-    rng = random.Random(seed)
-    pairs = []
-    for _ in range(n):
-        label = rng.choice(["lo", "hi"])
-        letters = LOW if label == "lo" else HIGH
-        pairs.append((label, "".join(rng.choice(letters) for _ in range(rng.randint(2, 6)))))
-    return pairs
+    return labelled_pairs(n, seed, LOW, HIGH)
 
 
 @pytest.fixture(scope="module")
@@ -139,15 +133,6 @@ def test_score_with_a_label_is_the_conditional_nll(runs):
     assert lo.chars[0].context[-1] == "<lo>"  # the detail shows the label token read first
     [auto] = api.score(run, ["abc"])  # no label: the most probable one
     assert auto.nll == pytest.approx(lo.nll)
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_an_unknown_label_is_one_line(runs, tmp_path, capsys):

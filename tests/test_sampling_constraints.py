@@ -14,8 +14,8 @@ import torch
 from test_sampling import VOCAB, TableModel
 
 from conftest import make_tiny_words
+from conftest import run_cli as cli
 from makemore import api, sampling
-from makemore.cli import main
 from makemore.constraints import shortest_with
 from makemore.data import EncodedCorpus, Vocab
 from makemore.errors import ConfigError, MakemoreError
@@ -352,15 +352,6 @@ def test_scores_of_sampled_items(trained_run):
 
 
 # -- the command line -------------------------------------------------------------------------
-
-
-def cli(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_constraints_and_scores(trained_run, capsys):

@@ -3,11 +3,11 @@ live server of it on a free port."""
 
 from __future__ import annotations
 
-import random
 import threading
 
 import pytest
 
+from conftest import labelled_pairs as shared_labelled_pairs
 from makemore import api
 from makemore.serve import load_app, make_server
 
@@ -16,13 +16,7 @@ LOW, HIGH = "abcdefgh", "nopqrstu"
 
 def labelled_pairs(n: int = 300, seed: int = 0) -> list[tuple[str, str]]:
     """(label, item) pairs: 'lo' items use a-h only, 'hi' items n-u only."""
-    rng = random.Random(seed)
-    pairs = []
-    for _ in range(n):
-        label = rng.choice(["lo", "hi"])
-        letters = LOW if label == "lo" else HIGH
-        pairs.append((label, "".join(rng.choice(letters) for _ in range(rng.randint(2, 6)))))
-    return pairs
+    return shared_labelled_pairs(n, seed, LOW, HIGH)
 
 
 @pytest.fixture(scope="session")
