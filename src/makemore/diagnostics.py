@@ -23,8 +23,12 @@ def training_windows(run: Run, block_size: int = 1) -> tuple[torch.Tensor, torch
 def bigram_counts(run: Run) -> torch.Tensor:
     """(V, V) counts of (previous, next) token pairs in the run's training split."""
     X, Y = training_windows(run, 1)
-    V = run.vocab.size
-    return torch.bincount(X[:, 0] * V + Y, minlength=V * V).view(V, V)
+    return count_pairs(X[:, 0], Y, run.vocab.size)
+
+
+def count_pairs(previous: torch.Tensor, following: torch.Tensor, V: int) -> torch.Tensor:
+    """(V, V) counts of the (previous, following) token pairs of two (N,) tensors."""
+    return torch.bincount(previous * V + following, minlength=V * V).view(V, V)
 
 
 def char_embedding(run: Run) -> torch.Tensor:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from makemore import api, plots
+from makemore.diagnostics import count_pairs
 from makemore.errors import ConfigError, MakemoreError
 from makemore.runs import training_data
 from makemore.scoring import evaluate_nll
@@ -66,8 +67,7 @@ def load_served(run_id: int, path: str | Path, name: str) -> ServedRun:
         served.known = set(data.words)
         served.splits = {name: data.corpus(name) for name in ("dev", "test")}
         X, Y = data.corpus("train").windows(1)  # as api.bigram_counts, from the items already read
-        V = run.vocab.size
-        served.counts = torch.bincount(X[:, 0] * V + Y, minlength=V * V).view(V, V)
+        served.counts = count_pairs(X[:, 0], Y, run.vocab.size)
     try:
         served.curve = api.training_curve(path)
     except MakemoreError as exc:
