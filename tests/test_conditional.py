@@ -22,7 +22,7 @@ FAMILIES = {  # small and quick; each family reads the label its own way
     "lstm": dict(model_config={"n_embd": 16, "n_hidden": 32, "dropout": 0.0}, train=dict(steps=150, batch_size=32)),
     "transformer": dict(
         model_config={"n_embd": 16, "n_head": 2, "n_layer": 1, "dropout": 0.0},
-        train=dict(steps=150, batch_size=32, lr=3e-3),
+        train=dict(steps=250, batch_size=32, lr=3e-3),
     ),
 }
 

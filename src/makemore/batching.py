@@ -41,19 +41,81 @@ class WindowBatcher:
             yield self.X[i : i + size], self.Y[i : i + size]
 
 
-class SequenceBatcher:
-    """Random minibatches of whole items, padded to the longest item of each batch."""
+BATCHINGS = ("length", "random")
+POOL_BATCHES = 100  # length batching: batches cut from one sorted pool
 
-    def __init__(self, corpus: EncodedCorpus, device: str | torch.device = "cpu"):
+
+class SequenceBatcher:
+    """Minibatches of whole items, each padded to its longest item.
+
+    ``batching="random"`` draws each batch's items at random (with replacement).
+    ``"length"`` (the bucket iterator) draws a pool of ``POOL_BATCHES`` batches' worth of
+    distinct items at once (or the whole corpus, when smaller), sorts the pool by length, cuts
+    it into batches and hands them out in a random order, so a batch holds items of about one
+    length and little padding; every item is still drawn uniformly, only the grouping changes.
+    The pool is redrawn from the generator state it started from on resume (``state_dict``),
+    so a resumed run gets the same batches.
+
+    Args:
+        corpus: the encoded items.
+        device: where batches are put.
+        batching: "length" or "random".
+    """
+
+    def __init__(self, corpus: EncodedCorpus, device: str | torch.device = "cpu", batching: str = "length"):
+        if batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {BATCHINGS}, got {batching!r}")
         self.corpus = corpus
         self.device = torch.device(device)
+        self.batching = batching
+        self._pool: torch.Tensor | None = None  # (POOL_BATCHES, B) item indices, in hand-out order
+        self._pool_state: torch.Tensor | None = None  # the generator state the pool was drawn from
+        self._next = 0  # the pool's next batch
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        """``batch_size`` items drawn with replacement (0: every item, in order)."""
+        """``batch_size`` items (0: every item, in order)."""
         n = len(self.corpus)
-        items = torch.arange(n) if batch_size <= 0 else torch.randint(0, n, (batch_size,), generator=generator)
+        if batch_size <= 0:
+            items = torch.arange(n)
+        elif self.batching == "random":
+            items = torch.randint(0, n, (batch_size,), generator=generator)
+        else:
+            if self._pool is None or self._next >= self._pool.size(0) or self._pool.size(1) != batch_size:
+                self._pool_state, self._next = generator.get_state(), 0
+                self._pool = self._draw_pool(batch_size, generator)
+            items = self._pool[self._next]
+            self._next += 1
         x, y = self.corpus.sequence_batch(items)
         return x.to(self.device), y.to(self.device)
+
+    def _draw_pool(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """``(P, B)`` item indices: a pool of distinct items (at most ``POOL_BATCHES`` batches, at
+        most the whole corpus) sorted by length, cut into batches, the batches shuffled."""
+        n = len(self.corpus)
+        if n < batch_size:  # fewer items than a batch: one batch drawn with replacement
+            return torch.randint(0, n, (1, batch_size), generator=generator)
+        batches = min(POOL_BATCHES, n // batch_size)
+        items = torch.randperm(n, generator=generator)[: batches * batch_size]
+        by_length = torch.sort(self.corpus.lengths[items], stable=True).indices
+        pool = items[by_length].view(batches, batch_size)  # (P, B), each row one length range
+        return pool[torch.randperm(batches, generator=generator)]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Where the batches stand in the current pool (empty for random batches or no pool yet)."""
+        if self._pool is None or self._pool_state is None:
+            return {}
+        return {"pool": self._pool_state.clone(), "next": torch.tensor([self._next, self._pool.size(1)])}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue inside the pool that ``state`` describes (redrawn from its generator state)."""
+        if not state:
+            self._pool, self._pool_state, self._next = None, None, 0
+            return
+        generator = torch.Generator()
+        generator.set_state(state["pool"])
+        self._next, batch_size = (int(v) for v in state["next"])
+        self._pool_state = state["pool"].clone()
+        self._pool = self._draw_pool(batch_size, generator)
 
     def chunks(self, size: int = 1024) -> Iterator[Batch]:
         """Items in corpus order, chunked; the targets come out in corpus order when flattened

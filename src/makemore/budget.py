@@ -192,7 +192,8 @@ def calibrate(
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
         twin = copy.deepcopy(model)
-        trainer = Trainer(twin, batcher, config, forward_backward=forward_backward)
+        # a copy of the batcher too: one that draws pools ahead keeps its place in the run's pool
+        trainer = Trainer(twin, copy.copy(batcher), config, forward_backward=forward_backward)
         share = min(CALIBRATION_SHARE * config.time_budget, CALIBRATION_MAX_SECONDS)
         step_seconds, timed = _time_steps(trainer, share, clock)
         t0 = clock()

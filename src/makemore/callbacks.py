@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from makemore import budget
+from makemore.averaging import WeightAverage
 from makemore.rundir import RunDir
 from makemore.trainer import Callback, Trainer
 
@@ -257,21 +258,31 @@ class Checkpointer(Callback):
         run_dir: where to save.
         describe: the JSON description of the run at the trainer's current state.
         saved_step: the step of the checkpoint the run resumed from (0 for a new run).
+        average: the run's weight average, if any: ``best`` holds it when the evaluation
+            found it better than the weights, and ``last`` keeps it to resume from.
     """
 
-    def __init__(self, run_dir: RunDir, describe: Callable[[Trainer], dict[str, Any]], saved_step: int = 0):
-        self.run_dir, self.describe = run_dir, describe
+    def __init__(
+        self,
+        run_dir: RunDir,
+        describe: Callable[[Trainer], dict[str, Any]],
+        saved_step: int = 0,
+        average: WeightAverage | None = None,
+    ):
+        self.run_dir, self.describe, self.average = run_dir, describe, average
         self.saved_step = saved_step  # step of the last checkpoint written (for messages)
         self._saved_last_at: int | None = None
 
     def save(self, trainer: Trainer, which: str) -> None:
-        last = which == "last"
+        last, average = which == "last", self.average
+        averaged = average is not None and not last and average.best_is_average
         self.run_dir.save(
             which,
-            model_state=trainer.model.state_dict(),
+            model_state=average.model_state(trainer.model) if averaged else trainer.model.state_dict(),
             meta=self.describe(trainer),
             optimizer_state=trainer.optimizer.state_dict() if last else None,
             rng_state=trainer.rng_state() if last else None,
+            average_state=average.state_dict() if last and average is not None else None,
         )
         if last:
             self.saved_step = self._saved_last_at = trainer.state.step

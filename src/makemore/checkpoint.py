@@ -35,6 +35,7 @@ class Checkpoint:
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, Any] | None = None
     rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    average_state: dict[str, torch.Tensor] = field(default_factory=dict)  # weight averaging (TrainConfig.ema)
 
 
 def _flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -66,6 +67,7 @@ def save_checkpoint(
     meta: dict[str, Any],
     optimizer_state: dict | None = None,
     rng_state: dict[str, torch.Tensor] | None = None,
+    average_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write one checkpoint file atomically.
 
@@ -75,6 +77,7 @@ def save_checkpoint(
         meta: JSON-serialisable description (model kind/config, vocab, data, step, metrics...).
         optimizer_state: an optimizer's ``state_dict()``, or None.
         rng_state: named RNG states (uint8 tensors), or None.
+        average_state: the averaged parameters of weight averaging, by name, or None.
     """
     tensors = {f"model.{k}": v.detach().to("cpu").clone().contiguous() for k, v in model_state.items()}
     meta = dict(meta, format_version=FORMAT_VERSION)
@@ -84,6 +87,8 @@ def save_checkpoint(
         meta["optimizer"] = optim_info
     for name, value in (rng_state or {}).items():
         tensors[f"rng.{name}"] = value.detach().to("cpu").clone().contiguous()
+    for name, value in (average_state or {}).items():
+        tensors[f"average.{name}"] = value.detach().to("cpu").clone().contiguous()
     data = save_safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     files.atomic_write_bytes(path, data)
 
@@ -150,8 +155,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise MakemoreError(f"{path}: unreadable checkpoint ({exc})") from None
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     rng_state = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
+    average_state = {k[len("average.") :]: v for k, v in tensors.items() if k.startswith("average.")}
     optimizer_state = None
     if "optimizer" in meta:
         optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
         optimizer_state = _unflatten_optimizer_state(optim_tensors, meta.pop("optimizer"))
-    return Checkpoint(meta=meta, model_state=model_state, optimizer_state=optimizer_state, rng_state=rng_state)
+    return Checkpoint(
+        meta=meta,
+        model_state=model_state,
+        optimizer_state=optimizer_state,
+        rng_state=rng_state,
+        average_state=average_state,
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from makemore import validation
+from makemore.batching import BATCHINGS
 from makemore.data import DEFAULT_MAX_ITEM_LEN
 from makemore.models import ModelConfig, get_family, make_config
 
@@ -54,6 +55,7 @@ class TrainConfig:
     steps: int = 20000  # optimisation steps
     time_budget: float = 0.0  # seconds the whole run may take (0 = off); when set, it chooses steps
     batch_size: int = 128  # examples (window models) or items (sequence models) per step; 0 = full batch
+    batching: str = "length"  # sequence models: "length" (batches of items of about one length) or "random"
     optimizer: str = "adamw"  # "adamw" or "sgd"
     lr: float = 0.01  # peak learning rate
     schedule: str = "cosine"  # "cosine", "step" (x step_factor at step_at of the run) or "constant"
@@ -64,11 +66,13 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW decoupled weight decay on matrices; L2-free for SGD
     momentum: float = 0.0  # SGD momentum
     grad_clip: float = 0.0  # max global grad norm (0 = off)
+    ema: float = 0.0  # weight averaging: decay of a moving average of the weights (0 = off), best when better
     eval_interval: int = 1000  # steps between dev evaluations (and checkpoints)
     log_interval: int = 100  # steps between metrics rows
     patience: int = 0  # stop after this many evaluations without dev improvement (0 = off)
     seed: int = 1337  # initialisation, batches and dropout
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
+    threads: int = 0  # CPU intra-op threads (0 = auto: the cores free at the start; the count is recorded)
     backward: str = "autograd"  # "autograd" or "manual" (models with a hand-written backward)
     track_update_ratio: int = 0  # every N steps record log10 update:data std ratios (0 = off)
 
@@ -76,9 +80,11 @@ class TrainConfig:
         validation.integers(self, 1, "steps", "eval_interval", "log_interval")
         validation.integers(self, 0, "batch_size", note=" (0 = full batch)")
         validation.integers(self, 0, "warmup_steps", "patience", "track_update_ratio", note=" (0 = off)")
+        validation.integers(self, 0, "threads", note=" (0 = auto)")
         validation.one_of(self, "optimizer", OPTIMIZERS, "optimizer")
         validation.one_of(self, "schedule", SCHEDULES, "schedule")
         validation.one_of(self, "backward", BACKWARDS)
+        validation.one_of(self, "batching", BATCHINGS, "batching")
         validation.number(self, "lr", least=0)
         validation.number(self, "time_budget", least=0)
         validation.number(self, "min_lr_ratio", least=0, most=1)
@@ -87,6 +93,7 @@ class TrainConfig:
         validation.number(self, "weight_decay", least=0)
         validation.number(self, "momentum", least=0, below=1)
         validation.number(self, "grad_clip", least=0)
+        validation.number(self, "ema", least=0, below=1)
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**64):
             validation.fail(self, "seed", f"must be an integer from 0 to 2**64 - 1, got {self.seed!r}")
         if not (isinstance(self.device, str) and re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device)):

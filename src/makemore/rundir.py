@@ -175,6 +175,7 @@ class RunDir:
         meta: dict[str, Any],
         optimizer_state: dict | None = None,
         rng_state: dict[str, torch.Tensor] | None = None,
+        average_state: dict[str, torch.Tensor] | None = None,
     ) -> None:
         """Write checkpoint ``which`` atomically; ``last`` also refreshes ``run.json``.
 
@@ -190,6 +191,7 @@ class RunDir:
             meta=meta,
             optimizer_state=optimizer_state,
             rng_state=rng_state,
+            average_state=average_state,
         )
 
     def load(self, which: str = "best") -> tuple[Path, Checkpoint]:

@@ -135,7 +135,8 @@ def config_from_meta(meta: dict[str, Any]) -> RunConfig:
         model_config = config_cls(**meta["model"]["config"])
         data_fields = {f.name for f in dataclasses.fields(DataConfig)}
         data_config = DataConfig(**{k: v for k, v in meta["data"].items() if k in data_fields})
-        train_config = TrainConfig(**meta["train"])
+        # runs from before length batching was the default were trained with random batches
+        train_config = TrainConfig(**{"batching": "random", **meta["train"]})
     except ConfigError as exc:
         raise MakemoreError(f"checkpoint header: {exc}") from None
     except TypeError as exc:

@@ -141,7 +141,9 @@ class Trainer:
 
     Args:
         model: any model with ``forward(idx, targets) -> (logits, loss)``.
-        batcher: draws training batches (``sample(batch_size, generator)``).
+        batcher: draws training batches (``sample(batch_size, generator)``); one that draws
+            ahead (a pool of batches) also has ``state_dict()``/``load_state_dict()``, saved
+            with the RNG states.
         config: the train config (steps, batch size, optimizer, schedule, ...).
         evaluate: returns the dev NLL of the model (every ``eval_interval`` steps), or None.
         callbacks: called in order at each hook.
@@ -184,6 +186,8 @@ class Trainer:
     def rng_state(self) -> dict[str, torch.Tensor]:
         """The RNG states a resumed run needs: the global one (dropout) and the batches'."""
         state = {"torch": torch.get_rng_state(), "batches": self.generator.get_state()}
+        if hasattr(self.batcher, "state_dict"):  # a batcher that hands out batches drawn ahead
+            state.update({f"batcher.{k}": v for k, v in self.batcher.state_dict().items()})
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state()
         return state
@@ -198,6 +202,13 @@ class Trainer:
         if rng_state:
             torch.set_rng_state(rng_state["torch"])
             self.generator.set_state(rng_state["batches"])
+            if hasattr(self.batcher, "load_state_dict"):
+                prefix = "batcher."
+                batcher_state = {k[len(prefix) :]: v for k, v in rng_state.items() if k.startswith(prefix)}
+                try:
+                    self.batcher.load_state_dict(batcher_state)
+                except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+                    raise MakemoreError(f"the checkpoint's batch state is unreadable ({exc})") from None
             if "cuda" in rng_state and torch.cuda.is_available():
                 torch.cuda.set_rng_state(rng_state["cuda"])
         self.state = state

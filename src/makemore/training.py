@@ -19,6 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from makemore import budget, validation
+from makemore import threads as thread_policy
+from makemore.averaging import AverageWeights, WeightAverage, evaluate_with_average
 from makemore.callbacks import (
     Checkpointer,
     Deadline,
@@ -146,7 +148,8 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
         raise MakemoreError(
             f"{data.source}: too few items to split 80/10/10 into non-empty train and dev splits ({n}; need at least 6)"
         )
-    train_batcher, dev_batcher = model.batcher(train_corpus, device), model.batcher(dev_corpus, device)
+    train_batcher = model.batcher(train_corpus, device, config.train.batching)
+    dev_batcher = model.batcher(dev_corpus, device)
     forward_backward = forward_backward_for(model, config.train.backward)
     return _Run(config, data, model, device, train_batcher, dev_batcher, forward_backward, ckpt)
 
@@ -161,6 +164,7 @@ def train(
     steps: int | None = None,
     lr: float | None = None,
     grad_clip: float | None = None,
+    threads: int | None = None,
     on_start: Callable[[RunConfig], None] | None = None,
     budget_start: float | None = None,
 ) -> dict:
@@ -179,6 +183,7 @@ def train(
         steps: when resuming, a new total number of steps (None keeps the recorded one).
         lr, grad_clip: when resuming, a new peak learning rate or gradient clipping (a run that
             stopped on a NaN/inf loss is only resumed with one of them changed).
+        threads: when resuming, other CPU threads (``TrainConfig.threads``; speed only).
         on_start: called with the run's config once data, config and run directory have been
             checked, just before anything is written (e.g. to announce the run).
         budget_start: the ``time.perf_counter()`` a time budget counts from (default: this
@@ -191,31 +196,53 @@ def train(
     """
     started = time.perf_counter() if budget_start is None else budget_start
     run_dir = RunDir(out_dir)
-    changes = {k: v for k, v in dict(steps=steps, lr=lr, grad_clip=grad_clip).items() if v is not None}
+    changes = dict(steps=steps, lr=lr, grad_clip=grad_clip, threads=threads)
+    changes = {k: v for k, v in changes.items() if v is not None}
     if changes and not resume:
         validation.fail(None, next(iter(changes)), "is a change for resume; set it in the config of a new run")
+    look = thread_policy.CpuLook()  # what else runs, seen while the data loads
     run = _prepare(config, run_dir, resume=resume, overwrite=overwrite, changes=changes)
-    if run.config.train.time_budget and not resume and run.model.trains_by_gradient:
-        _fit_time_budget(run, started)
-    if on_start is not None:
-        on_start(run.config)
-    with run_dir.writing(new=not resume, overwrite=overwrite):  # only now: a refused run leaves nothing behind
-        if not run.model.trains_by_gradient:
-            return _fit_count_model(run, run_dir)
-        metrics = _fit_by_gradient(run, run_dir, progress)
+    previous = _apply_threads(run, look)
+    try:
+        if run.config.train.time_budget and not resume and run.model.trains_by_gradient:
+            _fit_time_budget(run, started)
+        if on_start is not None:
+            on_start(run.config)
+        with run_dir.writing(new=not resume, overwrite=overwrite):  # only now: a refused run leaves nothing behind
+            if not run.model.trains_by_gradient:
+                return _fit_count_model(run, run_dir)
+            metrics = _fit_by_gradient(run, run_dir, progress)
+    finally:
+        if previous is not None:
+            thread_policy.apply(previous)
     planned = {"planned_steps": run.config.train.steps} if run.budget else {}
     return {**metrics, **planned, "wall_seconds": time.perf_counter() - started}
+
+
+def _apply_threads(run: _Run, look: thread_policy.CpuLook) -> int | None:
+    """Set the CPU threads of a run trained by gradient (auto becomes the count it records);
+    returns the count to put back afterwards, or None when nothing was set."""
+    if run.device.type != "cpu" or not run.model.trains_by_gradient:
+        return None
+    count = thread_policy.choose(run.config.train.threads, busy=look.busy_elsewhere)
+    run.config = dataclasses.replace(run.config, train=dataclasses.replace(run.config.train, threads=count))
+    return thread_policy.apply(count)
 
 
 def _fit_time_budget(run: _Run, started: float) -> None:
     """Choose the steps of a time-budgeted run (``budget.calibrate``, on a copy of the model)."""
     train = run.config.train
     train_targets, dev_targets = (run.data.corpus(split).num_targets for split in ("train", "dev"))
+    evaluations = 2 if train.ema else 1  # weight averaging evaluates the average too
+
+    def evaluate(model: torch.nn.Module) -> float:
+        return [evaluate_nll(model, run.dev_batcher) for _ in range(evaluations)][-1]
+
     calibration = budget.calibrate(
         run.model,
         run.train_batcher,
         train,
-        evaluate=lambda m: evaluate_nll(m, run.dev_batcher),
+        evaluate=evaluate,
         forward_backward=run.forward_backward,
         started=started,
         final_evals=1 + train_targets / dev_targets,
@@ -252,6 +279,15 @@ def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpo
     return [*callbacks, checkpointer, StopOnSignal()]
 
 
+def _evaluation(run: _Run, average: WeightAverage | None) -> Callable[[torch.nn.Module], float]:
+    """The run's dev evaluation (of the weights and, with weight averaging, of their average)."""
+
+    def evaluate(model: torch.nn.Module) -> float:
+        return evaluate_nll(model, run.dev_batcher)
+
+    return evaluate if average is None else evaluate_with_average(evaluate, average)
+
+
 def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
     started = time.perf_counter()
     timing = run.budget or (run.ckpt.meta.get("time_budget") if run.ckpt is not None else None)
@@ -262,17 +298,24 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
             extra["time_budget"] = timing
         return run_meta(run.config, run.data, run.model, extra)
 
-    checkpointer = Checkpointer(run_dir, describe, saved_step=run.ckpt.meta["state"]["step"] if run.ckpt else 0)
+    average = WeightAverage(run.model, run.config.train.ema) if run.config.train.ema else None
+    saved_step = run.ckpt.meta["state"]["step"] if run.ckpt else 0
+    checkpointer = Checkpointer(run_dir, describe, saved_step=saved_step, average=average)
     trainer = Trainer(
         run.model,
         run.train_batcher,
         run.config.train,
-        evaluate=lambda m: evaluate_nll(m, run.dev_batcher),
-        callbacks=_callbacks(run, run_dir, progress, checkpointer),
+        evaluate=_evaluation(run, average),
+        callbacks=[*([AverageWeights(average)] if average else []), *_callbacks(run, run_dir, progress, checkpointer)],
         forward_backward=run.forward_backward,
     )
     if run.ckpt is not None:
         trainer.restore(run.ckpt.optimizer_state, run.ckpt.rng_state, TrainState.from_json(run.ckpt.meta["state"]))
+        if average is not None:
+            try:
+                average.load_state_dict(run.ckpt.average_state)
+            except ValueError as exc:
+                raise MakemoreError(f"{run_dir.checkpoint('last')}: {exc}") from None
         run_dir.truncate_metrics(trainer.state.step)
     try:
         state = trainer.fit()
@@ -338,7 +381,9 @@ def lr_find(
 
     trainer = Trainer(
         model,
-        model.batcher(data.corpus("train")),
+        # random batches: the sweep compares consecutive losses, and batches grouped by length
+        # differ in loss by their lengths
+        model.batcher(data.corpus("train"), batching="random"),
         config.train,
         lr_schedule=sweep,
         forward_backward=forward_backward_for(model, config.train.backward),

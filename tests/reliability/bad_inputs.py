@@ -226,6 +226,9 @@ _TRAIN_FLAGS = [  # (flag, bad value, ...): the message names the first flag
     ("--time", "-5s"),
     ("--time", "1m30"),
     ("--time", "inf"),
+    ("--batching", "sorted"),
+    ("--threads", "-1"),
+    ("--threads", "two"),
 ]
 
 

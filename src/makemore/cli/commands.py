@@ -14,23 +14,27 @@ from makemore.errors import MakemoreError
 from makemore.manual_backprop import format_gradcheck, gradcheck
 from makemore.models import get_family, model_names
 
+RESUME_CHANGES = ("steps", "lr", "grad_clip", "threads")  # what --resume may change
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
-        changes = {k: v for k, v in given(args, TRAIN).items() if k in ("steps", "lr", "grad_clip")}
+        changes = {k: v for k, v in given(args, TRAIN).items() if k in RESUME_CHANGES}
         settings = {k: v for k, v in {**given(args, MODEL), **given(args, TRAIN)}.items() if k not in changes}
         if settings or data_given(args) or args.preset or args.model or args.overwrite:
             raise MakemoreError(
                 "--resume takes the run's own settings (data, model, training); "
-                "only -o, --steps, --lr and --grad-clip may be given"
+                "only -o, --steps, --lr, --grad-clip and --threads may be given"
             )
         metrics = api.train(None, args.out_dir, resume=True, progress=not args.quiet, **changes)
     else:
 
         def announce(config: api.RunConfig) -> None:
             if not args.quiet:
+                threads = config.train.threads
                 print(
                     f"training {config.model} on {config.data.input or 'builtin:names'} -> {args.out_dir}"
+                    + (f" ({threads} thread{'s' if threads != 1 else ''})" if threads else "")
                     + _budget_note(config),
                     file=sys.stderr,
                 )

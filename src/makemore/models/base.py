@@ -134,8 +134,15 @@ class LanguageModel(nn.Module):
         """The config to build for data whose longest item has ``longest_item`` characters."""
         return config
 
-    def batcher(self, corpus: EncodedCorpus, device: str | torch.device = "cpu"):
-        """A batcher (``sample``, ``chunks``) of ``corpus`` in the layout this model reads."""
+    def batcher(self, corpus: EncodedCorpus, device: str | torch.device = "cpu", batching: str = "length"):
+        """A batcher (``sample``, ``chunks``) of ``corpus`` in the layout this model reads.
+
+        Args:
+            corpus: the encoded items.
+            device: where the batches go.
+            batching: how items are grouped into training batches (``TrainConfig.batching``;
+                models whose examples all have one size ignore it).
+        """
         raise NotImplementedError
 
     def read_contexts(self, corpus: EncodedCorpus) -> list[list[list[int]]]:
@@ -197,7 +204,9 @@ class WindowModel(LanguageModel):
 
     input_kind = "window"
 
-    def batcher(self, corpus: EncodedCorpus, device: str | torch.device = "cpu") -> WindowBatcher:
+    def batcher(
+        self, corpus: EncodedCorpus, device: str | torch.device = "cpu", batching: str = "length"
+    ) -> WindowBatcher:
         return WindowBatcher(corpus, self.block_size, device)
 
     def read_contexts(self, corpus: EncodedCorpus) -> list[list[list[int]]]:
@@ -250,8 +259,10 @@ class SequenceModel(LanguageModel):
             return dataclasses.replace(config, block_size=longest_item + 1)
         return config
 
-    def batcher(self, corpus: EncodedCorpus, device: str | torch.device = "cpu") -> SequenceBatcher:
-        return SequenceBatcher(corpus, device)
+    def batcher(
+        self, corpus: EncodedCorpus, device: str | torch.device = "cpu", batching: str = "length"
+    ) -> SequenceBatcher:
+        return SequenceBatcher(corpus, device, batching)
 
     def read_contexts(self, corpus: EncodedCorpus) -> list[list[list[int]]]:
         out = []

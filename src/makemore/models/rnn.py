@@ -3,8 +3,10 @@
 The recurrence runs in PyTorch's C++ kernels (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``; on CPU
 the LSTM's is oneDNN's), so there is no Python loop over time; one single-layer module per
 layer, so that the dropout between layers is makemore's faster CPU dropout. Regularisation:
-dropout on the embeddings, between layers and before the output layer, and optionally
-DropConnect on the hidden-to-hidden weights (``weight_dropout``, as in AWD-LSTM).
+dropout on the embeddings, between layers and before the output layer (optionally ``locked``:
+one mask per item for all its positions), and, as in AWD-LSTM, optionally DropConnect on the
+hidden-to-hidden weights (``weight_dropout``) and dropout of whole characters' embeddings
+(``embed_dropout``).
 ``next_token_logits`` keeps the hidden state between calls, so sampling feeds one new token
 per step.
 """
@@ -15,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import Dropout, ModelConfig, Packing, SequenceModel, dropout
+from makemore.models.base import ModelConfig, Packing, SequenceModel, dropout
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -35,6 +38,8 @@ class RNNConfig(ModelConfig):
     n_layers: int = 1  # stacked recurrent layers
     dropout: float = 0.2  # on the embeddings, between layers and before the output layer
     weight_dropout: float = 0.0  # DropConnect on the hidden-to-hidden weights (AWD-LSTM), training only
+    embed_dropout: float = 0.0  # drop whole characters: each token's embedding vector, per batch (AWD-LSTM)
+    locked_dropout: bool = False  # one dropout mask per item, reused at every position (variational)
     block_size: int = 0  # 0: set by the API to the longest training item + 1 (recorded only)
     cell: str = "rnn"  # "rnn" (tanh), "gru" or "lstm"
     train_defaults = dict(
@@ -45,7 +50,8 @@ class RNNConfig(ModelConfig):
         validation.one_of(self, "cell", CELLS, "rnn cell")
         validation.integers(self, 1, "n_embd", "n_hidden", "n_layers")
         validation.integers(self, 0, "block_size", note=" (0 = longest item + 1)")
-        validation.rates(self, "dropout", "weight_dropout")
+        validation.rates(self, "dropout", "weight_dropout", "embed_dropout")
+        validation.flags(self, "locked_dropout")
 
 
 @dataclass
@@ -79,7 +85,6 @@ class RNNModel(SequenceModel):
             )
             for i in range(config.n_layers)
         )
-        self.drop = Dropout(config.dropout)  # p = 0: returns its input
         self.lm_head = nn.Linear(config.n_hidden, vocab_size)
         self._init_weights()
 
@@ -89,6 +94,35 @@ class RNNModel(SequenceModel):
         # small output layer: the initial loss is ~ ln V
         nn.init.normal_(self.lm_head.weight, std=0.02)
         nn.init.zeros_(self.lm_head.bias)
+
+    def _drop(self, x: torch.Tensor, seq: torch.Tensor | None = None) -> torch.Tensor:
+        """Dropout of ``x``, ``(B, T, C)`` or ``(N, C)`` rows of items ``seq`` (``(N,)``, for a
+        locked mask: each item keeps one mask at all its positions)."""
+        p = self.config.dropout
+        if not self.training or p == 0.0:
+            return x
+        if not self.config.locked_dropout:
+            return dropout(x, p)
+        if x.dim() == 3:
+            return x * dropout(x.new_ones(x.size(0), 1, x.size(2)), p)  # (B, 1, C) over every position
+        B = int(seq.max()) + 1 if seq.numel() else 0
+        return x * dropout(x.new_ones(B, x.size(1)), p)[seq]  # (N, C)
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token embeddings ``(B, T, n_embd)``, with whole characters dropped in training."""
+        p = self.config.embed_dropout
+        if not self.training or p == 0.0:
+            return self.wte(idx)
+        keep = dropout(self.wte.weight.new_ones(self.vocab_size, 1), p)  # (V, 1): one draw per character
+        return F.embedding(idx, self.wte.weight * keep)
+
+    @staticmethod
+    def _packed_items(x: PackedSequence) -> torch.Tensor:
+        """The item (batch row) of each row of a packed sequence's data, ``(N,)``."""
+        sizes = x.batch_sizes.to(x.data.device)  # (T,) items still running at each position
+        starts = torch.cumsum(sizes, 0) - sizes
+        within = torch.arange(x.data.size(0), device=x.data.device) - starts.repeat_interleave(sizes)
+        return within if x.sorted_indices is None else x.sorted_indices[within]
 
     def _recur(self, x: Any, states: list | None = None) -> tuple[Any, list]:
         """The recurrent layers over ``x``, a ``(B, T, n_embd)`` tensor or a packed sequence.
@@ -106,8 +140,10 @@ class RNNModel(SequenceModel):
         p = self.config.weight_dropout if self.training else 0.0
         new_states = []
         for i, layer in enumerate(self.rnn):
-            if i > 0:
-                x = x._replace(data=self.drop(x.data)) if isinstance(x, PackedSequence) else self.drop(x)
+            if i > 0 and isinstance(x, PackedSequence):
+                x = x._replace(data=self._drop(x.data, self._packed_items(x)))
+            elif i > 0:
+                x = self._drop(x)
             state = None if states is None else states[i]
             if p > 0:
                 x, state = functional_call(layer, {"weight_hh_l0": dropout(layer.weight_hh_l0, p)}, (x, state))
@@ -117,9 +153,9 @@ class RNNModel(SequenceModel):
         return x, new_states
 
     def _run(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        x = self.drop(self.wte(idx))  # (B, T, n_embd)
+        x = self._drop(self._embed(idx))  # (B, T, n_embd)
         h, state = self._recur(x, state)  # (B, T, n_hidden), one state per layer
-        logits = self.lm_head(self.drop(h))  # (B, T, V)
+        logits = self.lm_head(self._drop(h))  # (B, T, V)
         return logits, state
 
     def runs_padded(self, x: torch.Tensor) -> bool:
@@ -155,16 +191,16 @@ class RNNModel(SequenceModel):
             logits, _ = self._run(idx)
             return logits, self.loss_from_logits(logits, targets)
         B, T = idx.shape
-        x = self.drop(self.wte(idx))  # (B, T, n_embd)
+        x = self._drop(self._embed(idx))  # (B, T, n_embd)
         if self.runs_padded(x):
             packed = Packing.from_mask(needed)
             h, _ = self._recur(x)  # (B, T, n_hidden), causal: padding never reaches earlier positions
-            logits = self.lm_head(self.drop(packed.pack(h)))  # (N, V)
+            logits = self.lm_head(self._drop(packed.pack(h), packed.rows // T))  # (N, V)
             loss = self.loss_from_logits(logits, targets.reshape(-1).index_select(0, packed.rows))
             return packed.unpack(logits), loss
         lengths = needed.sum(1).clamp(min=1).cpu()  # (B,) positions to run per row
         h, _ = self._recur(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
-        logits = self.lm_head(self.drop(h.data))  # (N, V), time-major order of the packed rows
+        logits = self.lm_head(self._drop(h.data, self._packed_items(h)))  # (N, V), time-major packed rows
         packed_targets = pack_padded_sequence(targets, lengths, batch_first=True, enforce_sorted=False).data  # (N,)
         loss = self.loss_from_logits(logits, packed_targets)
         full, _ = pad_packed_sequence(h._replace(data=logits), batch_first=True, total_length=T)  # (B, T, V)

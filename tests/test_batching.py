@@ -1,0 +1,142 @@
+"""Length-aware (bucket) batching of sequence models: what it draws, its padding, exact resume."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from conftest import write_words
+from makemore import api, batching
+from makemore.batching import SequenceBatcher
+from makemore.checkpoint import load_checkpoint
+from makemore.data import EncodedCorpus, Vocab
+
+
+def _long_tailed_words(n: int = 400, seed: int = 0) -> list[str]:
+    """Mostly short words and a few long ones, like a list of package names."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice("abcdef") for _ in range(rng.choice([2, 3, 4, 5, 6, 30]))) for _ in range(n)]
+
+
+def _corpus(words: list[str]) -> EncodedCorpus:
+    return EncodedCorpus.from_words(words, Vocab(tuple(sorted(set("".join(words))))))
+
+
+def _rows(x: torch.Tensor, y: torch.Tensor, corpus: EncodedCorpus) -> list[tuple[int, ...]]:
+    """A batch's items as tuples of their tokens (x's start token, then the targets)."""
+    return sorted(tuple(x[r, :1].tolist() + y[r][y[r] != -1].tolist()) for r in range(x.size(0)))
+
+
+def test_a_pool_holds_distinct_items_drawn_uniformly(monkeypatch):
+    monkeypatch.setattr(batching, "POOL_BATCHES", 5)
+    corpus = _corpus(_long_tailed_words())
+    batcher = SequenceBatcher(corpus, batching="length")
+    g = torch.Generator().manual_seed(3)
+    expected = torch.randperm(len(corpus), generator=torch.Generator().manual_seed(3))[: 5 * 16]
+    batches = [batcher.sample(16, g) for _ in range(5)]
+    drawn = sorted(row for x, y in batches for row in _rows(x, y, corpus))
+    want = sorted(row for x, y in [corpus.sequence_batch(expected)] for row in _rows(x, y, corpus))
+    assert drawn == want  # the items of a random draw without replacement, only grouped differently
+
+
+def test_a_corpus_smaller_than_the_pool_is_one_pool_of_distinct_items():
+    corpus = _corpus(_long_tailed_words(100))
+    batcher = SequenceBatcher(corpus, batching="length")
+    g = torch.Generator().manual_seed(0)
+    items = []
+    for _ in range(100 // 16):  # 6 batches of 16: 96 distinct items
+        batcher.sample(16, g)
+        items.append(batcher._pool[batcher._next - 1])
+    assert torch.cat(items).unique().numel() == 96
+    assert batcher._pool.shape == (6, 16)
+    small = SequenceBatcher(_corpus(["ab", "abc", "abcd"]), batching="length")
+    x, y = small.sample(8, g)  # fewer items than a batch: with replacement
+    assert x.size(0) == 8
+
+
+def test_batches_of_a_pool_are_disjoint_length_ranges_in_random_order(monkeypatch):
+    monkeypatch.setattr(batching, "POOL_BATCHES", 8)
+    corpus = _corpus(_long_tailed_words())
+    batcher = SequenceBatcher(corpus, batching="length")
+    g = torch.Generator().manual_seed(0)
+    ranges = []
+    for _ in range(8):
+        x, y = batcher.sample(16, g)
+        lengths = (y != -1).sum(1) - 1  # characters of each item
+        ranges.append((int(lengths.min()), int(lengths.max())))
+    ordered = sorted(ranges)
+    assert all(a[1] <= b[0] for a, b in zip(ordered, ordered[1:]))
+    assert ranges != ordered  # handed out shuffled, not shortest first
+
+
+def test_length_batches_have_less_padding_than_random_ones():
+    corpus = _corpus(_long_tailed_words(2000))
+
+    def padding(kind: str) -> float:
+        batcher, g = SequenceBatcher(corpus, batching=kind), torch.Generator().manual_seed(1)
+        pads = [(y == -1).float().mean() for _, y in (batcher.sample(32, g) for _ in range(200))]
+        return float(torch.stack(pads).mean())
+
+    random_pad, length_pad = padding("random"), padding("length")
+    assert random_pad > 0.6  # nearly every random batch of 32 holds a 30-character item
+    assert length_pad < 0.25 * random_pad
+
+
+def test_state_dict_continues_inside_the_pool(monkeypatch):
+    monkeypatch.setattr(batching, "POOL_BATCHES", 4)
+    corpus = _corpus(_long_tailed_words())
+    straight, g = SequenceBatcher(corpus), torch.Generator().manual_seed(7)
+    expected = [straight.sample(8, g) for _ in range(11)]
+    for cut in (0, 1, 3, 4, 6):  # before any pool, inside one, at a pool boundary
+        first, g1 = SequenceBatcher(corpus), torch.Generator().manual_seed(7)
+        for _ in range(cut):
+            first.sample(8, g1)
+        resumed, g2 = SequenceBatcher(corpus), torch.Generator()
+        resumed.load_state_dict({k: v.clone() for k, v in first.state_dict().items()})
+        g2.set_state(g1.get_state())
+        for want_x, want_y in expected[cut:]:
+            x, y = resumed.sample(8, g2)
+            assert torch.equal(x, want_x) and torch.equal(y, want_y), cut
+
+
+def test_random_batching_draws_as_before():
+    corpus = _corpus(_long_tailed_words())
+    x, y = SequenceBatcher(corpus, batching="random").sample(16, torch.Generator().manual_seed(5))
+    want_x, want_y = corpus.sequence_batch(
+        torch.randint(0, len(corpus), (16,), generator=torch.Generator().manual_seed(5))
+    )
+    assert torch.equal(x, want_x) and torch.equal(y, want_y)
+    assert SequenceBatcher(corpus, batching="random").state_dict() == {}
+
+
+def _gru_config(path, steps: int) -> api.RunConfig:
+    train = dict(steps=steps, batch_size=8, eval_interval=3, log_interval=1, schedule="constant", warmup_steps=0)
+    return api.RunConfig(
+        model="gru",
+        model_config=api.make_config("gru", {"n_embd": 4, "n_hidden": 8}),
+        data=api.DataConfig(input=str(path)),
+        train=api.default_train_config("gru", train),
+    )
+
+
+def test_a_resumed_sequence_run_is_bit_identical(tmp_path, monkeypatch):
+    monkeypatch.setattr(batching, "POOL_BATCHES", 4)  # checkpoints at steps 3 and 6: inside pools
+    words = write_words(tmp_path / "words.txt", _long_tailed_words(200))
+    assert _gru_config(words, 9).train.batching == "length"  # the default
+    api.train(_gru_config(words, 9), tmp_path / "straight", progress=False)
+    api.train(_gru_config(words, 3), tmp_path / "resumed", progress=False)
+    api.train(None, tmp_path / "resumed", resume=True, steps=6, progress=False)
+    api.train(None, tmp_path / "resumed", resume=True, steps=9, progress=False)
+    a = load_checkpoint(tmp_path / "straight" / "last.safetensors")
+    b = load_checkpoint(tmp_path / "resumed" / "last.safetensors")
+    assert a.model_state.keys() == b.model_state.keys()
+    for name in a.model_state:
+        assert torch.equal(a.model_state[name], b.model_state[name]), name
+    assert torch.equal(a.rng_state["batcher.pool"], b.rng_state["batcher.pool"])
+
+
+def test_unknown_batching_names_the_field():
+    with pytest.raises(api.ConfigError, match="batching"):
+        api.TrainConfig(batching="sorted")
