@@ -9,6 +9,7 @@ over rounds and, for each setting, its speed beside a busy core as a share of it
 Usage:
     python benchmarks/bench_threads.py                       # mlp, default (LSTM), transformer
     python benchmarks/bench_threads.py --configs default --rounds 5 --policies default passive
+    python benchmarks/bench_threads.py --configs sample-1000 serve-100 --run runs/default   # calls/s
 
 Writes a table to stdout and JSON to --out (default benchmarks/results/threads.json).
 """
@@ -31,15 +32,37 @@ CONFIGS = {  # name -> makemore train options
     "default": ["--preset", "default"],
     "transformer": ["--model", "transformer"],
 }
+SAMPLING = {  # name -> items per call of api.sample on --run (a `sample -n 1000` and a web request)
+    "sample-1000": 1000,
+    "serve-100": 100,
+}
 SPIN = "while True:\n    pass\n"
+
+
+def sample_worker(items: int, threads: int, warmup: int, calls: int, run_dir: str) -> None:
+    """Time ``api.sample`` calls of ``items`` items and print ``{"steps_per_s": calls/s}``."""
+    import torch
+
+    from makemore import api
+    from makemore.threads import choose
+
+    torch.set_num_threads(choose(threads))  # 0: makemore's auto policy
+    run = api.load_run(run_dir)
+    for i in range(warmup + calls):
+        if i == warmup:
+            started = time.perf_counter()
+        api.sample(run, api.SampleConfig(num=items, seed=i))
+    print(json.dumps({"steps_per_s": calls / (time.perf_counter() - started)}))
 
 
 def worker(options: list[str], threads: int, warmup: int, steps: int, data: str | None) -> None:
     """Time training steps in this process and print ``{"steps_per_s": ...}``."""
     import torch
 
-    torch.set_num_threads(threads)
     from makemore import api
+    from makemore.threads import choose
+
+    torch.set_num_threads(choose(threads))  # 0: makemore's auto policy, as `makemore train` applies it
     from makemore.cli import build_parser, run_config_from_args
     from makemore.training import _build, forward_backward_for  # noqa: PLC2701 - what train builds
 
@@ -65,14 +88,20 @@ def _trainer(model, loaded, config, forward_backward):
 
 def measure(name: str, threads: int, policy: str, busy: bool, args) -> float:
     """Steps/s of one setting, in a fresh process (beside a spinning one when ``busy``)."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads or os.cpu_count()))
     env.pop("OMP_WAIT_POLICY", None)
     if policy != "default":
         env["OMP_WAIT_POLICY"] = policy.upper()
     spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if busy else None
+    if spinner is not None:
+        time.sleep(0.3)  # running before the measured process looks at the CPUs
     try:
-        command = [sys.executable, __file__, "--worker", json.dumps(CONFIGS[name]), str(threads)]
-        command += [str(args.warmup), str(args.steps), args.input or ""]
+        if name in SAMPLING:
+            command = [sys.executable, __file__, "--sample-worker", str(SAMPLING[name]), str(threads)]
+            command += [str(max(1, args.warmup // 5)), str(max(3, args.steps // 6)), args.run]
+        else:
+            command = [sys.executable, __file__, "--worker", json.dumps(CONFIGS[name]), str(threads)]
+            command += [str(args.warmup), str(args.steps), args.input or ""]
         out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     finally:
         if spinner is not None:
@@ -83,8 +112,9 @@ def measure(name: str, threads: int, policy: str, busy: bool, args) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=[*CONFIGS, *SAMPLING])
+    parser.add_argument("--run", default="runs/default", help="the run that sample-1000 and serve-100 sample from")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="counts; 0 = makemore's auto")
     parser.add_argument("--policies", nargs="+", default=["default"], choices=["default", "passive", "active"])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every setting in turn (medians reported)")
     parser.add_argument("--warmup", type=int, default=10)
@@ -105,14 +135,18 @@ def main() -> None:
         alone = statistics.median(rates[(name, threads, policy, False)])
         busy = statistics.median(rates[(name, threads, policy, True)])
         rows.append(dict(config=name, threads=threads, policy=policy, alone=alone, busy=busy, ratio=busy / alone))
-        print(f"{name:<12} {threads:>7} {policy:<8} {alone:>8.1f} {busy:>8.1f} {busy / alone:>10.2f}")
+        shown = threads or "auto"
+        print(f"{name:<12} {shown:>7} {policy:<8} {alone:>8.1f} {busy:>8.1f} {busy / alone:>10.2f}")
     result = run_info("threads", args)
     result.update(cpus=os.cpu_count(), rows=rows, rounds={" ".join(map(str, k)): v for k, v in rates.items()})
     write_json(args.out, result)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+    if len(sys.argv) > 1 and sys.argv[1] == "--sample-worker":
+        items, threads, warmup, calls, run_dir = sys.argv[2:7]
+        sample_worker(int(items), int(threads), int(warmup), int(calls), run_dir)
+    elif len(sys.argv) > 1 and sys.argv[1] == "--worker":
         options, threads, warmup, steps, data = sys.argv[2:7]
         worker(json.loads(options), int(threads), int(warmup), int(steps), data or None)
     else:

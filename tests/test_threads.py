@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import tiny_mlp_config, write_words
+from conftest import run_cli, tiny_mlp_config, write_words
 from makemore import api, threads
 from makemore.checkpoint import load_checkpoint
 
@@ -66,12 +66,12 @@ def test_a_run_records_its_count_and_resume_keeps_it(tmp_path, tiny_words, monke
     monkeypatch.setattr(threads, "apply", lambda n: (applied.append(n), original(n))[1])
     before = torch.get_num_threads()
 
-    monkeypatch.setattr(threads.CpuLook, "busy_elsewhere", lambda self: 0.0)  # a free machine: 2 threads
+    monkeypatch.setattr(threads.CpuLook, "busy_elsewhere", lambda self, *_: 0.0)  # a free machine: 2 threads
     api.train(tiny_mlp_config(words, steps=6, eval_interval=3), tmp_path / "run", progress=False)
     assert load_checkpoint(tmp_path / "run" / "last.safetensors").meta["train"]["threads"] == 2
     assert applied == [2, before] and torch.get_num_threads() == before
 
-    monkeypatch.setattr(threads.CpuLook, "busy_elsewhere", lambda self: 1.0)  # a core is taken: auto says 1
+    monkeypatch.setattr(threads.CpuLook, "busy_elsewhere", lambda self, *_: 1.0)  # a core is taken: auto says 1
     applied.clear()
     api.train(None, tmp_path / "run", resume=True, steps=9, progress=False)
     assert applied[0] == 2  # the recorded count: the resumed run computes what the run would have
@@ -83,3 +83,17 @@ def test_a_run_records_its_count_and_resume_keeps_it(tmp_path, tiny_words, monke
 def test_threads_is_validated():
     with pytest.raises(api.ConfigError, match="threads"):
         api.TrainConfig(threads=-1)
+
+
+@pytest.mark.parametrize(("given", "want"), [("1", 1), ("2", 2), (None, "auto")])
+def test_commands_that_read_a_run_take_threads_and_give_the_count_back(trained_run, capsys, monkeypatch, given, want):
+    applied = []
+    original = threads.apply
+    monkeypatch.setattr(threads, "apply", lambda n: (applied.append(n), original(n))[1])
+    monkeypatch.setattr(threads.CpuLook, "busy_elsewhere", lambda self, *_: 0.0)
+    before = torch.get_num_threads()
+    extra = [] if given is None else ["--threads", given]
+    code, out, _ = run_cli(capsys, "sample", trained_run.out_dir, "-n", "5", *extra)
+    assert code == 0 and len(out.splitlines()) == 5
+    assert applied[0] == (min(2, threads.usable_cores()) if want == "auto" else want)
+    assert applied[-1] == before and torch.get_num_threads() == before

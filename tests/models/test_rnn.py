@@ -235,3 +235,54 @@ def test_state_dict_round_trip_through_safetensors(cell):
     idx = torch.randint(0, V, (3, 7))
     with torch.no_grad():
         torch.testing.assert_close(clone(idx)[0], model(idx)[0], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_locked_dropout_keeps_one_mask_per_item_at_every_position(cell):
+    model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.5, locked_dropout=True)
+    idx = torch.randint(0, V, (4, 6))
+    outputs, inputs = [], []
+    model.rnn[0].register_forward_hook(lambda m, args, out: outputs.append(out[0]))
+    model.rnn[1].register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    with torch.no_grad():
+        model(idx)
+    first, second = outputs[-1], inputs[-1]  # (B, T, H)
+    kept = second != 0
+    assert torch.equal(kept, kept[:, :1, :].expand_as(kept))  # the same units at every position
+    assert not torch.equal(kept[0], kept[1])  # each item its own mask
+    torch.testing.assert_close(second[kept], 2 * first[kept], atol=0, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+@pytest.mark.parametrize("cell", CELLS)
+def test_locked_dropout_is_the_same_on_the_packed_and_the_padded_path(cell):
+    """Both paths draw one (B, C) mask per dropout site in the same order, so with the same
+    RNG state they compute the same loss: the packed rows find their item's mask."""
+    items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
+    idx, targets = padded_batch(items)
+    losses = []
+    for padded in (True, False):
+        model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.4, locked_dropout=True)
+        model.runs_padded = lambda x, padded=padded: padded
+        torch.manual_seed(5)
+        losses.append(model(idx, targets)[1])
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_embedding_dropout_drops_whole_characters_in_training_only(cell):
+    model = make(cell, n_embd=8, n_hidden=16, dropout=0.0, embed_dropout=0.5)
+    seen = []
+    model.rnn[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    idx = torch.arange(V).repeat(3, 1)  # every character, three times
+    with torch.no_grad():
+        model(idx)
+        x = seen[-1]  # (3, V, n_embd)
+        dropped = (x == 0).all(-1)  # (3, V): a character's whole vector is zero or kept
+        assert torch.equal(dropped, dropped[:1].expand_as(dropped))  # one draw per character per batch
+        assert 0 < dropped[0].sum() < V
+        kept = ~dropped[0]
+        torch.testing.assert_close(x[0, kept], 2 * model.wte.weight[kept], atol=0, rtol=0)
+        model.eval()
+        model(idx)
+        assert torch.equal(seen[-1][0], model.wte.weight)

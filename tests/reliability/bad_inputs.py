@@ -229,6 +229,7 @@ _TRAIN_FLAGS = [  # (flag, bad value, ...): the message names the first flag
     ("--batching", "sorted"),
     ("--threads", "-1"),
     ("--threads", "two"),
+    ("--ema", "1"),
 ]
 
 
@@ -312,6 +313,8 @@ def _sample_cases() -> list[Case]:
         Case("sample: -n -1", ["sample", "{run}", "-n", "-1"], "--num"),
         Case("sample: -n over the limit", ["sample", "{run}", "-n", "2000000"], "--num: at most 1,000,000"),
         Case("sample: -n not a number", ["sample", "{run}", "-n", "x"], "-n"),
+        Case("sample: --threads -1", ["sample", "{run}", "--threads", "-1"], "--threads"),
+        Case("score: --threads x", ["score", "{run}", "emma", "--threads", "x"], "--threads"),
         Case("sample: --top-p 0", [*s, "--top-p", "0"], "--top-p"),
         Case("sample: --top-p nan", [*s, "--top-p", "nan"], "--top-p"),
         Case("sample: --temperature -1", [*s, "--temperature", "-1"], "--temperature"),
@@ -390,6 +393,7 @@ def _reader_cases() -> list[Case]:
         Case("serve: directory without a run", ["serve", "{ws}"], "no checkpoint"),
         Case("serve: --port 70000", ["serve", "{run}", "--port", "70000"], "--port: must be from 0 to 65535"),
         Case("serve: --port -1", ["serve", "{run}", "--port", "-1"], "--port"),
+        Case("serve: --threads -1", ["serve", "{run}", "--threads", "-1"], "--threads"),
         Case("serve: --port not a number", ["serve", "{run}", "--port", "http"], "--port"),
         Case("serve: one good run, one missing", ["serve", "{run}", "missing"], "no such run directory"),
     ]

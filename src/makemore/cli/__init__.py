@@ -26,6 +26,19 @@ def _not_utf8(arg: str) -> bool:
     return False
 
 
+def _apply_threads(args) -> int | None:
+    """``--threads`` of the commands that read a run (``train`` has its own, a training setting);
+    returns the count there was before, or None."""
+    count = getattr(args, "reader_threads", None)
+    if count is None:
+        return None
+    if count < 0:
+        raise MakemoreError(f"--threads: must be 0 (auto) or more, got {count}")
+    from makemore import threads
+
+    return threads.apply(threads.choose(count))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``makemore`` command; returns its exit code (2 for bad input, 1 for a bug)."""
     process = argv is None  # the program itself (not a call from Python): its start-up counts for --time
@@ -42,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"makemore: warning: old spelling: {'; '.join(notes)} (the old spellings go in makemore {REMOVED_IN})",
             file=sys.stderr,
         )
+    previous = None
     try:
+        previous = _apply_threads(args)
         return args.func(args)
     except ConfigError as exc:
         print(f"makemore: error: {render(exc, args.parser)}", file=sys.stderr)
@@ -77,3 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if previous is not None and not process:  # a call from Python gets its thread count back
+            from makemore import threads
+
+            threads.apply(previous)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from makemore import api, files, plots
@@ -262,16 +261,12 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0
 
 
-SERVE_THREADS = 2  # torch intra-op threads of `serve` (why: cmd_serve)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the page and its API until Ctrl-C (exit 0).
 
-    Each run serves one request at a time (a lock per run), and requests are small (one item
-    scored, at most 1,000 rows generated a step at a time): two intra-op threads cut a generate
-    request of 100 items of the default LSTM from 32 to 21 ms on 2 cores; more gain little on
-    matrices this small and would crowd the cores when several runs answer at once.
+    ``--threads`` defaults to one intra-op thread: requests are small (one item scored, at
+    most 1,000 rows generated a step at a time) and several may be answered at once, one per
+    server thread; see ``benchmarks/RESULTS.md#threads-beside-a-busy-core`` for the numbers.
     """
     from makemore import serve  # only this command needs http.server
 
@@ -282,9 +277,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except BaseException:
         app.close()
         raise
-    import torch
-
-    torch.set_num_threads(min(SERVE_THREADS, os.cpu_count() or 1))
     if not serve.is_loopback(args.host):
         print(
             f"makemore: warning: --host {args.host}: other machines can reach this server, which has no "

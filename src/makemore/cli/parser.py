@@ -56,6 +56,23 @@ def _add_run_reader(p: argparse.ArgumentParser, *, positional: bool = True) -> N
     if positional:
         p.add_argument("run", nargs="?", metavar="RUN", help="run directory (written by makemore train)")
     p.add_argument("--which", choices=["best", "last"], default="best", help="checkpoint to use (default: best)")
+    _add_threads(p, READER_THREADS)
+
+
+READER_THREADS = 0  # sample, score, eval, plot: auto (why: benchmarks/RESULTS.md#threads-beside-a-busy-core)
+SERVE_THREADS = 1  # serve: one per request (why: commands.cmd_serve)
+
+
+def _add_threads(p: argparse.ArgumentParser, default: int) -> None:
+    shown = "auto: the cores free at the start" if default == 0 else str(default)
+    p.add_argument(
+        "--threads",
+        dest="reader_threads",
+        type=int,
+        default=default,
+        metavar="N",
+        help=f"CPU threads for PyTorch (0 = auto: the cores other processes leave free; default {shown})",
+    )
 
 
 def _add_train(sub) -> None:
@@ -260,6 +277,7 @@ def _add_serve(sub) -> None:
     )
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 = a free one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per request on stderr")
+    _add_threads(p, SERVE_THREADS)
 
 
 def build_parser() -> argparse.ArgumentParser:
