@@ -52,19 +52,19 @@ def step_functions(data) -> dict:
         for path in PATHS:
             torch.manual_seed(0)
             model = build_model(config.model, config.model_config, data.vocab.size)
-            model.runs_padded = lambda x, padded=(path == "padded"): padded
+            model.runs_padded = lambda x, needed=None, padded=(path == "padded"): padded
             model.train()
             batcher = model.batcher(data.corpus("train"), batching=batching)
             fns[f"{batching}/{path}"] = Trainer(model, batcher, config.train).step
     return fns
 
 
-def train_runs(path: str, batching: str, seeds: int) -> list[dict]:
-    """Full default-preset runs in their own processes (bench_train.py's single-run mode)."""
+def train_runs(path: str, batching: str, seeds: int, steps: int | None = None) -> list[dict]:
+    """Default-preset runs in their own processes (bench_train.py's single-run mode)."""
     bench_train = Path(__file__).with_name("bench_train.py")
     runs = []
     for seed in range(1337, 1337 + seeds):
-        options = ["--preset", "default", "--batching", batching]
+        options = ["--preset", "default", "--batching", batching, *(["--steps", str(steps)] if steps else [])]
         proc = subprocess.run(
             [sys.executable, bench_train, path, "--single", json.dumps(options), "--seed", str(seed)],
             capture_output=True,
@@ -84,6 +84,8 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--train", action="store_true", help="also train the default preset to the end, both ways")
     p.add_argument("--seeds", type=int, default=1, help="with --train: runs per batching (seeds 1337...)")
+    p.add_argument("--train-steps", type=int, default=None, help="with --train: steps (default: the preset's)")
+    p.add_argument("--no-timing", action="store_true", help="with --train: skip the step timing")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/batching.json"))
     args = p.parse_args(argv)
 
@@ -99,11 +101,13 @@ def main(argv=None) -> None:
             "longest": int(lengths.max()),
             "padding": {b: padding_fraction(data, b, 64) for b in BATCHINGS},
         }
-        timing = time_in_turns(step_functions(data), rounds=args.rounds, calls=args.steps, warmup=args.warmup)
-        entry["timing"] = timing
-        base = timing["random/padded"]["steps_per_s"]
         name = Path(path).name
+        timing = {}
+        if not args.no_timing:
+            timing = time_in_turns(step_functions(data), rounds=args.rounds, calls=args.steps, warmup=args.warmup)
+            entry["timing"] = timing
         for key, t in timing.items():
+            base = timing["random/padded"]["steps_per_s"]
             batching = key.split("/")[0]
             print(
                 f"{name:<24} {key:<15} {entry['padding'][batching]:>8.1%} {t['steps_per_s']:>8.1f} "
@@ -113,7 +117,7 @@ def main(argv=None) -> None:
         if args.train:
             entry["train"] = {}
             for batching in BATCHINGS:
-                runs = train_runs(path, batching, args.seeds)
+                runs = train_runs(path, batching, args.seeds, args.train_steps)
                 med = {k: statistics.median(r[k] for r in runs) for k in ("dev_loss", "wall_s", "steps_per_s")}
                 entry["train"][batching] = {"median": med, "runs": runs}
                 each = ", ".join(f"{r['dev_loss']:.4f}" for r in runs)

@@ -44,7 +44,7 @@ def path_steps(config: api.RunConfig, data) -> tuple[dict, bool]:
         torch.manual_seed(0)
         model = build_model(config.model, config.model_config, data.vocab.size)
         picks_padded = model.runs_padded(torch.zeros(1, dtype=torch.float32))
-        model.runs_padded = lambda x, padded=(path == "padded"): padded  # force this path
+        model.runs_padded = lambda x, needed=None, padded=(path == "padded"): padded  # force this path
         steps[path] = training_step(model, config, data)
     return steps, picks_padded
 

@@ -29,46 +29,55 @@ def _rows(x: torch.Tensor, y: torch.Tensor, corpus: EncodedCorpus) -> list[tuple
     return sorted(tuple(x[r, :1].tolist() + y[r][y[r] != -1].tolist()) for r in range(x.size(0)))
 
 
+def _pool_batches(batcher: SequenceBatcher, batch_size: int, g: torch.Generator) -> list[tuple]:
+    """Every batch of the next pool, in hand-out order."""
+    first = batcher.sample(batch_size, g)
+    return [first, *(batcher.sample(batch_size, g) for _ in range(batcher._pool.order.numel() - 1))]
+
+
 def test_a_pool_holds_distinct_items_drawn_uniformly(monkeypatch):
     monkeypatch.setattr(batching, "POOL_BATCHES", 5)
     corpus = _corpus(_long_tailed_words())
     batcher = SequenceBatcher(corpus, batching="length")
-    g = torch.Generator().manual_seed(3)
     expected = torch.randperm(len(corpus), generator=torch.Generator().manual_seed(3))[: 5 * 16]
-    batches = [batcher.sample(16, g) for _ in range(5)]
+    batches = _pool_batches(batcher, 16, torch.Generator().manual_seed(3))
     drawn = sorted(row for x, y in batches for row in _rows(x, y, corpus))
     want = sorted(row for x, y in [corpus.sequence_batch(expected)] for row in _rows(x, y, corpus))
     assert drawn == want  # the items of a random draw without replacement, only grouped differently
 
 
-def test_a_corpus_smaller_than_the_pool_is_one_pool_of_distinct_items():
-    corpus = _corpus(_long_tailed_words(100))
-    batcher = SequenceBatcher(corpus, batching="length")
-    g = torch.Generator().manual_seed(0)
-    items = []
-    for _ in range(100 // 16):  # 6 batches of 16: 96 distinct items
-        batcher.sample(16, g)
-        items.append(batcher._pool[batcher._next - 1])
-    assert torch.cat(items).unique().numel() == 96
-    assert batcher._pool.shape == (6, 16)
-    small = SequenceBatcher(_corpus(["ab", "abc", "abcd"]), batching="length")
-    x, y = small.sample(8, g)  # fewer items than a batch: with replacement
-    assert x.size(0) == 8
+def test_batches_of_a_pool_hold_about_the_same_number_of_targets(monkeypatch):
+    monkeypatch.setattr(batching, "POOL_BATCHES", 10)
+    corpus = _corpus(_long_tailed_words(2000))
+    batches = _pool_batches(SequenceBatcher(corpus, batching="length"), 32, torch.Generator().manual_seed(2))
+    targets = [int((y != -1).sum()) for _, y in batches]
+    items = [x.size(0) for x, _ in batches]
+    share, longest = sum(targets) / len(targets), int(corpus.lengths.max()) + 1
+    assert len(batches) == 10 and sum(items) == 10 * 32
+    assert all(abs(t - share) <= longest for t in targets)  # each within one item of its share
+    assert max(items) > 2 * min(items)  # more short items than long ones
 
 
 def test_batches_of_a_pool_are_disjoint_length_ranges_in_random_order(monkeypatch):
     monkeypatch.setattr(batching, "POOL_BATCHES", 8)
     corpus = _corpus(_long_tailed_words())
-    batcher = SequenceBatcher(corpus, batching="length")
-    g = torch.Generator().manual_seed(0)
     ranges = []
-    for _ in range(8):
-        x, y = batcher.sample(16, g)
+    for _x, y in _pool_batches(SequenceBatcher(corpus, batching="length"), 16, torch.Generator().manual_seed(0)):
         lengths = (y != -1).sum(1) - 1  # characters of each item
         ranges.append((int(lengths.min()), int(lengths.max())))
     ordered = sorted(ranges)
     assert all(a[1] <= b[0] for a, b in zip(ordered, ordered[1:]))
     assert ranges != ordered  # handed out shuffled, not shortest first
+
+
+def test_a_corpus_smaller_than_the_pool_is_one_pool_of_distinct_items():
+    corpus = _corpus(_long_tailed_words(100))
+    batches = _pool_batches(SequenceBatcher(corpus, batching="length"), 16, torch.Generator().manual_seed(0))
+    rows = [row for x, y in batches for row in _rows(x, y, corpus)]
+    assert len(rows) == 96  # 6 batches' worth: every item but 4, once each
+    small = SequenceBatcher(_corpus(["ab", "abc", "abcd"]), batching="length")
+    x, y = small.sample(8, torch.Generator().manual_seed(0))  # fewer items than a batch: with replacement
+    assert x.size(0) == 8
 
 
 def test_length_batches_have_less_padding_than_random_ones():

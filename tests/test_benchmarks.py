@@ -219,3 +219,79 @@ def test_bench_threads_times_each_setting_alone_and_beside_a_busy_core(corpus, t
     assert (row["config"], row["threads"], row["policy"]) == ("mlp", 1, "default")
     assert row["alone"] > 0 and row["busy"] > 0 and row["ratio"] == pytest.approx(row["busy"] / row["alone"])
     assert sorted(result["rounds"]) == ["mlp 1 default False", "mlp 1 default True"]
+
+
+def test_bench_threads_times_sampling_with_the_auto_policy(trained_run, tmp_path):
+    out = tmp_path / "threads.json"
+    args = ["--configs", "serve-100", "--threads", "0", "--rounds", "1", "--warmup", "1", "--steps", "3"]
+    run_script("bench_threads.py", *args, "--run", str(trained_run.out_dir), "--out", str(out))
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["config"], row["threads"]) == ("serve-100", 0)
+    assert row["alone"] > 0 and row["busy"] > 0
+
+
+def test_bench_batching_reports_padding_and_both_batchings(tmp_path, monkeypatch):
+    bench = load_script("bench_batching", monkeypatch)
+    words = [w * (1 + i % 7) for i, w in enumerate(make_tiny_words(3000, seed=5))]  # a long tail of lengths
+    path = write_words(tmp_path / "tail.txt", words)
+    out = tmp_path / "batching.json"
+    bench.main([str(path), "--steps", "1", "--rounds", "1", "--warmup", "0", "--out", str(out)])
+    entry = json.loads(out.read_text())["corpora"]["tail.txt"]
+    assert entry["items"] == 3000 and entry["longest"] <= max(len(w) for w in words)
+    assert entry["padding"]["length"] < 0.5 * entry["padding"]["random"]
+    assert set(entry["timing"]) == {"random/padded", "random/packed", "length/padded", "length/packed"}
+
+
+def test_make_synthetic_corpus_is_deterministic(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_synthetic_corpus.py"
+    words = write_words(tmp_path / "dict.txt", ["alpha", "beta", "Gamma", "don't", "delta"])
+    outs = []
+    for name in ("a.txt", "b.txt"):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(script),
+                "--kind",
+                "packages",
+                "--words",
+                str(words),
+                "-n",
+                "500",
+                "-o",
+                str(tmp_path / name),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outs.append((tmp_path / name).read_text().splitlines())
+    assert outs[0] == outs[1] and len(outs[0]) == 500
+    parts = [item.split("-") for item in outs[0]]
+    assert {p for item in parts for p in item} <= {"alpha", "beta", "gamma", "delta"}  # letters-only words, lowercased
+    counts = Counter(len(item) for item in parts)
+    assert max(counts) <= 6 and 0.4 < counts[1] / 500 < 0.6  # half the names are one word
+
+
+def test_make_synthetic_corpus_samples_names_from_a_count_model(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_synthetic_corpus.py"
+    words = write_words(tmp_path / "words.txt", make_tiny_words(300, seed=1))
+    outs = []
+    for name in ("a.txt", "b.txt"):
+        command = [
+            sys.executable,
+            str(script),
+            "--words",
+            str(words),
+            "-n",
+            "300",
+            "--order",
+            "3",
+            "-o",
+            str(tmp_path / name),
+        ]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        outs.append((tmp_path / name).read_text().splitlines())
+    assert outs[0] == outs[1] and len(outs[0]) == 300 and all(outs[0])
+    assert set("".join(outs[0])) <= set(TINY_ALPHABET)

@@ -54,8 +54,8 @@ class TrainConfig:
 
     steps: int = 20000  # optimisation steps
     time_budget: float = 0.0  # seconds the whole run may take (0 = off); when set, it chooses steps
-    batch_size: int = 128  # examples (window models) or items (sequence models) per step; 0 = full batch
-    batching: str = "length"  # sequence models: "length" (batches of items of about one length) or "random"
+    batch_size: int = 128  # examples (window models) or items (sequence models, on average) per step; 0 = full batch
+    batching: str = "length"  # sequence models: "length" (items of about one length, equal characters) or "random"
     optimizer: str = "adamw"  # "adamw" or "sgd"
     lr: float = 0.01  # peak learning rate
     schedule: str = "cosine"  # "cosine", "step" (x step_factor at step_at of the run) or "constant"

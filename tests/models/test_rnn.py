@@ -263,7 +263,7 @@ def test_locked_dropout_is_the_same_on_the_packed_and_the_padded_path(cell):
     losses = []
     for padded in (True, False):
         model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.4, locked_dropout=True)
-        model.runs_padded = lambda x, padded=padded: padded
+        model.runs_padded = lambda x, needed=None, padded=padded: padded
         torch.manual_seed(5)
         losses.append(model(idx, targets)[1])
     torch.testing.assert_close(losses[0], losses[1], atol=1e-6, rtol=0)
@@ -286,3 +286,15 @@ def test_embedding_dropout_drops_whole_characters_in_training_only(cell):
         model.eval()
         model(idx)
         assert torch.equal(seen[-1][0], model.wte.weight)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+def test_the_lstm_runs_padded_unless_the_batch_is_mostly_padding():
+    model = make("lstm", n_embd=8, n_hidden=16)
+    x = torch.zeros(4, 10, 8)
+    needed = torch.zeros(4, 10, dtype=torch.bool)
+    needed[:, :5] = True  # half padding: oneDNN over the whole batch is faster
+    assert model.runs_padded(x, needed)
+    needed[:, 3:] = False  # 70% padding: the packed loop is
+    assert not model.runs_padded(x, needed)
+    assert not make("gru", n_embd=8, n_hidden=16).runs_padded(x, torch.ones(4, 10, dtype=torch.bool))

@@ -27,6 +27,7 @@ from makemore.errors import MakemoreError
 from makemore.models.base import ModelConfig, Packing, SequenceModel, dropout
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+MAX_PADDED_SHARE = 0.6  # the LSTM runs a batch padded (oneDNN) while at most this share of it is padding
 
 
 @dataclass
@@ -158,23 +159,30 @@ class RNNModel(SequenceModel):
         logits = self.lm_head(self._drop(h))  # (B, T, V)
         return logits, state
 
-    def runs_padded(self, x: torch.Tensor) -> bool:
+    def runs_padded(self, x: torch.Tensor, needed: torch.Tensor | None = None) -> bool:
         """Whether a training pass runs the recurrence over the whole padded batch ``x``
-        (rather than a packed sequence): when ``nn.LSTM`` can use oneDNN's LSTM kernel.
+        (rather than a packed sequence): when ``nn.LSTM`` can use oneDNN's LSTM kernel and
+        the batch is not mostly padding.
 
         PyTorch uses that kernel on CPU for float32 input that is not a packed sequence, and
         only for the LSTM. It is faster than the packed step-by-step loop even though it
-        also runs over the padding (``benchmarks/bench_rnn_paths.py``), so on CPU the LSTM
-        runs the padded batch and packs only its output. GRU and RNN have no such kernel:
-        packed is faster for them.
+        also runs over the padding, up to about 60% of padding; past that (random batches
+        of a list with a long tail of lengths) the packed loop wins
+        (``benchmarks/bench_rnn_paths.py``, ``benchmarks/bench_batching.py``). GRU and RNN
+        have no such kernel: packed is faster for them.
+
+        Args:
+            x: the recurrence's input, ``(B, T, C)``.
+            needed: ``(B, T)`` the positions that must run (None: all).
         """
-        return (
+        onednn = (
             self.cell == "lstm"
             and x.device.type == "cpu"
             and x.dtype == torch.float32
             and torch.backends.mkldnn.is_available()
             and torch.backends.mkldnn.enabled
         )
+        return onednn and (needed is None or float(needed.float().mean()) >= 1.0 - MAX_PADDED_SHARE)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Logits ``(B, T, V)`` and the mean loss over the targets that are not padding.
@@ -192,7 +200,7 @@ class RNNModel(SequenceModel):
             return logits, self.loss_from_logits(logits, targets)
         B, T = idx.shape
         x = self._drop(self._embed(idx))  # (B, T, n_embd)
-        if self.runs_padded(x):
+        if self.runs_padded(x, needed):
             packed = Packing.from_mask(needed)
             h, _ = self._recur(x)  # (B, T, n_hidden), causal: padding never reaches earlier positions
             logits = self.lm_head(self._drop(packed.pack(h), packed.rows // T))  # (N, V)
