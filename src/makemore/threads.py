@@ -23,7 +23,7 @@ import torch
 
 AUTO = 0
 LOOK_SECONDS = 0.1  # how long auto watches the CPUs at least (/proc/stat counts in 10 ms ticks)
-SLACK = 0.3  # free cores are rounded up from 0.7: others using a third of a core leave it free
+SLACK = 0.3  # a core counts as free while other processes use less than 0.3 of it
 
 
 def usable_cores() -> int:
