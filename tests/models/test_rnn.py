@@ -173,15 +173,21 @@ def test_dropout_is_active_only_in_training(cell):
     torch.testing.assert_close(model(idx)[0], model(idx)[0])
 
 
+def _between_layers(model: RNNModel) -> tuple[list, list]:
+    """Lists that fill with the first layer's outputs and the second layer's inputs."""
+    outputs, inputs = [], []
+    model.rnn[0].register_forward_hook(lambda m, args, out: outputs.append(out[0]))
+    model.rnn[1].register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    return outputs, inputs
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_dropout_between_layers(cell):
     """The second layer reads the first layer's output with about half of it zeroed and the
     rest doubled (p = 0.5) in training, and reads it unchanged in eval."""
     model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.5)
     idx = torch.randint(0, V, (4, 6))
-    outputs, inputs = [], []
-    model.rnn[0].register_forward_hook(lambda m, args, out: outputs.append(out[0]))
-    model.rnn[1].register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    outputs, inputs = _between_layers(model)
     with torch.no_grad():
         model(idx)
         first, second = outputs[-1], inputs[-1]
@@ -241,9 +247,7 @@ def test_state_dict_round_trip_through_safetensors(cell):
 def test_locked_dropout_keeps_one_mask_per_item_at_every_position(cell):
     model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.5, locked_dropout=True)
     idx = torch.randint(0, V, (4, 6))
-    outputs, inputs = [], []
-    model.rnn[0].register_forward_hook(lambda m, args, out: outputs.append(out[0]))
-    model.rnn[1].register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    outputs, inputs = _between_layers(model)
     with torch.no_grad():
         model(idx)
     first, second = outputs[-1], inputs[-1]  # (B, T, H)
