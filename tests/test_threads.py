@@ -27,14 +27,21 @@ def test_a_given_count_is_kept():
 )
 def test_auto_counts_the_cores_others_leave_free(monkeypatch, busy, share, want):
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
-    assert threads.choose(threads.AUTO, share=share, busy=lambda: busy) == want
+    assert threads.choose(threads.AUTO, share=share, busy=lambda: busy, environ={}) == want
+
+
+@pytest.mark.parametrize(("value", "want"), [("3", 3), (" 1 ", 1), ("0", 16), ("", 16), ("two", 16), ("-2", 16)])
+def test_auto_takes_omp_num_threads_when_it_is_a_count(monkeypatch, value, want):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 16)
+    assert threads.choose(threads.AUTO, busy=lambda: 0.0, environ={"OMP_NUM_THREADS": value}) == want
+    assert threads.choose(5, busy=lambda: 0.0, environ={"OMP_NUM_THREADS": value}) == 5  # --threads N wins
 
 
 def test_auto_uses_every_free_core_of_a_big_machine(monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda: 16)
-    assert threads.choose(0, busy=lambda: 0.1) == 16
-    assert threads.choose(0, busy=lambda: 3.0) == 13
-    assert threads.choose(0, share=4, busy=lambda: 0.0) == 4
+    assert threads.choose(0, busy=lambda: 0.1, environ={}) == 16
+    assert threads.choose(0, busy=lambda: 3.0, environ={}) == 13
+    assert threads.choose(0, share=4, busy=lambda: 0.0, environ={}) == 4
 
 
 def _spin(seconds: float) -> None:

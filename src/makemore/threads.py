@@ -5,19 +5,22 @@ Two threads train makemore's models 1.3-1.6x faster than one on a free 2-core ma
 thread waits for the other, which is not getting its core (``benchmarks/bench_threads.py``).
 So auto counts the cores that are free when a command starts: the usable cores less the CPU
 time other processes took on them over a short look at ``/proc/stat`` (``os.getloadavg``
-where there is none), each process of a distributed job taking its share.
+where there is none), each process of a distributed job taking its share. An
+``OMP_NUM_THREADS`` set in the environment is a choice already made (torchrun sets it to 1 for
+several processes per node): auto takes it as it is.
 
 The count is chosen once per run and recorded with it: PyTorch's kernels give slightly
 different bits with different thread counts (LayerNorm's and oneDNN's LSTM backward split
 their sums by thread), so a run keeps one count from start to end, a resumed run takes the
-recorded one, and ``--threads N`` repeats a run bit for bit on another machine state.
+recorded one, and ``--threads N`` (or ``OMP_NUM_THREADS``) repeats a run bit for bit on
+another machine state; two fresh auto runs of one seed agree when the machine is as busy.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -95,16 +98,33 @@ def busy_elsewhere(seconds: float = LOOK_SECONDS, sleep: Callable[[float], None]
     return CpuLook().busy_elsewhere(seconds, sleep)
 
 
-def choose(threads: int, *, share: int = 1, busy: Callable[[], float] | None = None) -> int:
+def from_environment(environ: Mapping[str, str] | None = None) -> int:
+    """The thread count ``OMP_NUM_THREADS`` asks for, 0 when unset or not a positive integer."""
+    value = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 0
+
+
+def choose(
+    threads: int,
+    *,
+    share: int = 1,
+    busy: Callable[[], float] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     """The intra-op thread count for ``threads`` (0: auto, from the cores free now).
 
     Args:
         threads: a count, or 0 (auto).
         share: processes of one job on these cores (each gets its part).
         busy: cores' worth of CPU other processes use (default: ``busy_elsewhere``).
+        environ: where auto looks for ``OMP_NUM_THREADS`` (default: ``os.environ``).
+    Returns:
+        the count: ``threads`` if given, else ``OMP_NUM_THREADS`` if set, else the free cores' share.
     """
     if threads > 0:
         return threads
+    if from_environment(environ):
+        return from_environment(environ)
     cores = usable_cores()
     free = cores - (busy or busy_elsewhere)()
     return max(1, min(cores, int(free + SLACK)) // max(1, share))
