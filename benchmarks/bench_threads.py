@@ -64,13 +64,14 @@ def worker(options: list[str], threads: int, warmup: int, steps: int, data: str 
 
     torch.set_num_threads(choose(threads))  # 0: makemore's auto policy, as `makemore train` applies it
     from makemore.cli import build_parser, run_config_from_args
-    from makemore.training import _build, forward_backward_for  # noqa: PLC2701 - what train builds
+    from makemore.execution import forward_backward_for
+    from makemore.training import build  # noqa: PLC2701 - what train builds
 
     argv = ["train", "-o", "unused", *options] + (["-i", data] if data else [])
     config = run_config_from_args(build_parser().parse_args(argv))
     loaded = api.load_data(config.data)
-    config, model = _build(config, loaded)
-    trainer = _trainer(model, loaded, config, forward_backward_for(model, config.train.backward))
+    config, model = build(config, loaded)
+    trainer = _trainer(model, loaded, config, forward_backward_for(model, config.train, torch.device("cpu")))
     for _ in range(warmup):
         trainer.step()
     started = time.perf_counter()

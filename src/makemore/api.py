@@ -34,6 +34,7 @@ from makemore.diagnostics import (
     training_windows,
     update_ratios,
 )
+from makemore.distributed import is_main_process
 from makemore.errors import ConfigError, MakemoreError
 from makemore.models import make_config, model_names, with_options
 from makemore.ranking import ItemScore, edit_distances
@@ -58,8 +59,9 @@ from makemore.scoring import (
     score,
 )
 from makemore.scoring import classify_run as classify
+from makemore.sweep import lr_find
 from makemore.trainer import TrainingInterrupted
-from makemore.training import lr_find, train
+from makemore.training import train
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -96,6 +98,7 @@ __all__ = [
     "evaluate",
     "evaluate_file",
     "evaluate_items",
+    "is_main_process",
     "iter_sample",
     "iter_sample_batches",
     "iter_sample_scores",

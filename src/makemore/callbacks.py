@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from makemore import budget
+from makemore import budget, distributed
 from makemore.averaging import WeightAverage
 from makemore.rundir import RunDir
 from makemore.trainer import Callback, Trainer
@@ -243,6 +243,49 @@ class StopOnSignal(Callback):
                 self.previous[signum] = signal.signal(signum, lambda *_: trainer.interrupt())
             except ValueError:  # not in the main thread: leave signals alone
                 pass
+
+    def on_close(self, trainer: Trainer) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous.clear()
+
+
+class StopTogether(Callback):
+    """A distributed run's ``StopOnSignal``: a signal to any rank stops every rank after the
+    same step (rank 0 saves ``last``), and ranks > 0 reseed their dropout stream from the seed,
+    their rank and the step (so a resumed run draws what the uninterrupted one drew).
+
+    Args:
+        world: this process's place in the run.
+        seed: the run's seed.
+        device: where the backend wants the tensors of its collectives.
+    """
+
+    def __init__(self, world: distributed.World, seed: int, device: torch.device):
+        self.world, self.seed, self.device = world, seed, device
+        self.pending = False
+        self.previous: dict[int, Any] = {}
+
+    def _reseed(self, step: int) -> None:
+        if self.world.rank > 0:
+            torch.manual_seed(distributed.rank_seed(self.seed, self.world.rank, step))
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[signum] = signal.signal(signum, self._signalled)
+            except ValueError:  # not in the main thread: leave signals alone
+                pass
+        self._reseed(trainer.state.step)
+
+    def _signalled(self, *_: Any) -> None:
+        self.pending = True
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        (stop,) = distributed.all_sum([1.0 if self.pending else 0.0], self.device, torch.float32)
+        if stop > 0:
+            trainer.interrupt()
+        self._reseed(trainer.state.step)
 
     def on_close(self, trainer: Trainer) -> None:
         for signum, handler in self.previous.items():

@@ -19,6 +19,8 @@ from makemore.models import ModelConfig, get_family, make_config
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 BACKWARDS = ("autograd", "manual")
+BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends (makemore.distributed)
+DTYPES = ("float32", "bf16")
 
 
 @dataclass
@@ -74,6 +76,9 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
     threads: int = 0  # CPU intra-op threads (0 = auto: the cores free at the start; the count is recorded)
     backward: str = "autograd"  # "autograd" or "manual" (models with a hand-written backward)
+    backend: str = "auto"  # processes started by torchrun: "auto" (nccl on CUDA, gloo on CPU), "gloo" or "nccl"
+    compile: bool = False  # CUDA: run the training forward and backward through torch.compile
+    dtype: str = "float32"  # "float32" or "bf16" (the training forward under bfloat16 autocast; weights stay float32)
     track_update_ratio: int = 0  # every N steps record log10 update:data std ratios (0 = off)
 
     def __post_init__(self) -> None:
@@ -85,6 +90,9 @@ class TrainConfig:
         validation.one_of(self, "schedule", SCHEDULES, "schedule")
         validation.one_of(self, "backward", BACKWARDS)
         validation.one_of(self, "batching", BATCHINGS, "batching")
+        validation.one_of(self, "backend", BACKENDS, "backend")
+        validation.one_of(self, "dtype", DTYPES, "dtype")
+        validation.flags(self, "compile")
         validation.number(self, "lr", least=0)
         validation.number(self, "time_budget", least=0)
         validation.number(self, "min_lr_ratio", least=0, most=1)

@@ -330,6 +330,44 @@ class EncodedCorpus:
         y = torch.where(valid, self.tokens[pos + 1], torch.full((), -1, dtype=torch.int64))
         return x, y
 
+    def shard(self, index: int, count: int) -> EncodedCorpus:
+        """Shard ``index`` of ``count``: a contiguous run of items; the shards cover every item once.
+
+        Args:
+            index: which shard, 0 <= index < count.
+            count: how many shards.
+        Returns:
+            an EncodedCorpus of items ``[index * n // count, (index + 1) * n // count)``.
+        """
+        if not 0 <= index < count:
+            raise ValueError(f"shard {index} of {count}")
+        n = len(self)
+        a, b = index * n // count, (index + 1) * n // count
+        if a == b:
+            start_tokens = None if self.start_tokens is None else self.start_tokens[:0]
+            empty = self.starts[:0]
+            return EncodedCorpus(self.tokens[:1], empty, empty, start_tokens)
+        first = int(self.starts[a])
+        last = int(self.starts[b - 1] + self.lengths[b - 1]) + 1  # the boundary after item b-1
+        start_tokens = None if self.start_tokens is None else self.start_tokens[a:b]
+        return EncodedCorpus(self.tokens[first : last + 1], self.starts[a:b] - first, self.lengths[a:b], start_tokens)
+
+    def subset(self, items: torch.Tensor) -> EncodedCorpus:
+        """The corpus of the given items, in the given order.
+
+        Args:
+            items: (k,) int64 item indices.
+        """
+        lengths = self.lengths[items]  # (k,)
+        starts = torch.cumsum(lengths + 1, 0) - (lengths + 1)  # (k,) new boundary positions
+        span = lengths + 1  # each item's boundary and characters
+        item_of = torch.repeat_interleave(torch.arange(items.numel()), span)  # (M,)
+        within = torch.arange(item_of.numel()) - starts[item_of]  # (M,)
+        tokens = self.tokens[self.starts[items][item_of] + within]  # (M,)
+        tokens = torch.cat([tokens, tokens.new_zeros(1)])  # the final boundary
+        start_tokens = None if self.start_tokens is None else self.start_tokens[items]
+        return EncodedCorpus(tokens, starts, lengths, start_tokens)
+
     def item_tokens(self, i: int) -> list[int]:
         """Item ``i`` as the model reads it: its start token (boundary or label), then its characters."""
         start, length = int(self.starts[i]), int(self.lengths[i])

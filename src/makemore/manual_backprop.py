@@ -15,6 +15,7 @@ them) in each direction, so that each gradient sits next to the step it inverts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from makemore import validation
+
+Total = Callable[[Tensor], Tensor]  # a sum over the processes of a distributed run
+
+
+def _total(total: Total | None, t: Tensor) -> Tensor:
+    return t if total is None else total(t)
+
 
 __all__ = [
     "GRAD_NAMES",
@@ -91,7 +99,9 @@ def init_params(
     return p
 
 
-def forward(params: dict[str, Tensor], X: Tensor, Y: Tensor, eps: float = 1e-5) -> tuple[Tensor, dict]:
+def forward(
+    params: dict[str, Tensor], X: Tensor, Y: Tensor, eps: float = 1e-5, total: Total | None = None
+) -> tuple[Tensor, dict]:
     """Forward pass broken into the lecture's small steps (longer than 60 lines: one per step).
 
     Works with or without ``requires_grad`` on the parameters (autograd then records
@@ -102,25 +112,27 @@ def forward(params: dict[str, Tensor], X: Tensor, Y: Tensor, eps: float = 1e-5) 
         X: (B, block) integer contexts, B >= 2.
         Y: (B,) integer targets.
         eps: BatchNorm epsilon.
+        total: sums over the batches of every process of a distributed run (the BatchNorm
+            statistics and the loss then cover the global batch); None: this batch alone.
 
     Returns:
         (loss, cache): scalar loss and a dict of every intermediate by name, plus
         ``cache["eps"]`` (a float).
     """
-    n = X.shape[0]
+    n = X.shape[0] if total is None else int(total(torch.tensor(X.shape[0], device=X.device)))
     if n < 2:
         raise ValueError(f"batch size must be >= 2 for the Bessel-corrected variance, got {n}")
     C, W1, W2, b2 = params["C"], params["W1"], params["W2"], params["b2"]
     bngain, bnbias = params["bngain"], params["bnbias"]
     emb = C[X]  # (B, block, E)
-    embcat = emb.view(n, -1)  # (B, block*E)
+    embcat = emb.view(X.shape[0], -1)  # (B, block*E)
     hprebn = embcat @ W1  # (B, H)
     if "b1" in params:
         hprebn = hprebn + params["b1"]
-    bnmeani = hprebn.sum(0, keepdim=True) / n  # (1, H)
+    bnmeani = _total(total, hprebn.sum(0, keepdim=True)) / n  # (1, H)
     bndiff = hprebn - bnmeani  # (B, H)
     bndiff2 = bndiff**2  # (B, H)
-    bnvar = bndiff2.sum(0, keepdim=True) / (n - 1)  # (1, H)
+    bnvar = _total(total, bndiff2.sum(0, keepdim=True)) / (n - 1)  # (1, H)
     bnvar_inv = (bnvar + eps) ** -0.5  # (1, H)
     bnraw = bndiff * bnvar_inv  # (B, H)
     hpreact = bngain * bnraw + bnbias  # (B, H)
@@ -133,7 +145,8 @@ def forward(params: dict[str, Tensor], X: Tensor, Y: Tensor, eps: float = 1e-5) 
     counts_sum_inv = counts_sum**-1  # (B, 1)
     probs = counts * counts_sum_inv  # (B, V)
     logprobs = probs.log()  # (B, V)
-    loss = -logprobs[torch.arange(n), Y].mean()
+    picked = logprobs[torch.arange(X.shape[0]), Y]  # (B,)
+    loss = -picked.mean() if total is None else -total(picked.sum()) / n
     cache = dict(
         emb=emb,
         embcat=embcat,
@@ -273,7 +286,9 @@ def backward(params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor) -> di
 
 
 @torch.no_grad()
-def backward_fused(params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor) -> dict[str, Tensor]:
+def backward_fused(
+    params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor, total: Total | None = None
+) -> dict[str, Tensor]:
     """Manual backward with the fused cross-entropy and BatchNorm gradients.
 
     Args:
@@ -281,12 +296,14 @@ def backward_fused(params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor)
         cache: the cache returned by ``forward``.
         X: (B, block) contexts of the batch.
         Y: (B,) targets of the batch.
+        total: as in ``forward``; the parameter gradients returned are then this process's
+            part of the global batch's (their sum over processes is the gradient).
 
     Returns:
         Dict with the names in ``FUSED_GRAD_NAMES`` (``db1`` only if ``"b1"`` is in params).
     """
     p, c = _plain(params, cache)
-    n = X.shape[0]
+    n = X.shape[0] if total is None else int(total(torch.tensor(X.shape[0], device=X.device)))
     logits, h, bnraw = c["logits"], c["h"], c["bnraw"]
     g: dict[str, Tensor] = {}
     # cross-entropy: (softmax - onehot) / n
@@ -302,12 +319,12 @@ def backward_fused(params: dict[str, Tensor], cache: dict, X: Tensor, Y: Tensor)
     # BatchNorm (Bessel-corrected variance) in one expression. bnraw has zero mean in
     # exact arithmetic; re-centring it keeps float32 rounding in bndiff (a shift of the
     # whole column) out of dhprebn, so db1 stays ~0 as it must.
-    bnraw = bnraw - bnraw.mean(0, keepdim=True)  # (B, H)
+    centre = bnraw.mean(0, keepdim=True) if total is None else total(bnraw.sum(0, keepdim=True)) / n  # (1, H)
+    bnraw = bnraw - centre  # (B, H)
+    dhpreact_sum = _total(total, dhpreact.sum(0))  # (H,)
+    dhpreact_bnraw = _total(total, (dhpreact * bnraw).sum(0))  # (H,)
     dhprebn = (
-        p["bngain"]
-        * c["bnvar_inv"]
-        / n
-        * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+        p["bngain"] * c["bnvar_inv"] / n * (n * dhpreact - dhpreact_sum - n / (n - 1) * bnraw * dhpreact_bnraw)
     )  # (B, H)
     g["dhprebn"] = dhprebn
     g.update(_backward_tail(p, c, X, dhprebn))

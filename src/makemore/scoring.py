@@ -44,9 +44,37 @@ def target_log_probs(model, batcher) -> torch.Tensor:
         model.train(was_training)
 
 
+@torch.no_grad()
+def nll_sum_count(model, batcher) -> tuple[float, int]:
+    """Summed negative log-likelihood over the batcher's corpus and the number of targets.
+
+    Chunk by chunk, so memory is bounded by one chunk whatever the corpus size. Runs in eval
+    mode and restores the previous mode.
+
+    Returns:
+        (sum of -log p over all targets, as a float64 sum; number of targets).
+    """
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64)
+    count = 0
+    try:
+        for x, y in batcher.chunks():
+            logits, _ = model(x)
+            logp = F.log_softmax(logits.float(), dim=-1)  # (B, V) or (B, T, V)
+            keep = y != IGNORE_INDEX
+            picked = logp.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            total -= picked[keep].double().sum().cpu()
+            count += int(keep.sum())
+        return float(total), count
+    finally:
+        model.train(was_training)
+
+
 def evaluate_nll(model, batcher) -> float:
     """Mean negative log-likelihood per target (characters plus item ends)."""
-    return float(-target_log_probs(model, batcher).double().mean())
+    total, count = nll_sum_count(model, batcher)
+    return total / count if count else float("nan")
 
 
 @dataclass

@@ -1,24 +1,22 @@
 """Training runs end to end: data, model, trainer and callbacks, run directory.
 
-``train`` is what ``makemore train`` does; ``lr_find`` sweeps the learning rate with the same
-training step. Both check everything (data, configs, the run directory) before writing
-anything, so a refused run leaves nothing behind.
+``train`` is what ``makemore train`` does. It checks everything (data, configs, the run
+directory) before writing anything, so a refused run leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from makemore import budget, validation
+from makemore import budget, distributed, execution, validation
 from makemore import threads as thread_policy
 from makemore.averaging import AverageWeights, WeightAverage, evaluate_with_average
 from makemore.callbacks import (
@@ -29,6 +27,7 @@ from makemore.callbacks import (
     Pacer,
     ProgressBar,
     StopOnSignal,
+    StopTogether,
     TensorBoard,
     UpdateRatios,
 )
@@ -41,29 +40,10 @@ from makemore.models import LanguageModel, build_model, get_family
 from makemore.rundir import RunDir
 from makemore.runs import config_from_meta, load_run, run_meta
 from makemore.scoring import evaluate_nll
-from makemore.trainer import Callback, ForwardBackward, LossNotFinite, Trainer, TrainState, autograd_forward_backward
+from makemore.trainer import Callback, ForwardBackward, LossNotFinite, Trainer, TrainState
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device of ``TrainConfig.device`` ("auto": CUDA when there is one)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        validation.fail(None, "device", f"{name}: no CUDA device is available")
-    return torch.device(name)
-
-
-def forward_backward_for(model: LanguageModel, backward: str) -> ForwardBackward:
-    """The trainer's forward-and-backward function for ``TrainConfig.backward``."""
-    if backward == "autograd":
-        return autograd_forward_backward
-    problem = model.manual_backward_error()
-    if problem:
-        validation.fail(None, "backward", f"{backward!r} is not possible: {problem}")
-    return lambda m, x, y: m.manual_forward_backward(x, y)
-
-
-def _build(config: RunConfig, data: Data) -> tuple[RunConfig, LanguageModel]:
+def build(config: RunConfig, data: Data) -> tuple[RunConfig, LanguageModel]:
     """The config fitted to the data (e.g. a sequence model's positions) and its model,
     initialised from the run's seed."""
     model_cls = get_family(config.model).model
@@ -94,23 +74,15 @@ def _check_resumable(run_dir: RunDir, config: RunConfig, step: int, changes: dic
     if step >= steps and "steps" in changes:
         validation.fail(None, "steps", f"{steps}: the run is already at step {step}; give more to train longer")
     if step >= steps:
-        validation.fail(
-            None,
-            "resume",
-            f"{run_dir.path}: the run already finished ({step} of {steps} steps); give more steps to train longer",
-            ("steps",),
-        )
+        finished = f"{run_dir.path}: the run already finished ({step} of {steps} steps)"
+        validation.fail(None, "resume", f"{finished}; give more steps to train longer", ("steps",))
     stops = [row for row in run_dir.read_metrics(strict=False) or [] if "stopped" in row and row["step"] > step]
     if stops and not {"lr", "grad_clip"} & set(changes):
         row = stops[-1]
-        validation.fail(
-            None,
-            "resume",
-            f"{run_dir.path}: training stopped at step {row['step']} ({row['stopped']}); "
-            "with the same settings it would again (training is deterministic): resume with a lower lr "
-            f"(e.g. {config.train.lr / 2:g}) or a grad_clip",
-            ("lr", "grad_clip"),
-        )
+        stopped = f"{run_dir.path}: training stopped at step {row['step']} ({row['stopped']})"
+        again = "with the same settings it would again (training is deterministic)"
+        fix = f"resume with a lower lr (e.g. {config.train.lr / 2:g}) or a grad_clip"
+        validation.fail(None, "resume", f"{stopped}; {again}: {fix}", ("lr", "grad_clip"))
 
 
 @dataclass
@@ -123,8 +95,9 @@ class _Run:
     device: torch.device
     train_batcher: Any
     dev_batcher: Any
-    forward_backward: ForwardBackward
+    forward_backward: ForwardBackward | None  # set once the processes of a distributed run have joined
     ckpt: Checkpoint | None  # the checkpoint resumed from
+    world: distributed.World | None = None  # this process's place in a torchrun run
     budget: dict | None = None  # a time-budgeted run: the steps chosen and what they were chosen from
     deadline: tuple[float, float] | None = None  # and its (end by, seconds kept for the end)
     pace: tuple[float, float, float] | None = None  # and its (end at, seconds kept for the end, eval seconds)
@@ -137,8 +110,9 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
     else:
         run_dir.check_new(overwrite=overwrite)
         data = load_data(config.data)
-    device = resolve_device(config.train.device)
-    config, model = _build(config, data)
+    world = distributed.from_environment()
+    device = execution.resolve_device(config.train.device, world)
+    config, model = build(config, data)
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
     model.to(device)
@@ -149,9 +123,13 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
             f"{data.source}: too few items to split 80/10/10 into non-empty train and dev splits ({n}; need at least 6)"
         )
     train_batcher = model.batcher(train_corpus, device, config.train.batching)
+    if world is not None and model.trains_by_gradient:  # each rank evaluates its part of the dev split
+        if config.train.time_budget and not resume:
+            validation.fail(None, "time_budget", "is for one process (each rank would plan its own steps)")
+        dev_corpus = dev_corpus.shard(world.rank, world.size)
     dev_batcher = model.batcher(dev_corpus, device)
-    forward_backward = forward_backward_for(model, config.train.backward)
-    return _Run(config, data, model, device, train_batcher, dev_batcher, forward_backward, ckpt)
+    execution.check_options(config.train, model, device)
+    return _Run(config, data, model, device, train_batcher, dev_batcher, None, ckpt, world)
 
 
 def train(
@@ -177,56 +155,62 @@ def train(
         config: what to train (ignored when resuming: the checkpoint's config is used).
         out_dir: the run directory (created if needed).
         resume: continue from ``out_dir/last.safetensors`` with optimizer, RNG and step restored.
-        overwrite: replace a run already in ``out_dir`` (its files are removed once the new
-            run's data and config have been checked).
+        overwrite: replace a run already in ``out_dir`` (once the new run's inputs are checked).
         progress: show a progress bar.
         steps: when resuming, a new total number of steps (None keeps the recorded one).
         lr, grad_clip: when resuming, a new peak learning rate or gradient clipping (a run that
             stopped on a NaN/inf loss is only resumed with one of them changed).
         threads: when resuming, other CPU threads (``TrainConfig.threads``; speed only).
-        on_start: called with the run's config once data, config and run directory have been
-            checked, just before anything is written (e.g. to announce the run).
+        on_start: called with the run's config once everything is checked, before anything is written.
         budget_start: the ``time.perf_counter()`` a time budget counts from (default: this
             call; the CLI gives the time makemore was imported, so that start-up counts too).
     Returns:
-        The final metrics: train and dev NLL of the best checkpoint, steps, time
-        (``wall_seconds``: this whole call).
+        The final metrics: train and dev NLL of the best checkpoint, steps, ``wall_seconds``.
     Raises:
         MakemoreError: bad input or a diverged run. TrainingInterrupted: stopped by a signal.
     """
     started = time.perf_counter() if budget_start is None else budget_start
     run_dir = RunDir(out_dir)
-    changes = dict(steps=steps, lr=lr, grad_clip=grad_clip, threads=threads)
-    changes = {k: v for k, v in changes.items() if v is not None}
+    changes = {k: v for k, v in dict(steps=steps, lr=lr, grad_clip=grad_clip, threads=threads).items() if v is not None}
     if changes and not resume:
         validation.fail(None, next(iter(changes)), "is a change for resume; set it in the config of a new run")
     look = thread_policy.CpuLook()  # what else runs, seen while the data loads
     run = _prepare(config, run_dir, resume=resume, overwrite=overwrite, changes=changes)
-    previous = _apply_threads(run, look)
-    try:
+    main = run.world is None or run.world.main
+    with _threads(run, look), distributed.joined(run.world, run.config.train.backend, run.device):
+        distributed.barrier()  # every rank checked its inputs before rank 0 writes anything
+        if run.model.trains_by_gradient:
+            run.forward_backward = execution.forward_backward_for(run.model, run.config.train, run.device, run.world)
+        elif not main:
+            return {}  # a count model is fitted once, by rank 0
         if run.config.train.time_budget and not resume and run.model.trains_by_gradient:
             _fit_time_budget(run, started)
-        if on_start is not None:
+        if on_start is not None and main:
             on_start(run.config)
-        with run_dir.writing(new=not resume, overwrite=overwrite):  # only now: a refused run leaves nothing behind
+        # only now: a refused run leaves nothing behind
+        with run_dir.writing(new=not resume, overwrite=overwrite) if main else contextlib.nullcontext():
             if not run.model.trains_by_gradient:
                 return _fit_count_model(run, run_dir)
-            metrics = _fit_by_gradient(run, run_dir, progress)
-    finally:
-        if previous is not None:
-            thread_policy.apply(previous)
-    planned = {"planned_steps": run.config.train.steps} if run.budget else {}
-    return {**metrics, **planned, "wall_seconds": time.perf_counter() - started}
+            metrics = _fit_by_gradient(run, run_dir, progress and main)
+    metrics.update({"planned_steps": run.config.train.steps} if run.budget else {})
+    return {**metrics, "wall_seconds": time.perf_counter() - started}
 
 
-def _apply_threads(run: _Run, look: thread_policy.CpuLook) -> int | None:
-    """Set the CPU threads of a run trained by gradient (auto becomes the count it records);
-    returns the count to put back afterwards, or None when nothing was set."""
+@contextlib.contextmanager
+def _threads(run: _Run, look: thread_policy.CpuLook) -> Iterator[None]:
+    """Set the CPU threads of a run trained by gradient (auto becomes the count it records), and
+    put back the previous count afterwards."""
     if run.device.type != "cpu" or not run.model.trains_by_gradient:
-        return None
-    count = thread_policy.choose(run.config.train.threads, busy=look.busy_elsewhere)
+        yield
+        return
+    share = run.world.local_size if run.world else 1  # processes x threads <= cores
+    count = thread_policy.choose(run.config.train.threads, share=share, busy=look.busy_elsewhere)
     run.config = dataclasses.replace(run.config, train=dataclasses.replace(run.config.train, threads=count))
-    return thread_policy.apply(count)
+    previous = thread_policy.apply(count)
+    try:
+        yield
+    finally:
+        thread_policy.apply(previous)
 
 
 def _fit_time_budget(run: _Run, started: float) -> None:
@@ -259,6 +243,10 @@ def _fit_time_budget(run: _Run, started: float) -> None:
 
 def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpointer) -> list[Callback]:
     train = run.config.train
+    world = run.world
+    stop = StopOnSignal() if world is None else StopTogether(world, train.seed, run.device)
+    if world is not None and not world.main:  # ranks > 0 write nothing; their decisions are rank 0's
+        return [*([EarlyStopping(train.patience)] if train.patience else []), stop]
     callbacks: list[Callback] = [ProgressBar()] if progress else []
     callbacks += [MetricsFile(run_dir), TensorBoard(run_dir.tensorboard_dir)]
     if train.track_update_ratio:
@@ -276,15 +264,12 @@ def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpo
 
         every = max(1, train.steps // budget.REPLAN_CHECKS)
         callbacks.append(Pacer(*run.pace, every, budget.REPLAN_TOLERANCE, replanned))
-    return [*callbacks, checkpointer, StopOnSignal()]
+    return [*callbacks, checkpointer, stop]
 
 
 def _evaluation(run: _Run, average: WeightAverage | None) -> Callable[[torch.nn.Module], float]:
     """The run's dev evaluation (of the weights and, with weight averaging, of their average)."""
-
-    def evaluate(model: torch.nn.Module) -> float:
-        return evaluate_nll(model, run.dev_batcher)
-
+    evaluate = execution.dev_evaluation(run.dev_batcher, run.device)
     return evaluate if average is None else evaluate_with_average(evaluate, average)
 
 
@@ -296,6 +281,8 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
         extra = {"state": trainer.state.to_json(), "metrics": dict(trainer.state.metrics)}
         if timing:
             extra["time_budget"] = timing
+        if run.world is not None:
+            extra["processes"] = run.world.size
         return run_meta(run.config, run.data, run.model, extra)
 
     average = WeightAverage(run.model, run.config.train.ema) if run.config.train.ema else None
@@ -316,19 +303,31 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
                 average.load_state_dict(run.ckpt.average_state)
             except ValueError as exc:
                 raise MakemoreError(f"{run_dir.checkpoint('last')}: {exc}") from None
-        run_dir.truncate_metrics(trainer.state.step)
+        if distributed.is_main():
+            run_dir.truncate_metrics(trainer.state.step)
     try:
         state = trainer.fit()
     except LossNotFinite as exc:
+        if not distributed.is_main():
+            raise MakemoreError(str(exc)) from None
         raise _diverged(exc, run_dir, checkpointer.saved_step if run_dir.holds_run() else None) from None
+    distributed.barrier()  # rank 0 has written best
     best = load_run(run_dir.path, "best", device=str(run.device)).model
     return {
-        "train_loss": evaluate_nll(best, run.train_batcher),
-        "dev_loss": evaluate_nll(best, run.dev_batcher),
+        **_train_report(best, run),
+        "dev_loss": execution.dev_evaluation(run.dev_batcher, run.device)(best),
         "best_step": state.metrics.get("best_step", state.step),
         "steps": state.step,
         "train_seconds": time.perf_counter() - started,
     }
+
+
+def _train_report(model: LanguageModel, run: _Run) -> dict:
+    """The train NLL of the report: on a bounded sample of a big train split (``train_loss_items``)."""
+    corpus = run.data.corpus("train")
+    report = execution.report_corpus(corpus, run.config.train.seed)
+    nll = evaluate_nll(model, model.batcher(report, run.device))
+    return {"train_loss": nll, "train_loss_items": len(report), "train_items": len(corpus)}
 
 
 def _diverged(exc: LossNotFinite, run_dir: RunDir, kept_step: int | None) -> MakemoreError:
@@ -348,7 +347,7 @@ def _fit_count_model(run: _Run, run_dir: RunDir) -> dict:
     started = time.perf_counter()
     run.model.fit_batcher(run.train_batcher)
     metrics = {
-        "train_loss": evaluate_nll(run.model, run.train_batcher),
+        **_train_report(run.model, run),
         "dev_loss": evaluate_nll(run.model, run.dev_batcher),
         "fit_seconds": time.perf_counter() - started,
     }
@@ -356,44 +355,3 @@ def _fit_count_model(run: _Run, run_dir: RunDir) -> dict:
     for which in ("best", "last"):
         run_dir.save(which, model_state=run.model.state_dict(), meta=meta)
     return metrics
-
-
-def lr_find(
-    config: RunConfig, *, start: float = 1e-3, end: float = 1.0, steps: int = 1000, progress: bool = True
-) -> tuple[list[float], list[float]]:
-    """Sweep the learning rate exponentially from ``start`` to ``end``, one training step each.
-
-    Returns:
-        (lrs, losses), stopped early once the loss diverges (4x its minimum, or not finite).
-    """
-    validation.number(None, "start", above=0, value=start)
-    if not (isinstance(end, (int, float)) and math.isfinite(end) and end > start):
-        validation.fail(None, "end", f"must be a finite number above start ({start:g}), got {end!r}", ("start",))
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 5:
-        validation.fail(None, "steps", f"need at least 5 steps, got {steps!r}")
-    data = load_data(config.data)
-    config, model = _build(config, data)
-    if not model.trains_by_gradient:
-        raise MakemoreError(f"lr-find: model {config.model!r} is fitted by counting, it has no learning rate")
-
-    def sweep(i: int) -> float:
-        return start * (end / start) ** (i / (steps - 1))
-
-    trainer = Trainer(
-        model,
-        # random batches: the sweep compares consecutive losses, and batches grouped by length
-        # differ in loss by their lengths
-        model.batcher(data.corpus("train"), batching="random"),
-        config.train,
-        lr_schedule=sweep,
-        forward_backward=forward_backward_for(model, config.train.backward),
-    )
-    model.train()
-    lrs, losses = [], []
-    for i in tqdm(range(steps), disable=not progress, unit="step"):
-        loss = trainer.step()
-        lrs.append(sweep(i))
-        losses.append(loss)
-        if not math.isfinite(loss) or loss > 4 * min(losses):
-            break
-    return lrs, losses

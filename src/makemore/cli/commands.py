@@ -46,14 +46,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_start=announce,
             budget_start=getattr(args, "budget_start", None),
         )
+    if not api.is_main_process():
+        return 0  # rank 0 of a torchrun run reports
     budget = None if args.resume else given(args, TRAIN).get("time_budget")
     took = ""
     if budget and "planned_steps" in metrics:  # a model trained by gradient
         steps = metrics["steps"]
         steps = f"{steps} of {metrics['planned_steps']}" if steps < metrics["planned_steps"] else steps
         took = f"; {steps} steps in {metrics['wall_seconds']:.1f} s"
+    sample = metrics.get("train_loss_items", 0), metrics.get("train_items", 0)
+    sampled = f" (a sample of {sample[0]:,} of {sample[1]:,} items)" if sample[0] < sample[1] else ""
     print(
-        f"train NLL {metrics['train_loss']:.4f}  dev NLL {metrics['dev_loss']:.4f}  "
+        f"train NLL {metrics['train_loss']:.4f}{sampled}  dev NLL {metrics['dev_loss']:.4f}  "
         f"({args.out_dir}/best.safetensors{took})"
     )
     return 0

@@ -196,7 +196,7 @@ def flag_for(parser: argparse.ArgumentParser, field: str, owner: str | None = No
         if action is None or action.help == argparse.SUPPRESS:
             continue
         if action.option_strings:
-            return max(action.option_strings, key=len)
+            return max(action.option_strings, key=lambda flag: (not flag.startswith("--no-"), len(flag)))
         return action.metavar or action.dest.upper()
     return field
 

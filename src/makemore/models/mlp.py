@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from makemore import validation
+from makemore import distributed, validation
 from makemore.errors import MakemoreError
 from makemore.models.base import Dropout, ModelConfig, WindowModel
 
@@ -76,8 +76,7 @@ class BatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H)
         if self.training:
-            mean = x.mean(0)
-            var = x.var(0, unbiased=True)
+            mean, var = distributed.batch_moments(x)  # (H,), (H,): over every process's rows
             self.update_running(mean, var)
         else:
             mean, var = self.running_mean, self.running_var
@@ -183,8 +182,9 @@ class BatchNormMLP(MLP):
         bn = self.hidden[1]
         with torch.no_grad():
             params = {k: v.detach() for k, v in self._lecture_params().items()}
-            loss, cache = manual_backprop.forward(params, idx, targets, eps=bn.eps)
-            grads = manual_backprop.backward_fused(params, cache, idx, targets)
+            total = distributed.total if distributed.current() else None  # a distributed run's global batch
+            loss, cache = manual_backprop.forward(params, idx, targets, eps=bn.eps, total=total)
+            grads = manual_backprop.backward_fused(params, cache, idx, targets, total=total)
             self.C.weight.grad = grads["dC"]
             self.hidden[0].weight.grad = grads["dW1"].t().contiguous()
             bn.gain.grad = grads["dbngain"].reshape(bn.gain.shape)
