@@ -73,7 +73,9 @@ def assert_same_run(one: Path, two: Path, tolerance: float = TOLERANCE) -> None:
     assert wa.keys() == wb.keys()
     for name in wa:
         if wa[name].is_floating_point():
-            torch.testing.assert_close(wb[name], wa[name], rtol=tolerance, atol=tolerance, msg=lambda m, n=name: f"{n}: {m}")
+            torch.testing.assert_close(
+                wb[name], wa[name], rtol=tolerance, atol=tolerance, msg=lambda m, n=name: f"{n}: {m}"
+            )
         else:
             assert torch.equal(wa[name], wb[name]), name
 
@@ -228,6 +230,14 @@ def test_bf16_autocast_trains_on_cpu_close_to_float32(tmp_path, capsys, words_fi
 def test_compile_is_refused_on_cpu(tmp_path, capsys, words_file):
     code, out, err = run_cli(capsys, "train", "-i", words_file, "--model", "mlp", "--compile", "-o", tmp_path / "r")
     assert code == 2 and out == "" and "--compile" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_time_budget_is_refused_with_several_processes(tmp_path, capsys, words_file, monkeypatch):
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run_cli(capsys, "train", "-i", words_file, "--model", "mlp", "--time", "10s", "-o", tmp_path / "r")
+    assert code == 2 and out == "" and "--time" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r").exists()
 
 

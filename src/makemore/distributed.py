@@ -215,6 +215,16 @@ def all_sum(values: list[float], device: torch.device, dtype: torch.dtype = torc
     return t.tolist()
 
 
+def broadcast_state(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's weights and buffers of ``module`` (in place; nothing alone), so that
+    ranks on other machines need not read rank 0's files."""
+    if _world is None:
+        return
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
 def local_rows(n: int, world: World) -> torch.Tensor:
     """The rows of a global batch of ``n`` this rank trains on: ``rank, rank + size, ...``
     (strided, so that ranks get items of similar length from a length-sorted batch)."""

@@ -44,6 +44,7 @@ def check_options(train: TrainConfig, model: LanguageModel, device: torch.device
         if train.dtype != "float32" or train.compile:
             field = "dtype" if train.dtype != "float32" else "compile"
             validation.fail(None, field, "the hand-written backward pass runs in float32, without torch.compile")
+    distributed.backend_for(train.backend, device)  # nccl needs CUDA, also for one process
     if train.compile and device.type != "cuda":
         validation.fail(
             None, "compile", "torch.compile is for CUDA runs (on CPU it needs a C++ toolchain and rarely pays)"

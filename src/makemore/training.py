@@ -311,8 +311,8 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
         if not distributed.is_main():
             raise MakemoreError(str(exc)) from None
         raise _diverged(exc, run_dir, checkpointer.saved_step if run_dir.holds_run() else None) from None
-    distributed.barrier()  # rank 0 has written best
-    best = load_run(run_dir.path, "best", device=str(run.device)).model
+    best = load_run(run_dir.path, "best", device=str(run.device)).model if distributed.is_main() else run.model
+    distributed.broadcast_state(best)  # the other ranks take rank 0's best
     return {
         **_train_report(best, run),
         "dev_loss": execution.dev_evaluation(run.dev_batcher, run.device)(best),

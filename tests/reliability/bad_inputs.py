@@ -230,6 +230,10 @@ _TRAIN_FLAGS = [  # (flag, bad value, ...): the message names the first flag
     ("--threads", "-1"),
     ("--threads", "two"),
     ("--ema", "1"),
+    ("--backend", "nccl"),
+    ("--backend", "mpi"),
+    ("--dtype", "fp16"),
+    ("--compile",),
 ]
 
 
