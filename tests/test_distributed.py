@@ -49,9 +49,16 @@ def words_file(tmp_path_factory) -> Path:
     return write_words(tmp_path_factory.mktemp("data") / "words.txt", words)
 
 
+def cpu_env(cwd: Path) -> dict[str, str]:
+    """One thread per process, no GPU, and torchrun's own log directories under the test's ``cwd``."""
+    scratch = cwd.parent / "torchrun-tmp"
+    scratch.mkdir(exist_ok=True)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(scratch)}
+
+
 def torchrun(cwd: Path, nproc: int, *args, timeout: float = 240) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node=NPROC -m makemore ARGS`` on CPU (one thread each)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = cpu_env(cwd)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     command += ["-m", "makemore", *map(str, args)]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -142,7 +149,7 @@ def test_a_killed_rank_ends_the_run_and_resume_finishes_it_with_two_or_one_proce
     run_dir, work = tmp_path / "run", tmp_path / "work"
     work.mkdir()
     args = ["train", "-i", words_file, "--model", "mlp", "--steps", 4000, "--eval-interval", 40, "-q", "--seed", 5]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = cpu_env(work)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "makemore"]
     process = subprocess.Popen(
         [*command, *map(str, args), "-o", str(run_dir)],
@@ -176,11 +183,36 @@ def test_a_killed_rank_ends_the_run_and_resume_finishes_it_with_two_or_one_proce
     assert_same_run(run_dir, copy, tolerance=1e-4)
 
 
+@pytest.mark.slow
+def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_saves(tmp_path, capsys, words_file):
+    run_dir, work = tmp_path / "run", tmp_path / "work"
+    work.mkdir()
+    args = ["train", "-i", words_file, "--model", "mlp", "--steps", 6000, "--eval-interval", 40, "-q", "--seed", 5]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "makemore"]
+    process = subprocess.Popen(
+        [*command, *map(str, args), "-o", str(run_dir)], cwd=work, env=cpu_env(work), stderr=subprocess.PIPE
+    )
+    try:
+        _wait_for_checkpoint(run_dir, process, 40)
+        process.send_signal(signal.SIGTERM)  # torchrun passes it on to every rank
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    err = err.decode()
+    assert err.count("last checkpoint saved") == 1, err[-3000:]  # rank 0 says it, once
+    step = json.loads((run_dir / "run.json").read_text())["state"]["step"]
+    assert f"interrupted at step {step};" in err and 40 <= step < 6000
+    result = torchrun(work, 2, "train", "-o", run_dir, "--resume", "--steps", step + 50, "-q")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert rows(run_dir, "train_loss")[-1][0] == step + 50
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_two_gpus_with_nccl_train_as_one(tmp_path, words_file):
     runs = {}
     for nproc in (1, 2):
-        env = {**os.environ}
+        env = {**os.environ, "TMPDIR": str(tmp_path)}
         env.pop("CUDA_VISIBLE_DEVICES", None)
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
         args = ["train", "-i", words_file, *COMMON, *CONFIGS["lstm"], "--device", "cuda", "--backend", "nccl"]

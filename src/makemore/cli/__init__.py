@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from makemore import IMPORTED_AT
 from makemore.cli.options import render, run_config_from_args
 from makemore.cli.parser import EXAMPLES, REMOVED_IN, build_parser, old_spellings
+from makemore.distributed import is_main_process, launched
 from makemore.errors import ConfigError, MakemoreError
 from makemore.trainer import TrainingInterrupted
 
@@ -66,10 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"makemore: error: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as exc:
-        print(
-            f"makemore: {exc}; last checkpoint saved. Continue with: makemore train --resume -o {args.out_dir}",
-            file=sys.stderr,
-        )
+        again = f"makemore train --resume -o {args.out_dir}"
+        if launched():  # one line for the run, from rank 0
+            again = f"torchrun ... -m {again} (any number of processes)" if is_main_process() else ""
+        if again:
+            print(f"makemore: {exc}; last checkpoint saved. Continue with: {again}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("makemore: interrupted", file=sys.stderr)
