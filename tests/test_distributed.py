@@ -265,12 +265,13 @@ def test_compile_is_refused_on_cpu(tmp_path, capsys, words_file):
     assert not (tmp_path / "r").exists()
 
 
-def test_a_time_budget_is_refused_with_several_processes(tmp_path, capsys, words_file, monkeypatch):
+def test_a_time_budget_or_a_batch_smaller_than_the_processes_is_refused(tmp_path, capsys, words_file, monkeypatch):
     for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}.items():
         monkeypatch.setenv(name, value)
-    code, out, err = run_cli(capsys, "train", "-i", words_file, "--model", "mlp", "--time", "10s", "-o", tmp_path / "r")
-    assert code == 2 and out == "" and "--time" in err and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "r").exists()
+    for flags, named in ((["--time", "10s"], "--time"), (["--batch-size", "1"], "--batch-size")):
+        code, out, err = run_cli(capsys, "train", "-i", words_file, "--model", "mlp", *flags, "-o", tmp_path / "r")
+        assert code == 2 and out == "" and named in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "r").exists()
 
 
 # The pieces, one process.

@@ -74,7 +74,7 @@ def is_main_process() -> bool:
 
 def launched(environ: dict[str, str] | None = None) -> bool:
     """Whether a launcher (torchrun) started this process as one of several."""
-    return _env_int(environ or os.environ, "WORLD_SIZE", 1) > 1
+    return _env_int(os.environ if environ is None else environ, "WORLD_SIZE", 1) > 1
 
 
 def _env_int(environ, name: str, default: int) -> int:
@@ -249,7 +249,7 @@ def forward_backward(
     def step(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         rows = local_rows(x.size(0), world).to(x.device)
         weight = 1.0
-        if rows.numel() == 0:  # more ranks than rows: compute one row, weigh it 0 (DDP needs every rank)
+        if rows.numel() == 0:  # a short length batch: compute one row, weigh it 0 (DDP needs every rank)
             rows, weight = rows.new_zeros(1), 0.0
         xs, ys = x.index_select(0, rows), y.index_select(0, rows)
         if manual is not None:

@@ -126,6 +126,8 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
     if world is not None and model.trains_by_gradient:  # each rank evaluates its part of the dev split
         if config.train.time_budget and not resume:
             validation.fail(None, "time_budget", "is for one process (each rank would plan its own steps)")
+        if config.train.batch_size < world.size:  # BatchNorm's global moments need a row from every rank
+            validation.fail(config.train, "batch_size", f"{config.train.batch_size}: below the {world.size} processes")
         dev_corpus = dev_corpus.shard(world.rank, world.size)
     dev_batcher = model.batcher(dev_corpus, device)
     execution.check_options(config.train, model, device)
