@@ -7,6 +7,8 @@ before the first item, between items and after the last one::
 
 From it, context-window examples (``windows``) and padded per-item batches
 (``sequence_batch``) are built with tensor ops only.
+
+longer than 400 lines for now: EncodedCorpus with its shard/subset views; to be split with the big-corpus work.
 """
 
 from __future__ import annotations
