@@ -22,6 +22,7 @@ same training in distribution, not bit for bit, with another number of processes
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -151,6 +152,7 @@ def joined(world: World | None, backend: str, device: torch.device) -> Iterator[
     finally:
         _world = None
         if started_here:
+            gc.collect()  # what still holds the group (a DDP module in a reference cycle) goes first
             dist.destroy_process_group()
 
 

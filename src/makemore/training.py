@@ -179,7 +179,7 @@ def train(
     look = thread_policy.CpuLook()  # what else runs, seen while the data loads
     run = _prepare(config, run_dir, resume=resume, overwrite=overwrite, changes=changes)
     main = run.world is None or run.world.main
-    with _threads(run, look), distributed.joined(run.world, run.config.train.backend, run.device):
+    with _threads(run, look), distributed.joined(run.world, run.config.train.backend, run.device), _step_released(run):
         distributed.barrier()  # every rank checked its inputs before rank 0 writes anything
         if run.model.trains_by_gradient:
             run.forward_backward = execution.forward_backward_for(run.model, run.config.train, run.device, run.world)
@@ -196,6 +196,17 @@ def train(
             metrics = _fit_by_gradient(run, run_dir, progress and main)
     metrics.update({"planned_steps": run.config.train.steps} if run.budget else {})
     return {**metrics, "wall_seconds": time.perf_counter() - started}
+
+
+@contextlib.contextmanager
+def _step_released(run: _Run) -> Iterator[None]:
+    """Drop the run's forward-and-backward (a DDP module holds the process group and gloo's
+    pending work) when the block ends, so it goes before the group is destroyed rather than at
+    interpreter exit, where freeing gloo's work aborts the process."""
+    try:
+        yield
+    finally:
+        run.forward_backward = None
 
 
 @contextlib.contextmanager

@@ -146,12 +146,12 @@ def test_divergence_keeps_the_last_finite_checkpoint_and_resume_asks_for_a_chang
 
 
 def test_a_dev_loss_that_is_not_finite_saves_nothing(words, tmp_path, monkeypatch):
-    from makemore import training
+    from makemore import execution
 
     run = tmp_path / "run"
-    real = training.evaluate_nll
+    real = execution.evaluate_nll
     evals = iter([2.5, float("inf")])
-    monkeypatch.setattr(training, "evaluate_nll", lambda model, batcher: next(evals, None) or real(model, batcher))
+    monkeypatch.setattr(execution, "evaluate_nll", lambda model, batcher: next(evals, None) or real(model, batcher))
     with pytest.raises(
         MakemoreError, match="dev loss became inf at step 4; stopped, the last good checkpoint .step 2."
     ):
