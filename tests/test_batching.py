@@ -149,3 +149,75 @@ def test_a_resumed_sequence_run_is_bit_identical(tmp_path, monkeypatch):
 def test_unknown_batching_names_the_field():
     with pytest.raises(api.ConfigError, match="batching"):
         api.TrainConfig(batching="sorted")
+
+
+# -- windows built when drawn; evaluation chunks; pools of a big corpus ------------------------
+
+
+def test_window_batches_are_the_rows_of_every_window_drawn_as_before():
+    from makemore.batching import WindowBatcher
+
+    corpus = _corpus(_long_tailed_words(300))
+    X, Y = corpus.windows(4)
+    batcher = WindowBatcher(corpus, 4)
+    x, y = batcher.sample(32, torch.Generator().manual_seed(9))
+    ix = torch.randint(0, Y.numel(), (32,), generator=torch.Generator().manual_seed(9))  # the draws of before
+    assert torch.equal(x, X[ix]) and torch.equal(y, Y[ix])
+    chunks = list(batcher.chunks(100))
+    assert torch.equal(torch.cat([c[0] for c in chunks]), X) and torch.equal(torch.cat([c[1] for c in chunks]), Y)
+    assert torch.equal(batcher.X, X) and torch.equal(batcher.Y, Y) and batcher.num_targets == corpus.num_targets
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_evaluation_chunks_hold_every_item_once_in_bounded_batches(ordered):
+    corpus = _corpus(_long_tailed_words(1000))
+    batcher = SequenceBatcher(corpus)
+    chunks = list(batcher.chunks(256, ordered=ordered))
+    rows = [row for x, y in chunks for row in _rows(x, y, corpus)]
+    assert sorted(rows) == _rows(*corpus.sequence_batch(torch.arange(len(corpus))), corpus)
+    longest = corpus.max_len + 1
+    padding = sum(int((y == -1).sum()) for _, y in chunks) / sum(y.numel() for _, y in chunks)
+    if ordered:  # targets in corpus order, runs of 256 // 31 items
+        assert all(x.numel() <= 256 for x, _ in chunks) and padding > 0.5
+        assert torch.equal(torch.cat([y[y != -1] for _, y in chunks]), corpus.windows(1)[1])
+    else:  # sorted by length within a window: little padding, about 256 targets a chunk
+        assert padding < 0.1 and all(int((y != -1).sum()) <= 256 + longest for _, y in chunks)
+
+
+def test_a_big_corpus_draws_its_pools_without_a_permutation_and_resumes_exactly(monkeypatch):
+    monkeypatch.setattr(batching, "POOL_BATCHES", 4)
+    monkeypatch.setattr(batching, "BIG_CORPUS", 2)  # 400 items >= 2 x 4 x 16: the draws of a big corpus
+    corpus = _corpus(_long_tailed_words())
+    items = batching._distinct(len(corpus), 64, torch.Generator().manual_seed(3))
+    assert items.numel() == items.unique().numel() == 64
+    assert torch.equal(items, batching._distinct(len(corpus), 64, torch.Generator().manual_seed(3)))
+    straight, g = SequenceBatcher(corpus), torch.Generator().manual_seed(7)
+    expected = [straight.sample(16, g) for _ in range(9)]
+    first, g1 = SequenceBatcher(corpus), torch.Generator().manual_seed(7)
+    for _ in range(5):
+        first.sample(16, g1)
+    resumed, g2 = SequenceBatcher(corpus), torch.Generator()
+    resumed.load_state_dict(first.state_dict())
+    g2.set_state(g1.get_state())
+    for want_x, want_y in expected[5:]:
+        x, y = resumed.sample(16, g2)
+        assert torch.equal(x, want_x) and torch.equal(y, want_y)
+
+
+def test_distinct_draws_are_uniform():
+    counts = torch.zeros(50)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2000):
+        counts[batching._distinct(50, 1, g)] += 1  # k = 1: always the uniform draws' path
+        counts[batching._distinct(50, 5, g)[0]] += 1
+    assert counts.sum() == 4000 and counts.min() > 40 and counts.max() < 125  # about 80 each
+
+
+def test_evaluation_chunks_of_a_corpus_smaller_than_a_chunk():
+    corpus = _corpus(["ab", "c", "abc"])
+    for ordered in (True, False):
+        chunks = list(SequenceBatcher(corpus).chunks(ordered=ordered))
+        assert len(chunks) == 1 and sorted(_rows(*chunks[0], corpus)) == _rows(
+            *corpus.sequence_batch(torch.arange(3)), corpus
+        )
+    assert list(SequenceBatcher(_corpus(["ab"]).subset(torch.zeros(0, dtype=torch.int64))).chunks(ordered=False)) == []

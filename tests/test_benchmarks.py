@@ -295,3 +295,21 @@ def test_make_synthetic_corpus_samples_names_from_a_count_model(tmp_path):
         outs.append((tmp_path / name).read_text().splitlines())
     assert outs[0] == outs[1] and len(outs[0]) == 300 and all(outs[0])
     assert set("".join(outs[0])) <= set(TINY_ALPHABET)
+
+
+def test_bench_scale_times_every_stage_and_measures_each_process(tmp_path, monkeypatch):
+    bench = load_script("bench_scale", monkeypatch)
+    words = make_tiny_words(300, seed=4)
+    path = write_words(tmp_path / "synthetic-300.txt", words)  # the corpus the script would have made
+    out = tmp_path / "scale.json"
+    options = "--sizes 300 --train-items 0 --steps 2 --samples 20 --threads 1 --inline".split()
+    bench.main([*options, "--corpus-dir", str(tmp_path), "--out", str(out)])
+    rows = {row["stage"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == set(bench.STAGES)
+    assert rows["read"]["items"] == 300 and rows["read"]["train"] == 240 and rows["read"]["dtype"] == "uint8"
+    assert rows["dedupe"]["kept"] == len(set(words))
+    assert rows["eval"]["dev_items"] == 30 and rows["eval"]["nll"] == pytest.approx(rows["eval-sorted"]["nll"])
+    assert rows["sample"]["sampled"] == 20 and rows["step"]["steps"] == 2
+    assert all(row["seconds"] >= 0 and row["rss_mb"] > 0 for row in rows.values())
+    alone = bench.run_stage("dedupe", path, {}, inline=False)  # in a process of its own: its own peak RSS
+    assert alone["kept"] == len(set(words)) and 0 < alone["rss_mb"] < rows["dedupe"]["rss_mb"] * 10

@@ -364,3 +364,84 @@ def test_sequence_batch_targets_count(tiny_words):
     # the flattened non-padding targets are the window targets in corpus order
     _, Y = corpus.windows(1)
     assert y[y != -1].tolist() == Y.tolist()
+
+
+# -- narrow tokens, windows on demand, subsets, Data ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "num_chars, dtype", [(26, torch.uint8), (255, torch.uint8), (300, torch.int16), (40000, torch.int32)]
+)
+def test_tokens_are_stored_in_the_narrowest_dtype_and_batches_are_int64(num_chars, dtype):
+    chars = [chr(0x100 + i) for i in range(num_chars)]
+    words = ["".join(chars[i : i + 5]) for i in range(0, num_chars, 5)] + [chars[0]]  # one short: padding
+    vocab = Vocab.from_words(words)
+    corpus = EncodedCorpus.from_words(words, vocab)
+    assert vocab.token_dtype == dtype and corpus.tokens.dtype == dtype
+    assert int(corpus.tokens.max()) == num_chars and corpus.decode(vocab) == words
+    x, y = corpus.sequence_batch(torch.arange(len(corpus)))
+    X, Y = corpus.windows(2)
+    assert x.dtype == y.dtype == X.dtype == Y.dtype == torch.int64 and int(y.min()) == -1
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_windows_at_any_positions_are_the_rows_of_windows(tiny_words, labelled):
+    words = tiny_words[:80] + ["a"]
+    labels = [("x", "y")[i % 2] for i in range(len(words))] if labelled else None
+    corpus = EncodedCorpus.from_words(words, Vocab.from_words(words, labels), labels)
+    for block_size in (1, 3, 8):
+        X, Y = corpus.windows(block_size)
+        positions = torch.randint(1, corpus.tokens.numel(), (200,), generator=torch.Generator().manual_seed(0))
+        Xa, Ya = corpus.windows_at(positions, block_size)
+        assert torch.equal(Xa, X[positions - 1]) and torch.equal(Ya, Y[positions - 1])
+        Xr, Yr = corpus.windows_range(7, 90, block_size)
+        assert torch.equal(Xr, X[6:89]) and torch.equal(Yr, Y[6:89])
+
+
+def test_labelled_windows_read_the_label_where_the_boundary_was():
+    vocab = Vocab.from_words(["ab", "c"], ["m", "f"])
+    corpus = EncodedCorpus.from_words(["ab", "c"], vocab, ["m", "f"])
+    X, Y = corpus.windows(3)
+    m, f = vocab.label_id("m"), vocab.label_id("f")
+    assert X.tolist() == [[0, 0, m], [0, m, 1], [m, 1, 2], [0, 0, f], [0, f, 3]]
+    assert Y.tolist() == [1, 2, 0, 3, 0]
+
+
+def test_subset_in_small_pieces_is_the_items_in_the_given_order(tiny_words, monkeypatch):
+    from makemore import data as data_module
+
+    vocab = Vocab.from_words(tiny_words)
+    corpus = EncodedCorpus.from_words(tiny_words, vocab)
+    items = torch.randperm(len(corpus), generator=torch.Generator().manual_seed(1))[:100]
+    monkeypatch.setattr(data_module, "GATHER_ITEMS", 7)
+    part = corpus.subset(items)
+    assert part.decode(vocab) == [tiny_words[i] for i in items.tolist()]
+    assert torch.equal(part.tokens, EncodedCorpus.from_words(part.decode(vocab), vocab).tokens)
+
+
+def test_load_data_splits_as_the_lectures_and_decodes_lists_only_when_asked(tmp_path, tiny_words):
+    from makemore.config import DataConfig
+    from makemore.datasets import load_data
+
+    path = tmp_path / "w.txt"
+    path.write_text("".join(w + "\n" for w in tiny_words), encoding="utf-8")
+    data = load_data(DataConfig(input=str(path)))
+    assert not data._cache  # nothing split nor decoded yet
+    train, dev, test = lecture_split(tiny_words)
+    assert data.corpus("train").decode(data.vocab) == train and data.corpus("dev").decode(data.vocab) == dev
+    assert data.corpus("train") is data.corpus("train")  # encoded once
+    assert (data.split.train, data.split.dev, data.split.test) == (train, dev, test)
+    assert data.words == tiny_words and data.split_sizes == (240, 30, 30) and data.num_items == 300
+    assert data.items.tokens.dtype == torch.uint8 and data.longest_item == max(map(len, tiny_words))
+
+
+def test_a_trained_vocabulary_without_a_character_of_the_file_fails_when_a_split_is_used(tmp_path):
+    from makemore.config import DataConfig
+    from makemore.datasets import load_data
+
+    path = tmp_path / "w.txt"
+    path.write_text("ab\nba\nabz\n", encoding="utf-8")
+    data = load_data(DataConfig(input=str(path)), Vocab(("a", "b")))  # reading it works (a checksum may differ)
+    assert data.words == ["ab", "ba", "abz"] and "abz" in data.known_items()
+    with pytest.raises(MakemoreError, match="character 'z' .* in 'abz' is not in the model's vocabulary"):
+        data.corpus("train")

@@ -380,3 +380,21 @@ def test_dropping_ended_rows_does_not_change_the_items(family):
     lengths = (outputs[0][:, 1:] != 0).sum(1)
     assert lengths.min() < lengths.max()  # rows did end at different steps
     assert shrinking[0] == 64 and shrinking[-1] < 64 and shrinking == sorted(shrinking, reverse=True)
+
+
+@pytest.mark.parametrize("bits", [None, 2])
+def test_new_only_against_known_items_looked_up_in_bulk_is_exact(monkeypatch, bits):
+    """KnownItems (a training file's items, hashed) drops exactly the known items, also when
+    every hash collides with many other items (a few-bit hash)."""
+    from makemore import itemsets
+    from makemore.data import EncodedCorpus
+    from makemore.itemsets import KnownItems
+
+    if bits is not None:
+        real = itemsets.item_hashes
+        monkeypatch.setattr(itemsets, "item_hashes", lambda corpus, **kw: real(corpus, **kw) & ((1 << bits) - 1))
+    training = ["a", "b", "c", "aa", "ab", "ba", "abc", "cab", "a", "ab"]
+    known = KnownItems(EncodedCorpus.from_words(training, VOCAB), VOCAB)
+    with_set = items(num=60, seed=4, new_only=True, known_items=set(training))
+    with_known = items(num=60, seed=4, new_only=True, known_items=known)
+    assert with_known == with_set and len(with_known) == 60 and not set(with_known) & set(training)

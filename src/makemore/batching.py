@@ -17,33 +17,60 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class WindowBatcher:
-    """Random minibatches of (context window, next token) examples.
+    """Random minibatches of (context window, next token) examples, built when drawn.
 
-    Attributes:
-        X: (N, block_size) every context window of the corpus, in corpus order.
-        Y: (N,) the token after each window.
+    Example ``t`` is the corpus's ``t``-th target (item order, then character order, as
+    ``EncodedCorpus.windows``); its window is read from the token stream when it is drawn
+    (``EncodedCorpus.windows_at``), so memory does not grow with targets x ``block_size``.
+    The draws are those of a table of every window: ``batch_size`` indices from
+    ``torch.randint``.
     """
 
     def __init__(self, corpus: EncodedCorpus, block_size: int, device: str | torch.device = "cpu"):
-        X, Y = corpus.windows(block_size)
-        self.X, self.Y = X.to(device), Y.to(device)
+        self.corpus = corpus
+        self.block_size = block_size
+        self.device = torch.device(device)
+
+    @property
+    def num_targets(self) -> int:
+        return self.corpus.tokens.numel() - 1
+
+    def examples(self, ix: torch.Tensor) -> Batch:
+        """(X (B, block_size), Y (B,)) int64 of the examples ``ix``, on the batcher's device."""
+        X, Y = self.corpus.windows_at(ix + 1, self.block_size)
+        return X.to(self.device), Y.to(self.device)
+
+    @property
+    def X(self) -> torch.Tensor:
+        """(N, block_size) every context window, in corpus order (built each time: small corpora)."""
+        return self.corpus.windows(self.block_size)[0].to(self.device)
+
+    @property
+    def Y(self) -> torch.Tensor:
+        """(N,) the token after each window."""
+        return self.corpus.tokens[1:].long().to(self.device)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         """``batch_size`` examples drawn with replacement (0: every example, in order)."""
         if batch_size <= 0:
-            return self.X, self.Y
-        ix = torch.randint(0, self.Y.numel(), (batch_size,), generator=generator)
-        ix = ix.to(self.X.device)
-        return self.X[ix], self.Y[ix]
+            X, Y = self.corpus.windows(self.block_size)
+            return X.to(self.device), Y.to(self.device)
+        return self.examples(torch.randint(0, self.num_targets, (batch_size,), generator=generator))
 
-    def chunks(self, size: int = 16384) -> Iterator[Batch]:
-        """Every example in corpus order, ``size`` at a time."""
-        for i in range(0, self.Y.numel(), size):
-            yield self.X[i : i + size], self.Y[i : i + size]
+    def chunks(self, size: int = 1 << 16, *, ordered: bool = True) -> Iterator[Batch]:
+        """Every example in corpus order, ``size`` at a time (``ordered`` is for the signature
+        of ``SequenceBatcher.chunks``: windows are always in order)."""
+        for i in range(0, self.num_targets, size):
+            X, Y = self.corpus.windows_range(i + 1, min(i + size, self.num_targets) + 1, self.block_size)
+            yield X.to(self.device), Y.to(self.device)
 
 
 BATCHINGS = ("length", "random")
 POOL_BATCHES = 100  # length batching: batches cut from one sorted pool
+# a pool of k items from a corpus of at least this many times k is drawn without a permutation of the corpus
+BIG_CORPUS = 64
+CHUNK_POSITIONS = 1 << 12  # padded positions per evaluation chunk: bounded memory; the LSTM runs fastest near this
+SORT_WINDOW = 1 << 16  # chunks(ordered=False): consecutive items sorted by length together
 
 
 @dataclass
@@ -115,7 +142,7 @@ class SequenceBatcher:
             items = torch.randint(0, n, (batch_size,), generator=generator)
             return _Pool(items, torch.tensor([0, batch_size]), torch.zeros(1, dtype=torch.int64), batch_size, state)
         batches = min(POOL_BATCHES, n // batch_size)
-        items = torch.randperm(n, generator=generator)[: batches * batch_size]
+        items = _distinct(n, batches * batch_size, generator)
         items = items[torch.sort(self.corpus.lengths[items], stable=True).indices]  # shortest first
         targets = torch.cumsum(self.corpus.lengths[items] + 1, 0)  # (N,) characters and end, so far
         share = targets[-1] * torch.arange(1, batches, dtype=torch.float64) / batches  # (P - 1,)
@@ -140,10 +167,53 @@ class SequenceBatcher:
         self._next, batch_size = (int(v) for v in state["next"])
         self._pool = self._draw_pool(batch_size, generator)
 
-    def chunks(self, size: int = 1024) -> Iterator[Batch]:
-        """Items in corpus order, chunked; the targets come out in corpus order when flattened
-        row by row and filtered for ``y != -1``."""
+    def chunks(self, size: int = CHUNK_POSITIONS, *, ordered: bool = True) -> Iterator[Batch]:
+        """Every item once, about ``size`` padded positions (rows x columns) at a time.
+
+        Args:
+            size: padded positions per chunk (a chunk holds one item at least).
+            ordered: items in corpus order, so the targets come out in corpus order when
+                flattened row by row and filtered for ``y != -1`` (what per-item scores
+                need): runs of ``size // (longest item + 1)`` items. False: the items of
+                each ``SORT_WINDOW`` consecutive ones sorted by length and cut into chunks
+                of about ``size`` targets, nearly without padding (for sums over the corpus).
+        """
         n = len(self.corpus)
-        for i in range(0, n, size):
-            x, y = self.corpus.sequence_batch(torch.arange(i, min(i + size, n)))
+        if ordered:
+            step = max(1, size // (self.corpus.max_len + 1))
+            runs = (torch.arange(i, min(i + step, n)) for i in range(0, n, step))
+        else:
+            runs = (
+                part for i in range(0, n, SORT_WINDOW) for part in self._sorted_runs(i, min(i + SORT_WINDOW, n), size)
+            )
+        for items in runs:
+            x, y = self.corpus.sequence_batch(items)
             yield x.to(self.device), y.to(self.device)
+
+    def _sorted_runs(self, a: int, b: int, size: int) -> list[torch.Tensor]:
+        """Items ``a .. b-1`` sorted by length, cut where the targets so far pass a multiple of ``size``."""
+        lengths, order = torch.sort(self.corpus.lengths[a:b], stable=True)
+        targets = torch.cumsum(lengths + 1, 0)  # sorted: a run's padded positions are about its targets
+        total = int(targets[-1])
+        cuts = torch.searchsorted(targets, torch.arange(size, max(total, size), size), right=True)
+        bounds = torch.unique(torch.cat([torch.tensor([0]), cuts, torch.tensor([b - a])])).tolist()
+        return [order[lo:hi] + a for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def _distinct(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """(k,) distinct items of ``0 .. n-1`` in a uniformly random order (k <= n).
+
+    The first ``k`` of a random permutation; for a corpus of at least ``BIG_CORPUS * k``
+    items, the first ``k`` distinct values of uniform draws instead (the same distribution,
+    another random stream): the cost of a pool then does not grow with the corpus.
+    """
+    if n < BIG_CORPUS * k:
+        return torch.randperm(n, generator=generator)[:k]
+    picked = torch.zeros(0, dtype=torch.int64)
+    while picked.numel() < k:
+        drawn = torch.cat([picked, torch.randint(0, n, (k + k // 8 + 16,), generator=generator)])
+        values, order = torch.sort(drawn, stable=True)
+        first = torch.ones(drawn.numel(), dtype=torch.bool)
+        first[1:] = values[1:] != values[:-1]
+        picked = drawn[order[first].sort().values]  # each value's first draw, in draw order
+    return picked[:k]

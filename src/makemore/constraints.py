@@ -232,12 +232,21 @@ def mask_logits(logits: torch.Tensor, banned: torch.Tensor | None, end_allowed: 
     return logits
 
 
-def accepted(items: list[str], known: set[str] | None, seen: set[str] | None, rejected: dict[str, int]) -> list[str]:
-    """The items not in ``known`` (new_only) nor in ``seen`` (unique), in order (``seen`` and
-    the ``rejected`` counts are updated)."""
+def known_marks(known, items: list[str]) -> list[bool]:
+    """Whether each item is in ``known``: a set of strings, or ``itemsets.KnownItems``
+    (the training file's items, looked up for the whole batch at once)."""
+    if hasattr(known, "contains"):
+        return known.contains(items).tolist()
+    return [item in known for item in items]
+
+
+def accepted(items: list[str], known, seen: set[str] | None, rejected: dict[str, int]) -> list[str]:
+    """The items not in ``known`` (new_only; a set or ``KnownItems``) nor in ``seen`` (unique),
+    in order (``seen`` and the ``rejected`` counts are updated)."""
     out = []
-    for item in items:
-        if known is not None and item in known:
+    marks = known_marks(known, items) if known is not None else [False] * len(items)
+    for item, is_known in zip(items, marks):
+        if is_known:
             rejected["new_only"] += 1
             continue
         if seen is not None:

@@ -1,115 +1,42 @@
-"""Data layer: reading word files, the vocabulary, splits and tensor examples.
+"""Data layer: reading word files, the vocabulary and the encoded corpus with its tensor examples.
 
-A corpus is held in memory as one flat tensor of token ids with a boundary token (0)
-before the first item, between items and after the last one::
+A corpus is held in memory as one flat tensor of token ids (in the narrowest integer dtype the
+vocabulary allows: ``Vocab.token_dtype``) with a boundary token (0) before the first item,
+between items and after the last one::
 
     0 e m m a 0 o l i v i a 0
 
-From it, context-window examples (``windows``) and padded per-item batches
-(``sequence_batch``) are built with tensor ops only.
-
-longer than 400 lines for now: EncodedCorpus with its shard/subset views; to be split with the big-corpus work.
+From it, context-window examples (``windows_at``) and padded per-item batches
+(``sequence_batch``) are built with tensor ops only, as int64, a batch at a time.
 """
 
 from __future__ import annotations
 
-import codecs
-import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from makemore.errors import ConfigError, MakemoreError
+from makemore.errors import MakemoreError
+from makemore.splits import Split, split_order, split_words  # noqa: F401 (re-exported: the lecture split)
+from makemore.wordsfile import (  # noqa: F401 (re-exported: reading words files)
+    DEFAULT_MAX_ITEM_LEN,
+    NEWLINE,
+    Lines,
+    check_item_length,
+    decode_text,
+    parse_lines,
+    parse_words,
+    read_input_bytes,
+    read_words,
+)
 
-DEFAULT_MAX_ITEM_LEN = 256
 BOUNDARY = 0
 # Shown for the boundary token in tables and plots; the first one not in the alphabet is used.
 # "¶" comes before "␃" because matplotlib's default font (DejaVu Sans) has no glyph for "␃".
 _BOUNDARY_DISPLAY_CANDIDATES = (".", "¶", "␃", "<END>")
 _VISIBLE_SPACE = "␣"
-
-
-def read_words(path: str | Path, *, max_len: int = DEFAULT_MAX_ITEM_LEN) -> list[str]:
-    """Read one item per line from a UTF-8 text file.
-
-    A UTF-8 byte-order mark is ignored, CR line ends and trailing whitespace are stripped
-    and blank lines are dropped.
-
-    Args:
-        path: the words file.
-        max_len: longest item accepted, in characters.
-    Returns:
-        The items in file order.
-    Raises:
-        MakemoreError: naming the file (and line) for a missing file, a directory, invalid
-            UTF-8, NUL bytes, no items, or an item longer than ``max_len``.
-    """
-    return parse_words(read_input_bytes(path), source=str(path), max_len=max_len)
-
-
-def read_input_bytes(path: str | Path) -> bytes:
-    """The bytes of an input file.
-
-    Raises:
-        MakemoreError: naming the file when it is missing, a directory, not a regular file
-            (a FIFO or a device would block or never end) or unreadable.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise MakemoreError(f"{path}: no such file")
-    if path.is_dir():
-        raise MakemoreError(f"{path}: is a directory, expected a text file with one item per line")
-    if not path.is_file():
-        raise MakemoreError(f"{path}: not a regular file, expected a text file with one item per line")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise MakemoreError(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def parse_words(raw: bytes, *, source: str = "<input>", max_len: int = DEFAULT_MAX_ITEM_LEN) -> list[str]:
-    """Parse the bytes of a words file (see ``read_words``)."""
-    text = decode_text(raw, source)
-    words = []
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        item = line.rstrip()
-        if not item:
-            continue
-        check_item_length(item, max_len, source, lineno)
-        words.append(item)
-    if not words:
-        raise MakemoreError(f"{source}: contains no items (empty or blank lines only)")
-    return words
-
-
-def check_item_length(item: str, max_len: int, source: str, lineno: int) -> None:
-    if len(item) > max_len:
-        raise ConfigError(
-            None,
-            f"{source}:{lineno}: item is {len(item)} characters long, more than max_item_len ({max_len})",
-            related=("max_item_len",),
-        )
-
-
-def decode_text(raw: bytes, source: str) -> str:
-    """The text of a UTF-8 file's bytes (a byte-order mark dropped).
-
-    Raises:
-        MakemoreError: naming ``source`` and the line of a NUL byte or invalid UTF-8.
-    """
-    if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8) :]
-    nul = raw.find(b"\x00")
-    if nul >= 0:
-        line = raw.count(b"\n", 0, nul) + 1
-        raise MakemoreError(f"{source}:{line}: contains a NUL byte (is this a binary or UTF-16 file?)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise MakemoreError(f"{source}:{line}: invalid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-    return text
+ENCODE_CHUNK = 1 << 23  # code points encoded, or tokens gathered, per tensor op (bounds the int64 temporaries)
+GATHER_ITEMS = 1 << 19  # items copied per tensor op by ``EncodedCorpus.subset``
 
 
 @dataclass(frozen=True)
@@ -137,6 +64,20 @@ class Vocab:
     @classmethod
     def from_words(cls, words: list[str], labels: list[str] | None = None) -> Vocab:
         return cls(tuple(sorted(set("".join(words)))), tuple(sorted(set(labels or ()))))
+
+    @classmethod
+    def from_lines(cls, lines: Lines) -> Vocab:
+        """The characters of a words file's items (``wordsfile.parse_lines``), with tensor ops."""
+        present = torch.bincount(lines.text, minlength=NEWLINE + 1) > 0
+        present[NEWLINE] = False
+        return cls(tuple(chr(c) for c in present.nonzero().squeeze(1).tolist()))
+
+    @property
+    def token_dtype(self) -> torch.dtype:
+        """The narrowest integer dtype that holds every token id (how corpora store tokens)."""
+        if self.size <= 256:
+            return torch.uint8
+        return torch.int16 if self.size <= 2**15 else torch.int32
 
     @property
     def size(self) -> int:
@@ -203,6 +144,26 @@ class Vocab:
     def _lookup(self) -> torch.Tensor:
         return torch.tensor([ord(c) for c in self.chars], dtype=torch.int64)
 
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Token ids of code points ``text`` (``\\n``: the boundary), in ``token_dtype``.
+
+        Raises:
+            ValueError: naming the first code point that is not in the vocabulary.
+        """
+        size = max(int(text.max()) + 1 if text.numel() else 0, NEWLINE + 1)
+        table = torch.full((size,), -1, dtype=torch.int32)  # code point -> id (-1: not in the vocabulary)
+        codepoints = self._lookup()
+        inside = codepoints < size
+        table[codepoints[inside]] = torch.arange(1, len(self.chars) + 1, dtype=torch.int32)[inside]
+        table[NEWLINE] = BOUNDARY
+        out = torch.empty(text.numel(), dtype=self.token_dtype)
+        for a in range(0, text.numel(), ENCODE_CHUNK):  # int32 indices a chunk at a time: bounded temporaries
+            ids = table.index_select(0, text[a : a + ENCODE_CHUNK].to(torch.int32))
+            if bool((ids < 0).any()):
+                raise ValueError(int(text[a + int((ids < 0).nonzero()[0])]))
+            out[a : a + ENCODE_CHUNK] = ids
+        return out
+
     def encode(self, word: str) -> torch.Tensor:
         """Ids of the characters of one item (no boundary tokens)."""
         return self.encode_codepoints(_codepoints(word), word)
@@ -238,14 +199,20 @@ def _codepoints(text: str) -> torch.Tensor:
     return torch.frombuffer(data, dtype=torch.int32).to(torch.int64)
 
 
+def _unknown(codepoint: int, text: str) -> MakemoreError:
+    bad = chr(codepoint)
+    return MakemoreError(f"character {bad!r} (U+{codepoint:04X}) in {text[:40]!r} is not in the model's vocabulary")
+
+
 @dataclass
 class EncodedCorpus:
     """Items as one flat tensor ``0 w1 0 w2 0 ... wn 0`` plus boundary positions.
 
     Attributes:
-        tokens: (N,) int64 flat token stream.
-        starts: (n_items,) position of the boundary token *before* each item.
-        lengths: (n_items,) characters in each item.
+        tokens: (N,) flat token stream, in the vocabulary's ``token_dtype`` (uint8 for up to
+            256 tokens); batches read from it are int64.
+        starts: (n_items,) int64 position of the boundary token *before* each item.
+        lengths: (n_items,) int64 characters in each item.
         start_tokens: (n_items,) the token each item is read after: its label's token in a
             labelled corpus, else None (the boundary). The end target stays the boundary.
     """
@@ -258,28 +225,31 @@ class EncodedCorpus:
     @classmethod
     def from_words(cls, words: list[str], vocab: Vocab, labels: list[str] | None = None) -> EncodedCorpus:
         """Encode ``words`` (and, for a labelled corpus, each item's label) with ``vocab``."""
-        start_tokens = vocab.label_ids(labels) if labels is not None else None
-        if not words:
-            return cls(
-                torch.zeros(1, dtype=torch.int64),
-                torch.zeros(0, dtype=torch.int64),
-                torch.zeros(0, dtype=torch.int64),
-                start_tokens,
-            )
-        text = "\n".join(words)
-        codepoints = _codepoints(text)
-        newline = codepoints == ord("\n")
-        ids = torch.zeros_like(codepoints)
+        start_tokens = vocab.label_ids(labels).to(vocab.token_dtype) if labels is not None else None
+        codepoints = _codepoints("\n".join(words) + "\n" if words else "")
+        ends = (codepoints == NEWLINE).nonzero().squeeze(1)
+        lengths = ends - torch.cat([ends.new_zeros(1), ends[:-1] + 1])
+        return cls.from_lines(Lines(codepoints, lengths), vocab, start_tokens)
+
+    @classmethod
+    def from_lines(cls, lines: Lines, vocab: Vocab, start_tokens: torch.Tensor | None = None) -> EncodedCorpus:
+        """Encode the items of a words file (``wordsfile.parse_lines``) with ``vocab``.
+
+        Raises:
+            MakemoreError: naming a character that is not in ``vocab`` and its item.
+        """
         try:
-            ids[~newline] = vocab.encode_codepoints(codepoints[~newline], text)
-        except MakemoreError:
-            vocab.encode(next(w for w in words if not set(w) <= set(vocab.chars)))  # names the item
-            raise
-        tokens = torch.cat([ids.new_zeros(1), ids, ids.new_zeros(1)])
-        boundaries = torch.nonzero(tokens == BOUNDARY).squeeze(1)
-        starts = boundaries[:-1]
-        lengths = boundaries[1:] - starts - 1
-        return cls(tokens, starts, lengths, start_tokens)
+            ids = vocab.encode_text(lines.text)
+        except ValueError as exc:
+            codepoint = exc.args[0]
+            at = int((lines.text == codepoint).nonzero()[0])
+            first = int((lines.text[:at] == NEWLINE).sum())
+            stop = int(lines.lengths[: first + 1].sum()) + first
+            item = lines.text[stop - int(lines.lengths[first]) : stop].tolist()
+            raise _unknown(codepoint, "".join(map(chr, item))) from None
+        tokens = torch.cat([ids.new_zeros(1), ids])
+        span = lines.lengths + 1
+        return cls(tokens, torch.cumsum(span, 0) - span, lines.lengths, start_tokens)
 
     def __len__(self) -> int:
         return self.starts.numel()
@@ -293,31 +263,60 @@ class EncodedCorpus:
     def max_len(self) -> int:
         return int(self.lengths.max()) if len(self) else 0
 
+    def windows_at(self, positions: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The context windows of the targets at ``positions`` of ``tokens`` (int64, built on demand).
+
+        Target ``t`` of the corpus (``windows``' order) is at position ``t + 1``. Its window is
+        read backwards from the position before it up to its item's start boundary (``tokens``
+        has a 0 there and nowhere inside an item), boundary-padded before that.
+
+        Args:
+            positions: (B,) int64 positions, 1 <= p < ``tokens.numel()``.
+            block_size: tokens of context.
+        Returns:
+            X (B, block_size) int64 previous tokens, Y (B,) int64 the tokens at ``positions``.
+        """
+        back = [self.tokens[(positions - j).clamp_(min=0)].long() for j in range(1, block_size + 1)]
+        return self._windows(positions, back), self.tokens[positions].long()
+
+    def windows_range(self, start: int, stop: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``windows_at`` of the positions ``start .. stop - 1``, read with slices (no gather)."""
+        first = max(start - block_size, 0)
+        stream = self.tokens[first:stop].long()  # a boundary 0 pads what precedes position 0
+        stream = torch.cat([stream.new_zeros(block_size - (start - first)), stream])
+        n = stop - start
+        back = [stream[block_size - j : block_size - j + n] for j in range(1, block_size + 1)]
+        return self._windows(torch.arange(start, stop), back), stream[block_size:]
+
+    def _windows(self, positions: torch.Tensor, back: list[torch.Tensor]) -> torch.Tensor:
+        """(B, len(back)) windows from ``back[j - 1]``, the tokens ``j`` before each position."""
+        X = torch.zeros(positions.numel(), len(back), dtype=torch.int64)
+        inside = torch.ones(positions.numel(), dtype=torch.bool)  # not past the item's start yet
+        label = None
+        if self.start_tokens is not None:  # the item's label token where its boundary is
+            label = self.start_tokens[torch.searchsorted(self.starts, positions) - 1].long()
+        for j, token in enumerate(back, start=1):
+            start = inside & (token == BOUNDARY)
+            column = torch.where(inside, token, 0)
+            X[:, len(back) - j] = column if label is None else torch.where(start, label, column)
+            inside &= ~start
+        return X
+
     def windows(self, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context-window examples, in item order then character order (as the lectures).
+        """Every context-window example, in item order then character order (as the lectures).
 
         Returns:
             X (num_targets, block_size) previous tokens, boundary-padded at item starts;
             Y (num_targets,) next token (0 at the end of each item).
         """
-        target_pos = torch.arange(1, self.tokens.numel(), dtype=torch.int64)  # (N,)
-        item_start = torch.repeat_interleave(self.starts, self.lengths + 1)  # (N,) boundary before item
-        offsets = torch.arange(-block_size, 0, dtype=torch.int64)  # (b,)
-        ctx_pos = target_pos[:, None] + offsets[None, :]  # (N, b)
-        inside = ctx_pos >= item_start[:, None]
-        X = torch.where(inside, self.tokens[ctx_pos.clamp(min=0)], torch.zeros((), dtype=torch.int64))
-        if self.start_tokens is not None:  # the item's label token where the boundary was
-            start = torch.repeat_interleave(self.start_tokens, self.lengths + 1)  # (N,)
-            X = torch.where(ctx_pos == item_start[:, None], start[:, None], X)
-        Y = self.tokens[target_pos]
-        return X, Y
+        return self.windows_range(1, self.tokens.numel(), block_size)
 
     def sequence_batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded (x, y) for the given item indices, padded to the longest item in the batch.
 
         Returns:
-            x (B, T) with x[:, 0] = boundary, then the characters, then 0 padding;
-            y (B, T) next tokens: the characters, the end boundary, then -1 on padding;
+            x (B, T) int64 with x[:, 0] = boundary, then the characters, then 0 padding;
+            y (B, T) int64 next tokens: the characters, the end boundary, then -1 on padding;
             T = longest item in the batch + 1.
         """
         starts = self.starts[items]  # (B,)
@@ -326,10 +325,10 @@ class EncodedCorpus:
         steps = torch.arange(T, dtype=torch.int64)  # (T,)
         valid = steps[None, :] <= lengths[:, None]  # (B, T)
         pos = (starts[:, None] + steps[None, :]).clamp(max=self.tokens.numel() - 2)  # (B, T)
-        x = torch.where(valid, self.tokens[pos], torch.zeros((), dtype=torch.int64))
+        x = torch.where(valid, self.tokens[pos].long(), 0)
         if self.start_tokens is not None:
             x[:, 0] = self.start_tokens[items]
-        y = torch.where(valid, self.tokens[pos + 1], torch.full((), -1, dtype=torch.int64))
+        y = torch.where(valid, self.tokens[pos + 1].long(), -1)
         return x, y
 
     def shard(self, index: int, count: int) -> EncodedCorpus:
@@ -357,16 +356,22 @@ class EncodedCorpus:
     def subset(self, items: torch.Tensor) -> EncodedCorpus:
         """The corpus of the given items, in the given order.
 
+        Copied ``GATHER_ITEMS`` items at a time, so the int64 temporaries stay bounded
+        whatever the corpus size (a split of millions of items).
+
         Args:
             items: (k,) int64 item indices.
         """
         lengths = self.lengths[items]  # (k,)
-        starts = torch.cumsum(lengths + 1, 0) - (lengths + 1)  # (k,) new boundary positions
         span = lengths + 1  # each item's boundary and characters
-        item_of = torch.repeat_interleave(torch.arange(items.numel()), span)  # (M,)
-        within = torch.arange(item_of.numel()) - starts[item_of]  # (M,)
-        tokens = self.tokens[self.starts[items][item_of] + within]  # (M,)
-        tokens = torch.cat([tokens, tokens.new_zeros(1)])  # the final boundary
+        starts = torch.cumsum(span, 0) - span  # (k,) new boundary positions
+        tokens = torch.zeros(int(span.sum()) + 1, dtype=self.tokens.dtype)  # the final boundary stays 0
+        for a in range(0, items.numel(), GATHER_ITEMS):
+            part = span[a : a + GATHER_ITEMS]
+            item_of = torch.repeat_interleave(torch.arange(part.numel()), part)  # (M,)
+            within = torch.arange(item_of.numel()) - (torch.cumsum(part, 0) - part)[item_of]  # (M,)
+            at = int(starts[a]) if part.numel() else 0
+            tokens[at : at + item_of.numel()] = self.tokens[self.starts[items[a : a + GATHER_ITEMS]][item_of] + within]
         start_tokens = None if self.start_tokens is None else self.start_tokens[items]
         return EncodedCorpus(tokens, starts, lengths, start_tokens)
 
@@ -376,44 +381,13 @@ class EncodedCorpus:
         first = BOUNDARY if self.start_tokens is None else int(self.start_tokens[i])
         return [first, *self.tokens[start + 1 : start + 1 + length].tolist()]
 
-
-@dataclass
-class Split:
-    """The items of the train, dev and test splits (and their labels, for a labelled corpus)."""
-
-    train: list[str]
-    dev: list[str]
-    test: list[str]
-    labels: dict[str, list[str]] | None = None  # split name -> label of each item
-
-    def labels_of(self, split: str) -> list[str] | None:
-        return None if self.labels is None else self.labels[split]
-
-
-def split_words(words: list[str], *, seed: int = 42, dedupe: bool = False, labels: list[str] | None = None) -> Split:
-    """Deterministic 80/10/10 split.
-
-    The default reproduces the lectures' split exactly:
-    ``random.seed(42); random.shuffle(words)``; ``n1 = int(0.8 n)``, ``n2 = int(0.9 n)``.
-    Labelled items are shuffled by the same permutation (``random.shuffle`` draws the same
-    swaps for any list of the same length).
-
-    Args:
-        words: items in file order.
-        seed: shuffling seed.
-        dedupe: drop repeated items (keeping the first; for labelled items, repeated
-            (label, item) pairs) before splitting.
-        labels: the label of each item, or None.
-    """
-    if labels is None:
-        words = list(dict.fromkeys(words)) if dedupe else list(words)
-        rng = random.Random(seed)
-        rng.shuffle(words)
-        n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-        return Split(words[:n1], words[n1:n2], words[n2:])
-    pairs = list(dict.fromkeys(zip(labels, words))) if dedupe else list(zip(labels, words))
-    random.Random(seed).shuffle(pairs)
-    n1, n2 = int(0.8 * len(pairs)), int(0.9 * len(pairs))
-    parts = {"train": pairs[:n1], "dev": pairs[n1:n2], "test": pairs[n2:]}
-    items = {name: [item for _, item in part] for name, part in parts.items()}
-    return Split(**items, labels={name: [label for label, _ in part] for name, part in parts.items()})
+    def decode(self, vocab: Vocab) -> list[str]:
+        """Every item as a string (one Python object per item: for the API and small corpora)."""
+        table = torch.tensor([NEWLINE, *map(ord, vocab.chars)], dtype=torch.int32)
+        text = (
+            table.index_select(0, self.tokens[1:].to(torch.int32))
+            .numpy()
+            .tobytes()
+            .decode("utf-32-le", "surrogatepass")
+        )
+        return text.split("\n")[:-1]

@@ -1,26 +1,31 @@
 """Where a run's items come from: the built-in corpora or a words file, split and encoded.
 
 ``load_data(DataConfig)`` is the one way the rest of makemore reads a corpus: it resolves
-the input, reads and splits it, builds (or reuses) the vocabulary and fingerprints the file
-so that a run can tell when its training file changed.
+the input, reads and encodes it (a plain words file with tensor ops, ``wordsfile``), builds
+(or reuses) the vocabulary, fingerprints the file so that a run can tell when its training
+file changed, and splits it when a split is first asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from makemore import validation
 from makemore.config import DataConfig
-from makemore.data import EncodedCorpus, Split, Vocab, parse_words, read_input_bytes, split_words
+from makemore.data import EncodedCorpus, Vocab, parse_lines, parse_words, read_input_bytes
+from makemore.errors import MakemoreError
+from makemore.itemsets import KnownItems, first_occurrences
 from makemore.labelled import parse_csv, parse_labelled
+from makemore.splits import SPLITS, Split, split_bounds, split_order
 
 BUILTIN_PREFIX = "builtin:"
 DEFAULT_DATASET = "names"
-SPLITS = ("train", "dev", "test")
 
 
 def builtin_datasets() -> dict[str, dict]:
@@ -45,32 +50,115 @@ def resolve_input(data: DataConfig) -> tuple[str, Path]:
     return str(path.resolve()), path
 
 
-@dataclass
+@dataclass(eq=False)
 class Data:
-    """A loaded corpus: items, split, vocabulary and a fingerprint of the file."""
+    """A loaded corpus: every item of the file encoded once, the split, the vocabulary and a
+    fingerprint of the file.
 
-    words: list[str]
-    split: Split
+    The items are one ``EncodedCorpus`` in file order (``items``) and each split is an index
+    tensor into it (``order``: the kept items, shuffled; computed when first needed), so a
+    corpus of millions of items holds no Python object per item. The lists of strings
+    (``words``, ``labels``, ``split``) are decoded when asked for (the API, small corpora);
+    training, evaluation and sampling never ask.
+    """
+
+    items: EncodedCorpus  # every item of the file, in file order, encoded with ``items_vocab``
     vocab: Vocab
     source: str
     sha256: str
-    labels: list[str] | None = None  # the label of each item of ``words`` (a labelled corpus)
+    seed: int = 42  # the split's shuffling seed
+    dedupe: bool = False  # the split drops repeated items (keeping the first)
+    items_vocab: Vocab | None = None  # ``items``' vocabulary when ``vocab`` lacks a character of the file
+    vocab_error: MakemoreError | None = None  # why ``vocab`` cannot encode the file (raised by ``corpus``)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.items_vocab = self.items_vocab or self.vocab
+
+    def _cached(self, key: str, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def order(self) -> torch.Tensor:
+        """(k,) int64 the kept items (all, or the first of each repeat), in split order."""
+
+        def make() -> torch.Tensor:
+            kept = first_occurrences(self.items) if self.dedupe else torch.arange(len(self.items))
+            return kept[split_order(kept.numel(), self.seed)]
+
+        return self._cached("order", make)
+
+    def split_items(self, split: str) -> torch.Tensor:
+        """(n,) int64 the indices in ``items`` of one split's items, in split order."""
+        a, b = split_bounds(self.order.numel())[split]
+        return self.order[a:b]
+
+    @property
+    def split_sizes(self) -> tuple[int, int, int]:
+        return tuple(self.split_items(name).numel() for name in SPLITS)
 
     def corpus(self, split: str) -> EncodedCorpus:
-        """The encoded items of one split ("train", "dev" or "test")."""
-        return EncodedCorpus.from_words(getattr(self.split, split), self.vocab, self.split.labels_of(split))
+        """The encoded items of one split ("train", "dev" or "test"), made once.
+
+        Raises:
+            MakemoreError: ``vocab`` (a trained model's) lacks a character of the file.
+        """
+        if self.vocab_error is not None:
+            raise self.vocab_error
+        return self._cached(split, lambda: self.items.subset(self.split_items(split)))
+
+    def known_items(self) -> KnownItems:
+        """The file's items for ``new_only`` and the new/known marks (``itemsets.KnownItems``)."""
+        return KnownItems(self.items, self.items_vocab)
+
+    @property
+    def num_items(self) -> int:
+        """Items in the file (repeats included)."""
+        return len(self.items)
 
     @property
     def longest_item(self) -> int:
-        return max(len(w) for w in self.words)
+        return self.items.max_len
+
+    @property
+    def words(self) -> list[str]:
+        """Every item of the file, in file order, as strings."""
+        return self._cached("words", lambda: self.items.decode(self.items_vocab))
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The label of each item of ``words`` (a labelled corpus), else None."""
+        return self._label_names(self.items.start_tokens)
+
+    def _label_names(self, start_tokens: torch.Tensor | None) -> list[str] | None:
+        if start_tokens is None:
+            return None
+        names = self.items_vocab.label_names
+        first = self.items_vocab.num_chars
+        return [names[t - first] for t in start_tokens.tolist()]
+
+    @property
+    def split(self) -> Split:
+        """The items of each split as strings (and their labels, for a labelled corpus)."""
+
+        def make() -> Split:
+            parts = {name: self.items.subset(self.split_items(name)) for name in SPLITS}
+            items = {name: part.decode(self.items_vocab) for name, part in parts.items()}
+            labels = {name: self._label_names(part.start_tokens) for name, part in parts.items()}
+            return Split(**items, labels=None if self.items.start_tokens is None else labels)
+
+        return self._cached("split", make)
 
     def label_counts(self, split: str = "train") -> dict[str, int]:
         """How many items of ``split`` each label has, in label order (empty when unlabelled)."""
-        labels = self.split.labels_of(split) or []
-        counts = dict.fromkeys(self.vocab.label_names, 0)
-        for label in labels:
-            counts[label] += 1
-        return counts
+        vocab = self.items_vocab
+        if self.items.start_tokens is None:
+            return dict.fromkeys(vocab.label_names, 0)
+        tokens = self.items.start_tokens[self.split_items(split)].long() - vocab.num_chars
+        counts = torch.bincount(tokens, minlength=len(vocab.label_names)).tolist()
+        return dict(zip(vocab.label_names, counts))
 
 
 def is_labelled(data: DataConfig) -> bool:
@@ -94,8 +182,27 @@ def parse_input(raw: bytes, data: DataConfig, source: str) -> tuple[list[str] | 
     return None, parse_words(raw, source=source, max_len=data.max_item_len)
 
 
+def _encode(
+    raw: bytes, data: DataConfig, source: str, vocab: Vocab | None
+) -> tuple[EncodedCorpus, Vocab, Exception | None]:
+    """(the items encoded with ``vocab`` or, if it lacks a character of the file, with the
+    file's own vocabulary; that vocabulary; why ``vocab`` could not encode them)."""
+    if not data.item_column and not is_labelled(data):  # a plain words file: read as tensors
+        lines = parse_lines(raw, source=source, max_len=data.max_item_len)
+        own, encode = Vocab.from_lines(lines), lambda v: EncodedCorpus.from_lines(lines, v)
+    else:
+        labels, words = parse_input(raw, data, source)
+        own, encode = Vocab.from_words(words, labels), lambda v: EncodedCorpus.from_words(words, v, labels)
+    if vocab is not None and vocab != own:
+        try:
+            return encode(vocab), vocab, None
+        except MakemoreError as exc:
+            return encode(own), own, exc
+    return encode(own), own, None
+
+
 def load_data(data: DataConfig, vocab: Vocab | None = None) -> Data:
-    """Read, split and fingerprint the configured input.
+    """Read, encode and fingerprint the configured input (the split is drawn when first used).
 
     Args:
         data: the data config.
@@ -103,7 +210,7 @@ def load_data(data: DataConfig, vocab: Vocab | None = None) -> Data:
     """
     source, path = resolve_input(data)
     raw = read_input_bytes(path)
-    labels, words = parse_input(raw, data, str(path))
     sha = hashlib.sha256(raw).hexdigest()
-    split = split_words(words, seed=data.split_seed, dedupe=data.dedupe, labels=labels)
-    return Data(words, split, vocab or Vocab.from_words(words, labels), source, sha, labels)
+    items, items_vocab, error = _encode(raw, data, str(path), vocab)
+    del raw  # the bytes are not needed once encoded
+    return Data(items, vocab or items_vocab, source, sha, data.split_seed, data.dedupe, items_vocab, error)

@@ -38,9 +38,9 @@ def run_meta(config: RunConfig, data: Data, model: LanguageModel, extra: dict[st
             **asdict(config.data),
             "input": data.source,
             "sha256": data.sha256,
-            "items": len(data.words),
+            "items": data.num_items,
             "longest_item": data.longest_item,
-            "split_sizes": [len(data.split.train), len(data.split.dev), len(data.split.test)],
+            "split_sizes": list(data.split_sizes),
             "label_counts": data.label_counts("train"),  # training items per label (the prior of a label)
         },
         "train": asdict(config.train),

@@ -18,12 +18,14 @@ import torch
 
 from makemore import constraints, validation
 from makemore.conditional import check_label_specs, label_distribution
-from makemore.constraints import GIVE_UP_BATCHES, BudgetExhausted, Rules, SampleStats, mask_logits
+from makemore.constraints import GIVE_UP_BATCHES, BudgetExhausted, Rules, SampleStats, known_marks, mask_logits
 from makemore.data import BOUNDARY, Vocab
 from makemore.errors import MakemoreError
+from makemore.itemsets import KnownItems
 from makemore.ranking import ItemScore, rank_similar, score_items
 from makemore.runs import Run, training_data
 
+Known = set[str] | KnownItems  # the training file's items: a set, or looked up in bulk
 MAX_ITEMS = 1_000_000  # most items one request may ask for (sample -n, --pool)
 POOL_PER_ITEM = 10  # default pool of similar_to: 10 items generated per item returned
 
@@ -256,7 +258,7 @@ def iter_item_batches(
     *,
     default_max_len: int,
     model_limit: int | None = None,
-    known_items: set[str] | None = None,
+    known_items: Known | None = None,
     stats: SampleStats | None = None,
     label_counts: dict[str, int] | None = None,
 ) -> Iterator[list[str]]:
@@ -271,7 +273,7 @@ def iter_item_batches(
         config: sampling options.
         default_max_len: item length bound used when ``config.max_len`` is 0.
         model_limit: the most characters the model can generate (positional limit), if any.
-        known_items: the training file's items, needed for ``new_only``.
+        known_items: the training file's items (a set, or ``KnownItems``), needed for ``new_only``.
         stats: filled in with what was asked, found and drawn, as it goes.
         label_counts: a model trained on labels: training items per label, the default mix
             of labels when ``config.label`` is empty.
@@ -320,13 +322,15 @@ def _ranked(batches: Iterator[list[str]], model, vocab: Vocab, config: SampleCon
         raise short
 
 
-def training_items(run: Run) -> set[str]:
-    """The items of the file ``run`` was trained on (read again, only if its checksum matches).
+def training_items(run: Run) -> KnownItems:
+    """The items of the file ``run`` was trained on (read again, only if its checksum matches),
+    for ``item in known`` and ``known.contains(items)`` (``itemsets.KnownItems``: no Python
+    string per training item, so a training file of millions of items is fine).
 
     Raises:
         MakemoreError: the file is missing, unreadable or not the one the run was trained on.
     """
-    return set(training_data(run).words)
+    return training_data(run).known_items()
 
 
 def sample(run: Run, config: SampleConfig, stats: SampleStats | None = None) -> list[str]:
@@ -346,7 +350,7 @@ def iter_sample(run: Run, config: SampleConfig, stats: SampleStats | None = None
 
 
 def iter_sample_batches(
-    run: Run, config: SampleConfig, stats: SampleStats | None = None, known_items: set[str] | None = None
+    run: Run, config: SampleConfig, stats: SampleStats | None = None, known_items: Known | None = None
 ) -> Iterator[list[str]]:
     """The items of ``sample``, a batch at a time (``iter_item_batches`` with the run's model).
 
@@ -374,7 +378,7 @@ def iter_sample_batches(
 
 
 def iter_sample_scores(
-    run: Run, config: SampleConfig, *, known_items: set[str] | None = None, stats: SampleStats | None = None
+    run: Run, config: SampleConfig, *, known_items: Known | None = None, stats: SampleStats | None = None
 ) -> Iterator[ItemScore]:
     """The items of ``iter_sample``, each with its mean NLL per character (as ``score`` gives
     it), whether it is in ``known_items`` (None when not given) and, with ``similar_to``, its
@@ -382,6 +386,8 @@ def iter_sample_scores(
     """
     label_probs = label_distribution(run.vocab, run.label_counts, config.label)
     for batch in iter_sample_batches(run, config, stats, known_items):
+        # the batch's known items, looked up together: ``score_items`` then asks a small set
+        marks = None if known_items is None else {s for s, k in zip(batch, known_marks(known_items, batch)) if k}
         yield from score_items(
-            run.model, run.vocab, batch, known_items=known_items, similar_to=config.similar_to, label_probs=label_probs
+            run.model, run.vocab, batch, known_items=marks, similar_to=config.similar_to, label_probs=label_probs
         )

@@ -201,6 +201,23 @@ def test_dense_and_sorted_counting_paths_agree(monkeypatch, order):
         assert torch.equal(tables[0][name], tables[1][name]), name
 
 
+@pytest.mark.parametrize("order", [1, 3, 5])
+@pytest.mark.parametrize("buckets", [10**30, -(10**30)])
+def test_fitting_a_batcher_a_few_examples_at_a_time_counts_as_fitting_every_example(monkeypatch, order, buckets):
+    """fit_batcher counts FIT_CHUNK examples at a time (and merges the chunks' tables): the same tables."""
+    from makemore.data import EncodedCorpus, Vocab
+
+    monkeypatch.setattr(ngram, "_DENSE_BUCKETS", buckets)
+    whole, *_ = fitted(WORDS, order, smoothing="kneser-ney")
+    vocab = Vocab.from_words(WORDS)
+    chunked = NGramModel(NGramConfig(order=order, smoothing="kneser-ney"), vocab.size)
+    monkeypatch.setattr(ngram, "FIT_CHUNK", 37)
+    chunked.fit_batcher(chunked.batcher(EncodedCorpus.from_words(WORDS, vocab)))
+    assert whole.state_dict().keys() == chunked.state_dict().keys()
+    for name, table in whole.state_dict().items():
+        assert torch.equal(table, chunked.state_dict()[name]), name
+
+
 def test_fit_on_no_examples_gives_uniform():
     model = NGramModel(NGramConfig(order=3, smoothing="kneser-ney"), 5)
     model.fit(torch.zeros(0, 2, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))

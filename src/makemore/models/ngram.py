@@ -61,6 +61,7 @@ _TABLES = ("context_ids", "counts", "totals", "types")
 # fit counts every possible n-gram with one bincount (no sort) when there are at most this
 # many plus 4 per example; otherwise it sorts the examples' context ids (torch.unique)
 _DENSE_BUCKETS = 1 << 16
+FIT_CHUNK = 1 << 22  # examples counted per tensor op by fit_batcher
 
 
 @dataclass
@@ -203,19 +204,51 @@ class NGramModel(CountModel):
                 f"ngram: fit expects X of shape (N, {self.block_size}) and Y of shape (N,), "
                 f"got {tuple(X.shape)} and {tuple(Y.shape)}"
             )
-        self._check_tokens(X, "X")
-        self._check_tokens(Y, "Y")
+        self._fit_chunks([(X, Y)], Y.numel())
+
+    @torch.no_grad()
+    def fit_batcher(self, batcher) -> None:
+        """Count every example of a batcher made by ``self.batcher``, ``FIT_CHUNK`` at a time:
+        the memory is bounded by the count tables (the distinct contexts), not by the corpus."""
+        self._fit_chunks(batcher.chunks(FIT_CHUNK), batcher.num_targets)
+
+    def _raw_counts(self, chunks, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(C,) sorted seen context ids and (C, V) raw counts of the examples of ``chunks``.
+
+        A small space of n-grams is counted with one bincount per chunk (no sort); a large one
+        sorts each chunk's context ids (``torch.unique``) and merges the chunks' tables.
+        """
         V = self.vocab_size
-        ids = self._encode(X)  # (N,)
         n_contexts = V**self.block_size
-        if n_contexts * V <= _DENSE_BUCKETS + 4 * ids.numel():  # small space: no sort
-            dense = torch.bincount(ids * V + Y, minlength=n_contexts * V).view(n_contexts, V)
-            uniq = torch.nonzero(dense.sum(1)).squeeze(1)  # (C,) sorted seen context ids
-            raw = dense[uniq]  # (C, V) raw counts
-        else:
-            uniq, inv = torch.unique(ids, sorted=True, return_inverse=True)  # (C,), (N,)
-            C = uniq.numel()
-            raw = torch.bincount(inv * V + Y, minlength=C * V).view(C, V)  # (C, V) raw counts
+        dense = n_contexts * V <= _DENSE_BUCKETS + 4 * total
+        device = self._powers.device
+        counts = torch.zeros(n_contexts * V if dense else 0, dtype=torch.int64, device=device)
+        uniq = torch.zeros(0, dtype=torch.int64, device=device)
+        for X, Y in chunks:
+            self._check_tokens(X, "X")
+            self._check_tokens(Y, "Y")
+            ids = self._encode(X.to(device))  # (N,)
+            Y = Y.to(device)
+            if dense:
+                counts += torch.bincount(ids * V + Y, minlength=n_contexts * V)
+                continue
+            seen, inv = torch.unique(ids, sorted=True, return_inverse=True)  # (C,), (N,)
+            table = torch.bincount(inv * V + Y, minlength=seen.numel() * V).view(seen.numel(), V)
+            if uniq.numel():  # merge with the chunks so far
+                seen, group = torch.unique(torch.cat([uniq, seen]), sorted=True, return_inverse=True)
+                merged = torch.zeros(seen.numel(), V, dtype=torch.int64, device=device)
+                table = merged.index_add_(0, group, torch.cat([counts, table]))
+            uniq, counts = seen, table
+        if dense:
+            counts = counts.view(n_contexts, V)
+            uniq = torch.nonzero(counts.sum(1)).squeeze(1)  # (C,) sorted seen context ids
+            counts = counts[uniq]
+        return uniq, counts.view(-1, V)
+
+    def _fit_chunks(self, chunks, total: int) -> None:
+        """Fit to the ``total`` examples of ``chunks`` ((X, Y) pairs), replacing any previous fit."""
+        V = self.vocab_size
+        uniq, raw = self._raw_counts(chunks, total)
         self._set_level(self.order, uniq, raw)
         if self.config.smoothing != "kneser-ney":
             self._build_cache()

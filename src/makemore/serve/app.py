@@ -22,6 +22,7 @@ import torch
 from makemore import api, plots
 from makemore.diagnostics import count_pairs
 from makemore.errors import ConfigError, MakemoreError
+from makemore.itemsets import KnownItems
 from makemore.runs import training_data
 from makemore.scoring import evaluate_nll
 from makemore.serve import params
@@ -37,7 +38,7 @@ class ServedRun:
     id: int
     name: str
     run: api.Run
-    known: set[str] | None  # the training file's items (None: the file could not be read)
+    known: KnownItems | None  # the training file's items (None: the file could not be read)
     note: str | None  # why the training file could not be read
     splits: dict[str, api.EncodedCorpus] = field(default_factory=dict)  # dev and test
     counts: torch.Tensor | None = None  # (V, V) bigram counts of the training split
@@ -64,7 +65,7 @@ def load_served(run_id: int, path: str | Path, name: str) -> ServedRun:
     except MakemoreError as exc:
         served.note = str(exc)
     else:
-        served.known = set(data.words)
+        served.known = data.known_items()  # looked up in bulk: no Python string per training item
         served.splits = {name: data.corpus(name) for name in ("dev", "test")}
         X, Y = data.corpus("train").windows(1)  # as api.bigram_counts, from the items already read
         served.counts = count_pairs(X[:, 0], Y, run.vocab.size)
