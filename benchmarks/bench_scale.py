@@ -14,17 +14,15 @@ runs in a fresh process, so its peak RSS (``os.wait4``) is its own:
 * ``ngram``: fitting an order-5 Kneser-Ney model to the train split (counts and table);
 * ``step``: one training step of the default preset (2-layer LSTM), median (and mean) of
   ``--steps`` steps after 3 warm-up steps;
-* ``eval``: the dev NLL of the default LSTM as training computes it (``scoring.nll_sum_count``)
-  and ``eval-sorted``: the same sum over length-sorted chunks (``chunks(ordered=False)``);
+* ``eval``: the NLL of the whole dev split (a tenth of the items) under the default LSTM, as
+  the final report computes it (``scoring.nll_sum_count``: length-sorted chunks);
 * ``sample``: 10,000 ``--new-only`` items from an order-4 count model of the file (reading the
   training items again included; the run is trained beforehand in its own process).
 
 The seconds are those of the stage itself (imports and, but for ``read``, reading the file
 excluded); the RSS is the whole process's. ``train200`` is ``makemore train -i FILE --steps
 200`` (the default preset) at ``--train-items`` items: wall time and peak RSS of the command.
-``train200-sorted`` is the same with the dev and report evaluations over length-sorted chunks
-(``SequenceBatcher.chunks(ordered=False)``, which ``scoring.nll_sum_count`` does not ask for
-yet). ``process_rows`` adds the 1- and 2-process rows (torchrun, gloo) with ``--processes``.
+``--processes`` adds the same run trained by 1 and 2 processes (torchrun, gloo).
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ from pathlib import Path
 from benchlib import write_json  # benchmarks/benchlib.py
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("read", "dedupe", "ngram", "step", "eval", "eval-sorted", "sample")
+STAGES = ("read", "dedupe", "ngram", "step", "eval", "sample")
 
 
 def corpus_path(directory: Path, n: int) -> Path:
@@ -155,36 +153,18 @@ def stage_step(path: Path, options: dict) -> dict:
     return {"seconds": statistics.median(times), "mean_s": statistics.mean(times), "steps": len(times)}
 
 
-def _eval(path: Path, options: dict, ordered: bool) -> dict:
+def stage_eval(path: Path, options: dict) -> dict:
     import torch
 
     from makemore import scoring
-    from makemore.models import IGNORE_INDEX
 
     torch.set_num_threads(options["threads"])
     data = _load(path)
     _, model = _default_model(data)
     batcher = model.batcher(data.corpus("dev"))
     started = time.perf_counter()
-    if ordered:
-        total, count = scoring.nll_sum_count(model, batcher)
-    else:
-        model.eval()
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for x, y in batcher.chunks(ordered=False):
-                logp = torch.log_softmax(model(x)[0].float(), -1).gather(-1, y.clamp(min=0)[..., None])[..., 0]
-                keep = y != IGNORE_INDEX
-                total, count = total - float(logp[keep].double().sum()), count + int(keep.sum())
+    total, count = scoring.nll_sum_count(model, batcher)
     return {"seconds": time.perf_counter() - started, "dev_items": len(batcher.corpus), "nll": total / count}
-
-
-def stage_eval(path: Path, options: dict) -> dict:
-    return _eval(path, options, ordered=True)
-
-
-def stage_eval_sorted(path: Path, options: dict) -> dict:
-    return _eval(path, options, ordered=False)
 
 
 def stage_prepare_sample(path: Path, options: dict) -> dict:
@@ -217,7 +197,6 @@ CHILD = {
     "ngram": stage_ngram,
     "step": stage_step,
     "eval": stage_eval,
-    "eval-sorted": stage_eval_sorted,
     "prepare-sample": stage_prepare_sample,
     "sample": stage_sample,
 }
@@ -226,18 +205,9 @@ CHILD = {
 # -- the commands ---------------------------------------------------------------------------
 
 
-# makemore's CLI with the evaluation's sequence chunks length-sorted (``chunks(ordered=False)``,
-# what ``scoring.nll_sum_count`` would ask for): the train200 row of that change
-_SORTED_EVAL = (
-    "import sys, makemore.batching as b; b.SequenceBatcher.chunks.__kwdefaults__['ordered'] = False; "
-    "from makemore.cli import main; raise SystemExit(main(sys.argv[1:]))"
-)
-
-
-def train200(path: Path, steps: int, directory: Path, sorted_eval: bool = False) -> dict:
+def train200(path: Path, steps: int, directory: Path) -> dict:
     """``makemore train -i FILE --steps S`` (the default preset): wall time and peak RSS."""
-    launcher = ["-c", _SORTED_EVAL] if sorted_eval else ["-m", "makemore"]
-    command = [sys.executable, *launcher, "train", "-i", str(path), "-o", str(directory / "train200")]
+    command = [sys.executable, "-m", "makemore", "train", "-i", str(path), "-o", str(directory / "train200")]
     _, wall, rss = measured([*command, "--steps", str(steps), "--overwrite", "-q"])
     return {"seconds": wall, "wall_s": wall, "rss_mb": rss, "steps": steps}
 
@@ -262,7 +232,7 @@ def process_rows(path: Path, steps: int, directory: Path, counts: tuple[int, ...
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[30_000, 1_000_000, 10_000_000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[30_000, 1_000_000, 10_000_000])
     p.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     p.add_argument("--corpus-dir", type=Path, help="where the synthetic corpora are (or are written)")
     p.add_argument("--train-items", type=int, default=2_000_000, help="items of the train200 row (0: none)")
@@ -294,8 +264,6 @@ def main(argv: list[str] | None = None) -> None:
         if args.train_items:
             path = corpus_path(directory, args.train_items)
             _report(result, args.train_items, "train200", train200(path, args.train_steps, Path(tmp)))
-            sorted_row = train200(path, args.train_steps, Path(tmp), sorted_eval=True)
-            _report(result, args.train_items, "train200-sorted", sorted_row)
             if args.processes:
                 for row in process_rows(path, args.train_steps, Path(tmp)):
                     _report(result, args.train_items, f"{row['processes']} process", row)

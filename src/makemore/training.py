@@ -94,7 +94,8 @@ class _Run:
     model: LanguageModel
     device: torch.device
     train_batcher: Any
-    dev_batcher: Any
+    dev_batcher: Any  # the dev evaluations during training (at most ``execution.WATCH_ITEMS`` items)
+    report_dev_batcher: Any  # the final report's dev NLL: the whole dev split
     forward_backward: ForwardBackward | None  # set once the processes of a distributed run have joined
     ckpt: Checkpoint | None  # the checkpoint resumed from
     world: distributed.World | None = None  # this process's place in a torchrun run
@@ -123,15 +124,18 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
             f"{data.source}: too few items to split 80/10/10 into non-empty train and dev splits ({n}; need at least 6)"
         )
     train_batcher = model.batcher(train_corpus, device, config.train.batching)
-    if world is not None and model.trains_by_gradient:  # each rank evaluates its part of the dev split
+    if world is not None and model.trains_by_gradient:
         if config.train.time_budget and not resume:
             validation.fail(None, "time_budget", "is for one process (each rank would plan its own steps)")
         if config.train.batch_size < world.size:  # BatchNorm's global moments need a row from every rank
             validation.fail(config.train, "batch_size", f"{config.train.batch_size}: below the {world.size} processes")
-        dev_corpus = dev_corpus.shard(world.rank, world.size)
-    dev_batcher = model.batcher(dev_corpus, device)
+    watched = execution.bounded_sample(dev_corpus, execution.WATCH_ITEMS, config.train.seed)
+    if world is not None and model.trains_by_gradient:  # each rank evaluates its part of the dev split
+        watched, dev_corpus = (c.shard(world.rank, world.size) for c in (watched, dev_corpus))
+    report_dev_batcher = model.batcher(dev_corpus, device)
+    dev_batcher = model.batcher(watched, device) if len(watched) < len(dev_corpus) else report_dev_batcher
     execution.check_options(config.train, model, device)
-    return _Run(config, data, model, device, train_batcher, dev_batcher, None, ckpt, world)
+    return _Run(config, data, model, device, train_batcher, dev_batcher, report_dev_batcher, None, ckpt, world)
 
 
 def train(
@@ -229,7 +233,9 @@ def _threads(run: _Run, look: thread_policy.CpuLook) -> Iterator[None]:
 def _fit_time_budget(run: _Run, started: float) -> None:
     """Choose the steps of a time-budgeted run (``budget.calibrate``, on a copy of the model)."""
     train = run.config.train
-    train_targets, dev_targets = (run.data.corpus(split).num_targets for split in ("train", "dev"))
+    # the final report (a bounded train sample and the whole dev split) in evaluations during training
+    report = execution.bounded_sample(run.data.corpus("train"), execution.REPORT_ITEMS, train.seed)
+    final_evals = (report.num_targets + run.data.corpus("dev").num_targets) / run.dev_batcher.corpus.num_targets
     evaluations = 2 if train.ema else 1  # weight averaging evaluates the average too
 
     def evaluate(model: torch.nn.Module) -> float:
@@ -242,7 +248,7 @@ def _fit_time_budget(run: _Run, started: float) -> None:
         evaluate=evaluate,
         forward_backward=run.forward_backward,
         started=started,
-        final_evals=1 + train_targets / dev_targets,
+        final_evals=final_evals,
     )
     steps = budget.plan_steps(train.time_budget, calibration, train.eval_interval)
     if steps < 1:
@@ -328,7 +334,7 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
     distributed.broadcast_state(best)  # the other ranks take rank 0's best
     return {
         **_train_report(best, run),
-        "dev_loss": execution.dev_evaluation(run.dev_batcher, run.device)(best),
+        "dev_loss": execution.dev_evaluation(run.report_dev_batcher, run.device)(best),
         "best_step": state.metrics.get("best_step", state.step),
         "steps": state.step,
         "train_seconds": time.perf_counter() - started,
@@ -338,7 +344,7 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
 def _train_report(model: LanguageModel, run: _Run) -> dict:
     """The train NLL of the report: on a bounded sample of a big train split (``train_loss_items``)."""
     corpus = run.data.corpus("train")
-    report = execution.report_corpus(corpus, run.config.train.seed)
+    report = execution.bounded_sample(corpus, execution.REPORT_ITEMS, run.config.train.seed)
     nll = evaluate_nll(model, model.batcher(report, run.device))
     return {"train_loss": nll, "train_loss_items": len(report), "train_items": len(corpus)}
 
@@ -361,7 +367,7 @@ def _fit_count_model(run: _Run, run_dir: RunDir) -> dict:
     run.model.fit_batcher(run.train_batcher)
     metrics = {
         **_train_report(run.model, run),
-        "dev_loss": evaluate_nll(run.model, run.dev_batcher),
+        "dev_loss": evaluate_nll(run.model, run.report_dev_batcher),
         "fit_seconds": time.perf_counter() - started,
     }
     meta = run_meta(run.config, run.data, run.model, {"state": {"step": 0}, "metrics": metrics})
