@@ -173,10 +173,7 @@ class Vocab:
         pos = torch.searchsorted(table, codepoints).clamp(max=max(len(table) - 1, 0))
         known = table[pos] == codepoints if len(table) else torch.zeros_like(codepoints, dtype=torch.bool)
         if not bool(known.all()):
-            bad = chr(int(codepoints[~known][0]))
-            raise MakemoreError(
-                f"character {bad!r} (U+{ord(bad):04X}) in {text[:40]!r} is not in the model's vocabulary"
-            )
+            raise _unknown(int(codepoints[~known][0]), text)
         return pos + 1
 
     def decode(self, ids) -> str:
