@@ -11,6 +11,7 @@ import torch
 
 from conftest import make_tiny_words
 from makemore.callbacks import Checkpointer, EarlyStopping, MetricsFile, StopOnSignal, UpdateRatios
+from makemore.checkpoint import FORMAT_VERSION
 from makemore.config import TrainConfig
 from makemore.data import EncodedCorpus, Vocab
 from makemore.models import build_model, make_config
@@ -60,7 +61,7 @@ def test_checkpointer_saves_best_on_improvement_and_last_at_each_evaluation(make
     run_dir = RunDir(tmp_path)
     checkpointer = Checkpointer(run_dir, lambda trainer: {"state": {"step": trainer.state.step}})
     make_trainer([checkpointer], evaluate=lambda m: next(devs)).fit()
-    assert run_dir.load("best")[1].meta == {"state": {"step": 4}, "format_version": 1}
+    assert run_dir.load("best")[1].meta == {"state": {"step": 4}, "format_version": FORMAT_VERSION}
     _, last = run_dir.load("last")
     assert last.meta["state"]["step"] == 8 and last.optimizer_state and set(last.rng_state) >= {"torch", "batches"}
     assert checkpointer.saved_step == 8

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save_file
 
 from makemore import checkpoint, files
-from makemore.checkpoint import FORMAT_VERSION, load_checkpoint, read_meta, save_checkpoint
+from makemore.checkpoint import (
+    CHECKSUM_KEY,
+    FORMAT_VERSION,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+    tensors_sha256,
+)
 from makemore.errors import MakemoreError
 from makemore.files import atomic_write_text
 from makemore.models.mlp import MLP, MLPConfig
@@ -166,7 +174,9 @@ def test_meta_round_trip_via_read_meta(tmp_path):
     raw = path.read_bytes()
     header_len = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + header_len])
-    assert json.loads(header["__metadata__"]["makemore"]) == meta
+    stored = json.loads(header["__metadata__"]["makemore"])
+    # plus the checksum of the tensors, which read_meta leaves out (it is about the tensors)
+    assert stored == {**meta, CHECKSUM_KEY: tensors_sha256(load_safetensors_bytes(raw))}
 
 
 def test_save_does_not_mutate_meta(tmp_path):
@@ -250,3 +260,53 @@ def test_bad_files_raise_makemore_error(tmp_path, reader):
             reader(path)
         assert str(path) in str(exc.value), path
         assert "\n" not in str(exc.value)
+
+
+def _tensor_offset(raw: bytes) -> int:
+    return 8 + int.from_bytes(raw[:8], "little")
+
+
+def test_a_flipped_bit_in_the_tensor_data_is_refused(tmp_path):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, model_state={"w": torch.linspace(-1, 1, 64)}, meta={"a": 1})
+    raw = bytearray(path.read_bytes())
+    for position in (0, 100, len(raw) - _tensor_offset(raw) - 1):  # first, middle, last byte of the data
+        flipped = bytearray(raw)
+        flipped[_tensor_offset(raw) + position] ^= 0x04
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(MakemoreError, match="do not match the checksum"):
+            load_checkpoint(path)
+    path.write_bytes(bytes(raw))
+    assert torch.equal(load_checkpoint(path).model_state["w"], torch.linspace(-1, 1, 64))
+
+
+def test_the_checksum_covers_names_dtypes_and_shapes():
+    base = {"a": torch.arange(6, dtype=torch.float32)}
+    digests = {
+        tensors_sha256(base),
+        tensors_sha256({"b": base["a"]}),
+        tensors_sha256({"a": base["a"].view(2, 3)}),
+        tensors_sha256({"a": base["a"].view(torch.int32)}),
+    }
+    assert len(digests) == 4
+    assert tensors_sha256({"a": base["a"].clone()}) == tensors_sha256(base)
+
+
+def test_a_checkpoint_without_its_checksum_is_refused_but_format_1_loads(tmp_path):
+    path = tmp_path / "c.safetensors"
+    tensors = {"model.w": torch.ones(3)}
+    save_file(tensors, str(path), metadata={"makemore": json.dumps({"format_version": FORMAT_VERSION})})
+    with pytest.raises(MakemoreError, match=f"{CHECKSUM_KEY}: missing"):
+        load_checkpoint(path)
+    save_file(tensors, str(path), metadata={"makemore": json.dumps({"format_version": 1})})
+    assert torch.equal(load_checkpoint(path).model_state["w"], torch.ones(3))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_weights_that_are_not_finite_are_refused(tmp_path, bad):
+    path = tmp_path / "c.safetensors"
+    weights = torch.zeros(4)
+    weights[2] = bad
+    save_checkpoint(path, model_state={"layer.w": weights, "counts": torch.zeros(2, dtype=torch.int64)}, meta={})
+    with pytest.raises(MakemoreError, match="weight layer.w is not finite"):
+        load_checkpoint(path)

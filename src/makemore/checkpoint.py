@@ -6,10 +6,17 @@ Tensors: ``model.*`` (the model's state dict), ``optim.*`` (optimizer state tens
 metrics, and the non-tensor parts of the optimizer state. Nothing is ever unpickled.
 Writes are atomic (``files.atomic_write_bytes``); a checkpoint is loaded from one read of the
 file, so its header and its tensors always come from the same write.
+
+Since format 2 the header also records ``tensors_sha256``, a SHA-256 of every tensor (name,
+dtype, shape and bytes, in name order), checked on every load: a bit flipped on disk or a
+tensor edited by hand is refused instead of silently changing scores. Hashing runs at about
+1 GB/s here (the default LSTM's ``last`` checkpoint, ~10 MB with its optimizer state, in ~11 ms).
+Weights that are not finite are refused too: training never saves them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +30,9 @@ from safetensors.torch import save as save_safetensors_bytes
 from makemore import files
 from makemore.errors import MakemoreError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: tensors_sha256 in the header
 META_KEY = "makemore"
+CHECKSUM_KEY = "tensors_sha256"
 
 
 @dataclass
@@ -36,6 +44,16 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None = None
     rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
     average_state: dict[str, torch.Tensor] = field(default_factory=dict)  # weight averaging (TrainConfig.ema)
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors: each one's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def _flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -89,6 +107,7 @@ def save_checkpoint(
         tensors[f"rng.{name}"] = value.detach().to("cpu").clone().contiguous()
     for name, value in (average_state or {}).items():
         tensors[f"average.{name}"] = value.detach().to("cpu").clone().contiguous()
+    meta[CHECKSUM_KEY] = tensors_sha256(tensors)
     data = save_safetensors_bytes(tensors, metadata={META_KEY: json.dumps(meta)})
     files.atomic_write_bytes(path, data)
 
@@ -123,7 +142,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
             header = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise MakemoreError(f"{path}: not a makemore checkpoint ({exc})") from None
-    return _parse_meta(header, path)
+    meta = _parse_meta(header, path)
+    meta.pop(CHECKSUM_KEY, None)  # about the tensors, not the run: checked when they are loaded
+    return meta
 
 
 def _header_metadata(raw: bytes, path: Path) -> dict[str, Any]:
@@ -137,6 +158,23 @@ def _header_metadata(raw: bytes, path: Path) -> dict[str, Any]:
         raise MakemoreError(f"{path}: not a makemore checkpoint (unreadable header)") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     return metadata if isinstance(metadata, dict) else {}
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> None:
+    """Refuse tensors that are not the ones the header was written with, or weights that are not finite."""
+    recorded = meta.pop(CHECKSUM_KEY, None)
+    if meta["format_version"] >= 2 or recorded is not None:
+        if not isinstance(recorded, str):
+            raise MakemoreError(f"{path}: {CHECKSUM_KEY}: missing or not a string")
+        if tensors_sha256(tensors) != recorded:
+            raise MakemoreError(
+                f"{path}: its tensors do not match the checksum in its header (the file is damaged or was edited)"
+            )
+    for name, tensor in tensors.items():
+        if name.startswith(("model.", "average.")) and tensor.is_floating_point() and not tensor.isfinite().all():
+            raise MakemoreError(
+                f"{path}: weight {name.split('.', 1)[1]} is not finite (NaN or inf): not a usable model"
+            )
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -153,6 +191,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         tensors = load_safetensors_bytes(raw)
     except (SafetensorError, OSError, ValueError) as exc:
         raise MakemoreError(f"{path}: unreadable checkpoint ({exc})") from None
+    _check_tensors(tensors, meta, path)
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     rng_state = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
     average_state = {k[len("average.") :]: v for k, v in tensors.items() if k.startswith("average.")}

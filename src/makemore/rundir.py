@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from makemore import files
-from makemore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from makemore.checkpoint import Checkpoint, load_checkpoint, read_meta, save_checkpoint
 from makemore.errors import ConfigError, MakemoreError
 
 CHECKPOINTS = ("best", "last")
@@ -84,11 +84,23 @@ class RunDir:
         """Whether a run was started here (it has a ``last`` checkpoint)."""
         return self.checkpoint("last").exists()
 
+    def _holds_other_files(self) -> bool:
+        """Whether the directory has entries that are not a run's (nor a run's left-overs)."""
+        own = {p.name for p in (*map(self.checkpoint, CHECKPOINTS), self.metrics_path, self.run_json)}
+        own |= {self.lock_path.name, self.tensorboard_dir.name}
+        return self.path.is_dir() and any(p.name not in own for p in self.path.iterdir())
+
     # -- creating ------------------------------------------------------------------------
     def check_new(self, *, overwrite: bool) -> None:
         """Refuse a new run here unless the directory is free (or ``overwrite``)."""
         if self.path.exists() and not self.path.is_dir():
             raise MakemoreError(f"{self.path}: exists and is not a directory")
+        if overwrite and not self.holds_run() and self._holds_other_files():
+            raise ConfigError(
+                None,
+                f"{self.path}: holds files but no run (overwrite replaces a run's files only): choose another directory",
+                related=("overwrite",),
+            )
         if self.holds_run() and not overwrite:
             raise ConfigError(
                 None,
@@ -105,10 +117,39 @@ class RunDir:
         else:  # a run that never wrote a checkpoint may have left rows
             self.metrics_path.unlink(missing_ok=True)
 
+    def writer(self) -> tuple[int, int | None] | None:
+        """(pid, step of its first checkpoint or None) of the live process writing this run, else None.
+
+        Read-only: the lock file names its holder, and a holder that is gone (killed) left a
+        stale file behind, which does not count.
+        """
+        try:
+            lines = self.lock_path.read_text(encoding="ascii").split()
+            pid = int(lines[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError, UnicodeDecodeError):
+            return None
+        due = int(lines[1]) if len(lines) > 1 and lines[1].isascii() and lines[1].isdigit() else None
+        return pid, due
+
+    def check_not_written(self) -> None:
+        """Refuse while another process is training this run (naming it and its first checkpoint)."""
+        writer = self.writer()
+        if writer is None or writer[0] == os.getpid():
+            return
+        pid, due = writer
+        if self.checkpoint("last").exists():
+            raise MakemoreError(f"{self.path}: another makemore process (pid {pid}) is writing this run")
+        rows = self.read_metrics(strict=False) or []
+        at = f", now at step {rows[-1]['step']}" if rows else ""
+        when = f"due at step {due}{at}" if due is not None else "not written yet"
+        raise MakemoreError(f"{self.path}: being trained by pid {pid}; its first checkpoint is {when}")
+
     @contextlib.contextmanager
-    def writing(self, *, new: bool, overwrite: bool = False) -> Iterator[RunDir]:
+    def writing(self, *, new: bool, overwrite: bool = False, first_checkpoint: int | None = None) -> Iterator[RunDir]:
         """Hold the directory's write lock for the block (``new``: create the directory first,
         checking under the lock that it is still free, and clear it for the new run).
+        ``first_checkpoint``: the step of the first checkpoint, for readers that find none yet.
 
         A new run that ends in an exception before it saved a checkpoint leaves no directory
         behind if it made it.
@@ -119,7 +160,7 @@ class RunDir:
         made = new and not self.path.exists()
         if new:
             self.path.mkdir(parents=True, exist_ok=True)
-        fd = self._lock()
+        fd = self._lock(first_checkpoint)
         try:
             files.remove_stale_temp_files(self.path)  # only a killed writer leaves them
             if new:
@@ -134,13 +175,13 @@ class RunDir:
             self.lock_path.unlink(missing_ok=True)  # before releasing: see _lock
             os.close(fd)
 
-    def _lock(self) -> int:
+    def _lock(self, first_checkpoint: int | None) -> int:
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+                holder = (os.read(fd, 32).decode("ascii", "replace").split() or ["?"])[0]
                 os.close(fd)
                 raise MakemoreError(
                     f"{self.path}: another makemore process (pid {holder}) is writing this run"
@@ -152,7 +193,8 @@ class RunDir:
                 pass
             os.close(fd)
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        due = "" if first_checkpoint is None else f"{first_checkpoint}\n"
+        os.write(fd, f"{os.getpid()}\n{due}".encode("ascii"))
         return fd
 
     def _remove_new_run(self, made: bool) -> None:
@@ -206,8 +248,41 @@ class RunDir:
         if which == "best" and not path.exists():
             path = self.checkpoint("last")
         if not path.exists():
+            self.check_not_written()
             raise MakemoreError(f"{self.path}: no checkpoint in this directory (not a trained run?)")
         return path, load_checkpoint(path)
+
+    def _identity(self, path: Path) -> dict[str, Any] | None:
+        """The run this directory holds, as ``run.json`` records it (else as ``last`` does)."""
+        if path != self.run_json and self.run_json.is_file():
+            try:
+                meta = json.loads(self.run_json.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                meta = None
+            if isinstance(meta, dict):
+                return meta
+        last = self.checkpoint("last")
+        return read_meta(last) if path != last and last.is_file() else None
+
+    def check_identity(self, path: Path, meta: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another run (another run id or vocabulary) than the directory's.
+
+        Called once the checkpoint's header is known to be well formed (``runs.config_from_meta``).
+
+        Raises:
+            MakemoreError: naming the checkpoint.
+        """
+        own = self._identity(path)
+        if own is None:
+            return
+        theirs, ours = meta.get("run_id"), own.get("run_id")
+        if theirs and ours and theirs != ours:
+            raise MakemoreError(
+                f"{path}: belongs to another run (run id {theirs[:8]}, this directory's is {ours[:8]}): "
+                "copied in from elsewhere?"
+            )
+        if isinstance(own.get("vocab"), dict) and own["vocab"] != meta.get("vocab"):
+            raise MakemoreError(f"{path}: its vocabulary is not this run's (copied in from another run?)")
 
     # -- metrics -------------------------------------------------------------------------
     def append_metrics(self, row: dict[str, Any]) -> None:

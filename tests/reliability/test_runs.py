@@ -48,7 +48,7 @@ def test_one_writer_at_a_time_readers_any_time(words, tmp_path, capsys):
     run = tmp_path / "run"
     proc = start_training(words, run)
     try:
-        pid = int((run / ".lock").read_text())
+        pid = int((run / ".lock").read_text().split()[0])  # then the step of its first checkpoint
         assert pid == proc.pid
         assert main([str(a) for a in ["train", "-i", words, "-o", run, *TRAIN]]) == 2
         assert "already holds a run" in capsys.readouterr().err
@@ -74,13 +74,45 @@ def test_one_writer_at_a_time_readers_any_time(words, tmp_path, capsys):
     assert not (run / ".lock").exists()
 
 
+def test_a_run_before_its_first_checkpoint_is_named_as_being_trained(words, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "-i", words, "-o", run, "--steps", "100000", *TRAIN, "--eval-interval", "90000"]
+    proc = subprocess.Popen([sys.executable, "-m", "makemore.cli", *map(str, args)], env=ENV, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not (run / ".lock").exists() or not (run / ".lock").read_text().endswith("\n90000\n"):
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        before = sorted(p.name for p in run.iterdir())
+        expected = f"makemore: error: {run}: being trained by pid {proc.pid}; its first checkpoint is due at step 90000"
+        for argv in (
+            ["sample", run, "-n", "3"],
+            ["score", run, "abc"],
+            ["train", "--resume", "-o", run, "--steps", "200000", "-q"],
+            ["train", "-i", words, "-o", run, "--overwrite", *TRAIN],
+            ["train", "-i", words, "-o", run, *TRAIN],
+        ):
+            code = main([str(a) for a in argv])
+            out, err = capsys.readouterr()
+            assert code == 2 and out == "" and len(err.splitlines()) == 1, (argv, out, err)
+            assert err.startswith(expected), (argv, err)  # ", now at step N" follows once a row is logged
+        assert sorted(p.name for p in run.iterdir()) == before
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    # the killed writer's lock file is stale: the directory is free again (and holds no run)
+    code = main(["sample", str(run), "-n", "3"])
+    assert code == 2 and "no checkpoint in this directory" in capsys.readouterr().err
+
+
 def test_two_new_runs_into_one_directory_one_is_refused(words, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "makemore.cli", "train", "-i", str(words), "-o", str(run), "--steps", "200", *TRAIN]
     procs = [subprocess.Popen(cmd, env=ENV, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
     assert [code for code, _ in results] == [0, 2], results
-    assert "already holds a run" in results[1][1] or "another makemore process" in results[1][1]
+    refusals = ("already holds a run", "another makemore process", "being trained by pid")
+    assert any(refusal in results[1][1] for refusal in refusals), results[1][1]
     assert read_meta(run / "last.safetensors")["state"]["step"] == 200
 
 
