@@ -238,3 +238,34 @@ def test_two_runs_with_one_directory_name_are_told_apart(tmp_path, trained_run):
         assert [r["name"] for r in app.runs()["runs"]] == [str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
     finally:
         app.close()
+
+
+def test_info_of_a_count_model_says_what_it_counted_not_how_it_trained(app):
+    mlp, ngram = app.info({"run": "0"}), app.info({"run": "1"})
+    assert mlp["trains_by_gradient"] is True and mlp["counted"] is None
+    assert mlp["train"]["batch_size"] > 0 and mlp["step"] > 0
+    assert ngram["trains_by_gradient"] is False and ngram["train"] is None  # no steps, batch or lr to show
+    assert ngram["model_config"]["order"] == 2 and ngram["model_config"]["k"] == 0.1
+    model = app.served[1].run.model  # order 2: the context is the token before (the label at an item's start)
+    train = app.served[1].train
+    examples = sum(len(train.item_tokens(i)) for i in range(len(train)))  # each character and each item's end
+    assert ngram["counted"] == {"examples": examples, "contexts": model.order2_context_ids.numel()}
+    assert 0 < ngram["counted"]["contexts"] <= app.served[1].run.vocab.size
+
+
+def test_counted_contexts_of_a_unigram_and_a_trigram(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("ab\nba\nab\naab\nbab\nabba\nbb\naaa\n")  # counted: the train split's windows
+    for order in (1, 3):
+        config = api.RunConfig(model="ngram", model_config=api.make_config("ngram", {"order": order}))
+        config.data = api.DataConfig(input=str(words))
+        api.train(config, tmp_path / f"run{order}", progress=False)
+    app = load_app([tmp_path / "run1", tmp_path / "run3"])
+    try:
+        train = app.served[0].train
+        windows = {tuple(w) for w in train.windows(2)[0].tolist()}
+        assert app.info({"run": "0"})["counted"] == {"examples": train.tokens.numel() - 1, "contexts": 1}
+        assert app.info({"run": "1"})["counted"] == {"examples": train.tokens.numel() - 1, "contexts": len(windows)}
+        assert app.served[1].run.model.order3_context_ids.numel() == len(windows)
+    finally:
+        app.close()

@@ -66,6 +66,34 @@ def page(driver, server):
     return driver
 
 
+def generate_requests(server) -> int:
+    """How many generate requests the server has answered (its log, one line per request)."""
+    return sum('"POST /api/generate ' in line for line in server.stderr)
+
+
+RECORD_REQUESTS = """
+window.sentBodies = [];
+const fetched = window.fetch;
+window.fetch = (url, options) => {
+  if (options && options.body) window.sentBodies.push(options.body);
+  return fetched(url, options);
+};
+"""
+
+
+def record_requests(driver) -> None:
+    """From now on, keep the JSON text of each request body the page sends (``sent_bodies``)."""
+    driver.execute_script(RECORD_REQUESTS)
+
+
+def sent_bodies(driver) -> list[str]:
+    return driver.execute_script("return window.sentBodies")
+
+
+def shown_seed(driver) -> str:
+    return shot.by_id(driver, "shown-seed").text
+
+
 def api_post(server, path: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(
         server.url.rstrip("/") + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
@@ -80,6 +108,22 @@ def api_post(server, path: str, body: dict) -> tuple[int, dict]:
 def texts(driver, css: str) -> list[str]:
     """The text of each element matching ``css``, shown or not."""
     return [element.get_attribute("textContent").strip() for element in shot.select_all(driver, css)]
+
+
+def items_shown(driver) -> list[str]:
+    """The generated items, as they are (an item may begin or end with a space)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#results li.result span.item')].map((e) => e.textContent)"
+    )
+
+
+def description(driver) -> dict[str, str]:
+    """The explore view's description, term -> text (read at once: the page may be replacing it)."""
+    pairs = driver.execute_script(
+        "return [...document.querySelectorAll('#description dt')].map((dt) => [dt.textContent, "
+        "dt.nextElementSibling.textContent])"
+    )
+    return dict(pairs)
 
 
 def visible_view(driver) -> str:
@@ -134,20 +178,20 @@ def test_generating_20_items_with_a_suffix(page, trained_run):
     shot.fill(page, "suffix", "a")
     results = shot.generate(page, 20)
     assert shot.error_text(page) == "" and len(results) == 20
-    items = texts(page, "#results li.result span.item")
+    items = items_shown(page)
     assert len(items) == 20 and all(item.endswith("a") for item in items), items
-    known = set(trained_run.words)
-    assert texts(page, "#results li.result span.mark") == ["in training data" if i in known else "new" for i in items]
+    assert shot.by_id(page, "new-only").is_selected()  # new only by default: nothing of the training data
+    assert not set(items) & set(trained_run.words) and texts(page, "#results li.result span.mark") == []
     assert all(float(nll) > 0 for nll in texts(page, "#results li.result span.nll"))
     seed = int(shot.by_id(page, "shown-seed").text)
 
     shot.fill(page, "seed", seed + 1)  # another seed, other items
     shot.generate(page, 20)
-    other = texts(page, "#results li.result span.item")
+    other = items_shown(page)
     assert int(shot.by_id(page, "shown-seed").text) == seed + 1 and other != items
     shot.fill(page, "seed", seed)  # the shown seed, set again, makes the same items
     shot.generate(page, 20)
-    assert texts(page, "#results li.result span.item") == items
+    assert items_shown(page) == items
 
 
 def test_scoring_a_name_shows_one_cell_per_character_and_the_end(page, server):
@@ -216,3 +260,136 @@ def test_a_screenshot_of_each_view(page, server, tmp_path):
         assert_png(tmp_path / f"{view}.png")
     # written atomically: no temp file left beside them
     assert sorted(p.name for p in tmp_path.iterdir()) == ["explore.png", "generate.png", "score.png"]
+
+
+def test_the_page_generates_once_on_load_with_new_items_only(driver, server, trained_run):
+    before = generate_requests(server)
+    shot.open_page(driver, server.url, runs=2)
+    shot.wait_until(driver, lambda d: len(shot.select_all(d, "#results li.result")) == 20, "items on load")
+    assert shot.error_text(driver) == "" and re.fullmatch(r"[0-9]+", shown_seed(driver))
+    assert generate_requests(server) == before + 1
+    items = items_shown(driver)
+    assert shot.by_id(driver, "new-only").is_selected() and not set(items) & set(trained_run.words)
+    body = {"run": PLAIN, "n": 20, "seed": int(shown_seed(driver)), "new_only": True}
+    status, expected = api_post(server, "/api/generate", body)
+    assert status == 200 and [r["item"] for r in expected["items"]] == items
+
+
+def test_each_press_draws_a_new_seed_unless_one_is_typed(page, server):
+    shot.choose_run(page, PLAIN)
+    assert shot.by_id(page, "seed").get_attribute("value") == ""
+    assert shot.by_id(page, "seed").get_attribute("placeholder") == "random"
+    lists, seeds = [], []
+    for _ in range(3):
+        shot.generate(page, 20)
+        lists.append(items_shown(page))
+        seeds.append(shown_seed(page))
+    assert len(set(seeds)) == 3 and all(re.fullmatch(r"[0-9]+", seed) for seed in seeds), seeds
+    assert lists[0] != lists[1] != lists[2]
+    assert shot.by_id(page, "seed").get_attribute("value") == ""  # still empty: the next press draws again
+    shot.fill(page, "seed", seeds[1])  # the seed shown repeats its list, press after press
+    for _ in range(2):
+        shot.generate(page, 20)
+        assert shown_seed(page) == seeds[1] and items_shown(page) == lists[1]
+    shot.by_id(page, "seed").clear()
+    shot.generate(page, 20)
+    assert shown_seed(page) not in seeds
+    shot.by_id(page, "reuse-seed").click()  # the shown seed, put back in the box
+    assert shot.by_id(page, "seed").get_attribute("value") == shown_seed(page)
+
+
+@pytest.mark.parametrize("seed", ["4294967296", "9876543210", "9007199254740993", "18446744073709551615"])
+def test_the_seed_box_keeps_any_seed_the_api_takes(page, server, seed):
+    """10 digits and more: past 2**32, and past 2**53 where a JavaScript number is no longer exact."""
+    shot.choose_run(page, PLAIN)
+    shot.fill(page, "n", 8)
+    shot.fill(page, "seed", seed)
+    shot.generate(page, 8)
+    assert shot.error_text(page) == "" and shown_seed(page) == seed
+    assert shot.by_id(page, "seed").get_attribute("value") == seed
+    status, expected = api_post(server, "/api/generate", {"run": PLAIN, "n": 8, "seed": int(seed), "new_only": True})
+    assert status == 200 and items_shown(page) == [r["item"] for r in expected["items"]]
+    shot.fill(page, "seed", str(2**64))  # one past the API's limit: the server's error
+    shot.generate(page, 8)
+    assert shot.error_text(page).startswith("seed: ") and str(2**64) in shot.error_text(page)
+
+
+def test_shortest_and_longest_are_empty_and_send_nothing_until_filled(page):
+    shot.choose_run(page, PLAIN)
+    for field in ("min-len", "max-len"):
+        box = shot.by_id(page, field)
+        assert box.get_attribute("value") == "" and box.get_attribute("placeholder") == "any"
+    record_requests(page)
+    shot.generate(page, 20)
+    body = json.loads(sent_bodies(page)[-1])
+    assert "min_len" not in body and "max_len" not in body and body["n"] == 20
+    assert shot.error_text(page) == ""
+    shot.fill(page, "min-len", 4)
+    shot.fill(page, "max-len", 5)
+    shot.generate(page, 20)
+    body = json.loads(sent_bodies(page)[-1])
+    assert (body["min_len"], body["max_len"]) == (4, 5) and shot.error_text(page) == ""
+    assert all(4 <= len(item) <= 5 for item in items_shown(page))
+
+
+def test_known_items_are_marked_when_new_only_is_off(page, trained_run):
+    shot.choose_run(page, PLAIN)
+    shot.by_id(page, "new-only").click()
+    assert not shot.by_id(page, "new-only").is_selected()
+    shot.fill(page, "n", 200)
+    shot.fill(page, "max-len", 3)  # short items: many of them are training items
+    shot.fill(page, "seed", 1)
+    shot.generate(page, 200)
+    known = set(trained_run.words)
+    rows = shot.select_all(page, "#results li.result")
+    marked = [row.find_elements("css selector", "span.mark.known") != [] for row in rows]
+    items = items_shown(page)
+    assert len(items) == 200 and marked == [item in known for item in items]
+    assert any(marked) and not all(marked)  # both kinds were seen
+    assert set(texts(page, "#results li.result span.mark")) == {"in training data"}
+    assert all("known" in row.get_attribute("class") for row, m in zip(rows, marked) if m)
+
+
+def test_explore_shows_what_applies_to_each_kind_of_model(page, server):
+    shot.choose_run(page, LABELLED)
+    show(page, "explore")
+    shot.wait_until(page, lambda d: "counted" in description(d), "the count model's description")
+    rows = description(page)
+    assert "parameters" not in rows and "trained" not in rows
+    assert not re.search(r"\b(steps|batch|lr)\b", " ".join(rows.values()))
+    assert "order=2" in rows["model"]
+    _, info = api_get(server, "/api/info?run=1")
+    counted = info["counted"]
+    assert rows["counted"].startswith(f"{counted['examples']:,} next characters in {counted['contexts']:,} ")
+    shot.choose_run(page, PLAIN)
+    shot.wait_until(page, lambda d: "trained" in description(d), "the MLP's description")
+    rows = description(page)
+    assert "counted" not in rows and rows["parameters"] == f"{info_of(server, PLAIN)['parameters']:,}"
+    assert re.fullmatch(r"[0-9,]+ steps, batch [0-9]+, lr \S+", rows["trained"])
+
+
+def api_get(server, path: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(server.url.rstrip("/") + path, timeout=30) as response:
+        return response.status, json.load(response)
+
+
+def info_of(server, run: int) -> dict:
+    status, info = api_get(server, f"/api/info?run={run}")
+    assert status == 200
+    return info
+
+
+def test_a_case_folded_run_reads_capitals_and_can_show_its_items_capitalised(page, server):
+    shot.choose_run(page, PLAIN)
+    assert shot.by_id(page, "capitalise-box").is_displayed()  # the tiny corpus is in lower case
+    shot.fill(page, "prefix", "AB")
+    shot.generate(page, 20)
+    items = items_shown(page)
+    assert shot.error_text(page) == "" and all(item.startswith("ab") for item in items), items
+    shot.by_id(page, "capitalise").click()
+    capitalised = items_shown(page)
+    assert all(item.startswith("Ab") for item in capitalised), capitalised
+    assert [item.lower() for item in capitalised] == [item.lower() for item in items]
+    shot.by_id(page, "capitalise").click()
+    assert items_shown(page) == items
+    shot.by_id(page, "prefix").clear()

@@ -152,10 +152,14 @@ def test_an_unexpected_error_is_a_500_without_a_traceback(live, monkeypatch, cap
 
 
 def test_a_foreign_host_header_is_refused_on_loopback(live):
-    answer = request(live, "GET", "/api/runs", headers={"Host": "attacker.example:8000"})
+    port = live.server_address[1]
+    answer = request(live, "GET", "/api/runs", headers={"Host": f"attacker.example:{port}"})
     assert answer[0] == 403 and "Host" in error_of(answer)
-    for host in ("localhost:1234", "127.0.0.1", "[::1]:80"):
+    for host in (f"localhost:{port}", "127.0.0.1", f"[::1]:{port}"):
         assert request(live, "GET", "/api/runs", headers={"Host": host})[0] == 200
+    for host in (f"localhost:{port + 1}", "127.0.0.1.evil.com", f"127.0.0.1.nip.io:{port}"):
+        answer = request(live, "GET", "/api/runs", headers={"Host": host})
+        assert answer[0] == 403 and error_of(answer).startswith("Host: ")
 
 
 def test_serve_prints_the_url_warns_off_loopback_and_stops_cleanly_on_ctrl_c(trained_run):

@@ -41,11 +41,13 @@ class ServedRun:
     known: KnownItems | None  # the training file's items (None: the file could not be read)
     note: str | None  # why the training file could not be read
     splits: dict[str, api.EncodedCorpus] = field(default_factory=dict)  # dev and test
+    train: api.EncodedCorpus | None = None  # the training split (what a count model counted)
     counts: torch.Tensor | None = None  # (V, V) bigram counts of the training split
     curve: list[dict] | None = None  # metrics rows
     curve_note: str | None = None  # why there is no loss curve
     lock: threading.Lock = field(default_factory=threading.Lock)  # one request at a time uses the model
     nll: dict[str, float | None] | None = None  # dev/test NLL, computed on the first info request
+    counted: dict[str, int] | None = None  # a count model's examples and contexts, on the first info request
 
     @property
     def max_length(self) -> int:
@@ -67,7 +69,8 @@ def load_served(run_id: int, path: str | Path, name: str) -> ServedRun:
     else:
         served.known = data.known_items()  # looked up in bulk: no Python string per training item
         served.splits = {name: data.corpus(name) for name in ("dev", "test")}
-        X, Y = data.corpus("train").windows(1)  # as api.bigram_counts, from the items already read
+        served.train = data.corpus("train")
+        X, Y = served.train.windows(1)  # as api.bigram_counts, from the items already read
         served.counts = count_pairs(X[:, 0], Y, run.vocab.size)
     try:
         served.curve = api.training_curve(path)
@@ -80,6 +83,17 @@ def display_names(paths: list[str | Path]) -> list[str]:
     """Each run's name: its directory's name, or the path as given where two names are the same."""
     names = [Path(p).name or str(p) for p in paths]
     return [name if names.count(name) == 1 else str(p) for name, p in zip(names, paths)]
+
+
+def counted(model: torch.nn.Module, train: api.EncodedCorpus) -> dict[str, int]:
+    """What a count model counted in its training split: the examples (each a next character or an
+    item's end, after its context) and the distinct contexts among them (as its ``fit_batcher`` sees them)."""
+    X = model.batcher(train).X  # (N, block_size) every context window
+    if X.size(1) == 0:  # order 1: one empty context
+        contexts = int(X.size(0) > 0)
+    else:
+        contexts = torch.unique(X, dim=0).size(0)
+    return {"examples": X.size(0), "contexts": contexts}
 
 
 def clean(value: Any) -> Any:
@@ -123,6 +137,7 @@ class App:
                         "name": s.name,
                         "model": s.run.config.model,
                         "labels": list(s.run.vocab.label_names),
+                        "casefolded": s.run.casefolded,  # reads what is typed in lower case
                         "parameters": s.run.meta["model"]["parameters"],
                         "dev_loss": s.run.meta["metrics"].get("dev_loss"),
                     }
@@ -132,16 +147,20 @@ class App:
         )
 
     def info(self, query: dict[str, str]) -> dict:
-        """``GET /api/info?run=ID``: the run's description, with its dev/test NLL."""
+        """``GET /api/info?run=ID``: the run's description, with its dev/test NLL.
+
+        ``trains_by_gradient`` tells a count model (fitted in one pass: no steps, batch or learning rate;
+        ``train`` is then None) from the others; ``counted`` is what a count model counted (None for the
+        others, or when the training file could not be read).
+        """
         params.check_fields(query, ("run",))
         s = self._run(query.get("run"))
-        meta = s.run.meta
+        meta, model = s.run.meta, s.run.model
         if s.nll is None and s.splits:
             with s.lock:
-                s.nll = {
-                    k: evaluate_nll(s.run.model, s.run.model.batcher(c)) if len(c) else None
-                    for k, c in s.splits.items()
-                }
+                s.nll = {k: evaluate_nll(model, model.batcher(c)) if len(c) else None for k, c in s.splits.items()}
+                if not model.trains_by_gradient and s.train is not None:
+                    s.counted = counted(model, s.train)
         data = {k: meta["data"].get(k) for k in ("input", "items", "split_sizes", "longest_item", "label_counts")}
         return clean(
             {
@@ -152,9 +171,12 @@ class App:
                 "parameters": meta["model"]["parameters"],
                 "vocab": "".join(s.run.vocab.chars),
                 "labels": list(s.run.vocab.label_names),
+                "casefolded": s.run.casefolded,
                 "data": data,
-                "train": meta["train"],
+                "trains_by_gradient": model.trains_by_gradient,
+                "train": meta["train"] if model.trains_by_gradient else None,
                 "step": meta["state"]["step"],
+                "counted": s.counted,
                 "metrics": meta["metrics"],
                 "nll": s.nll,
                 "note": s.note,
@@ -206,11 +228,15 @@ class App:
         with s.lock:
             try:
                 items.extend(api.iter_sample_scores(s.run, config, known_items=s.known, stats=stats))
-            except api.BudgetExhausted:
+            except api.BudgetExhausted as exc:
                 warning = (
-                    f"found {len(items)} of {config.num} items in {stats.tried:,} draws ({stats.seconds:.1f} s), "
-                    f"all one request may use (max_tries {params.MAX_TRIES:,}, time_limit {params.TIME_LIMIT:g} s); "
-                    "loosen the constraints or ask for fewer"
+                    params.render(exc)
+                    if stats.stopped == "hopeless"
+                    else (
+                        f"found {len(items)} of {config.num} items in {stats.tried:,} draws ({stats.seconds:.1f} s), "
+                        f"all one request may use (max_tries {params.MAX_TRIES:,}, time_limit {params.TIME_LIMIT:g} s); "
+                        "loosen the constraints or ask for fewer"
+                    )
                 )
             except ConfigError as exc:  # an impossible request, or unique/new_only gave up
                 warning = params.render(exc)

@@ -69,7 +69,7 @@ def check_fields(body: dict[str, Any], allowed) -> None:
 
 def run_id(value: Any, count: int) -> int:
     """The run a request names: an integer from 0 to ``count - 1`` (a query string gives digits)."""
-    if isinstance(value, str) and re.fullmatch(r"\d{1,9}", value):
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
         value = int(value)
     if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < count):
         raise bad(f"run: must be a run id from 0 to {count - 1}, got {value!r}")
@@ -162,8 +162,19 @@ def _repeats(pattern, inside: bool) -> int:
 
 
 def check_regex(regex: str) -> None:
-    """Refuse a regular expression whose matching could pin the server (see ``MAX_REGEX_REPEATS``)."""
-    if regex and _repeats(sre_parse.parse(regex), False) > MAX_REGEX_REPEATS:
+    """Refuse a regular expression whose matching could pin the server (see ``MAX_REGEX_REPEATS``).
+
+    A server limit on top of the rules every pattern follows (``SampleConfig`` compiles it, with
+    the ``regex`` package, and refuses what does not compile before this runs); matching is
+    bounded by the request's time limit in any case.
+    """
+    if not regex:
+        return
+    try:
+        parsed = sre_parse.parse(regex)
+    except (re.error, OverflowError, ValueError, RecursionError) as exc:  # syntax only the regex package reads
+        raise bad(f"regex: this server reads the syntax of Python's re only ({' '.join(str(exc).split())})") from None
+    if _repeats(parsed, False) > MAX_REGEX_REPEATS:
         raise bad(f"regex: at most {MAX_REGEX_REPEATS} repetitions (*, +, {{m,n}}) on this server")
 
 

@@ -5,27 +5,34 @@ no part of a URL or a body is ever used as a path (the page's files are read fro
 once). A body over ``params.MAX_BODY`` is refused (413) unread; a bad parameter is a 400 with
 ``{"error": "one line"}``; an unknown path a 404; a known path with the wrong method a 405; an
 unexpected error a 500 ``{"error": "internal error"}`` (one line on stderr, never a traceback).
-Bound to a loopback address, the server answers only requests whose Host header is a loopback
-name, so a web page cannot read it through DNS rebinding.
+Bound to a loopback address, the server answers only requests whose Host header names it: localhost,
+a loopback address (127.0.0.0/8 as a real IPv4 address, [::1]) or the --host it was started with, and
+its own port when a port is given; so a web page cannot read it through DNS rebinding. A request with
+two Host headers (or none, in HTTP/1.1), a malformed Host or Content-Length, or a request line that is
+not ``METHOD /path HTTP/1.x`` is a 400 (505 for another HTTP version) with a status line and a JSON body.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
+import re
 import socket
 import socketserver
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from makemore.errors import ConfigError, MakemoreError
 from makemore.serve.app import PLOTS, App
 from makemore.serve.params import MAX_BODY, RequestError, bad
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only (str.isdigit also takes '²')
+_REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")  # RFC 3986 reg-name (non-empty)
+_LENGTH = re.compile(r"[0-9]+")
 STATIC = {"/": ("index.html", "text/html"), "/static/app.js": ("app.js", "text/javascript")}
 STATIC["/static/style.css"] = ("style.css", "text/css")
 GET_API = ("/api/runs", "/api/info", *(f"/api/plot/{kind}" for kind in PLOTS))
@@ -42,14 +49,46 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+    """Whether ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ``::1``; no brackets).
+
+    Addresses are parsed by ``ipaddress`` (``127.0.0.1.evil.com`` and ``127.1`` are names, not addresses).
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback and not getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1: not ::1
 
 
-def _host_name(header: str) -> str:
-    """The host of a Host header, without its port (``[::1]:8000`` -> ``::1``)."""
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+def parse_host(value: str) -> tuple[str, int | None]:
+    """The host and port of a Host header: ``name``, ``1.2.3.4`` or ``[v6]``, then ``:port`` or nothing.
+
+    Returns:
+        (host without brackets, port or None when the header has no port).
+    Raises:
+        ValueError: the header is not ``host[:port]``.
+    """
+    if value.startswith("["):
+        end = value.find("]")
+        host, rest = (value[1:end], value[end + 1 :]) if end > 0 else ("", "")
+        try:
+            ipaddress.IPv6Address(host if "%" not in host else "")  # no zone id
+        except ValueError:
+            raise ValueError("not an IPv6 address in brackets") from None
+        if rest and not rest.startswith(":"):
+            raise ValueError("text after the ']' of an IPv6 address")
+    else:
+        host, colon, port = value.partition(":")
+        rest = colon + port
+        if not _REG_NAME.fullmatch(host) or ":" in port:
+            raise ValueError("not a host name or address")
+    if not rest:
+        return host, None
+    if not _PORT.fullmatch(rest[1:]):
+        raise ValueError("the port is not a number")
+    return host, int(rest[1:])
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -92,13 +131,33 @@ class Handler(BaseHTTPRequestHandler):
             )
             self._json(500, {"error": "internal error"})
 
-    def _route(self) -> None:
-        if self.server.loopback_only and not is_loopback(_host_name(self.headers.get("Host", "localhost"))):
+    def _check_host(self) -> None:
+        """One Host header (none only before HTTP/1.1), ``host[:port]``; on loopback, one that names this server."""
+        values = self.headers.get_all("Host") or []
+        if len(values) > 1:
+            raise bad(f"Host: {len(values)} Host headers (a request has one)")
+        if not values:
+            if self.request_version != "HTTP/1.0":
+                raise bad("Host: missing (an HTTP/1.1 request needs a Host header)")
+            return
+        value = values[0].strip(" \t")
+        try:
+            host, port = parse_host(value)
+        except ValueError as exc:
+            raise bad(f"Host: {value[:100]!r} is not host[:port] ({exc})") from None
+        if self.server.loopback_only and not self.server.answers_to(host, port):
             raise RequestError(
-                403, f"unexpected Host header {self.headers.get('Host')!r} (this server answers to localhost)"
+                403,
+                f"Host: unexpected Host header {value[:100]!r} (this server answers to "
+                f"localhost:{self.server.server_port})",
             )
-        url = urlsplit(self.path)
-        path, app = url.path, self.server.app
+
+    def _route(self) -> None:
+        self._check_host()
+        if not self.path.startswith("/"):  # absolute-form or '*': the Host header would not be the authority
+            raise bad(f"the request target must be a path starting with '/', got {self.path[:100]!r}")
+        path, _, query = self.path.partition("?")
+        app = self.server.app
         get = path in STATIC or path in GET_API
         if not get and path not in POST_API:
             raise RequestError(404, f"no such page: {path[:100]!r}")
@@ -110,9 +169,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/api/runs":
             self._json(200, app.runs())
         elif path == "/api/info":
-            self._json(200, app.info(self._query(url.query)))
+            self._json(200, app.info(self._query(query)))
         elif path.startswith("/api/plot/"):
-            self._send(200, app.plot(path.rsplit("/", 1)[1], self._query(url.query)), "image/png")
+            self._send(200, app.plot(path.rsplit("/", 1)[1], self._query(query)), "image/png")
         else:
             body = self._body()
             self._json(200, app.generate(body) if path == "/api/generate" else app.score(body))
@@ -132,27 +191,41 @@ class Handler(BaseHTTPRequestHandler):
         if "Transfer-Encoding" in self.headers:
             self.close_connection = True
             raise bad("chunked bodies are not read: send a Content-Length")
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            raise bad(f"a POST needs a Content-Length header, got {length!r}")
-        if int(length) > MAX_BODY:
-            self.close_connection = True
-            raise RequestError(413, f"the body is {int(length):,} bytes; at most {MAX_BODY:,}")
-        raw = self.rfile.read(int(length))
+        raw = self.rfile.read(self._content_length())
         self._consumed = True
         try:
             body = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise bad("the body is not valid UTF-8") from None
+            json.dumps(body, ensure_ascii=False).encode("utf-8")  # a lone surrogate ('\ud800') is no character
+        except UnicodeError:
+            raise bad("the body is not valid UTF-8 (or holds a lone surrogate escape like \\ud800)") from None
         except (ValueError, RecursionError) as exc:
             raise bad(f"the body is not valid JSON ({' '.join(str(exc).split())[:200]})") from None
         if not isinstance(body, dict):
             raise bad(f"the body must be a JSON object, got {type(body).__name__}")
         return body
 
+    def _content_length(self) -> int:
+        """The body's length: one Content-Length of ASCII digits, at most ``MAX_BODY`` (checked before reading)."""
+        values = self.headers.get_all("Content-Length") or []
+        if len(values) != 1:
+            self.close_connection = True
+            if values:
+                raise bad(f"Content-Length: {len(values)} Content-Length headers (a request has one)")
+            raise bad("Content-Length: missing (a POST needs a Content-Length header)")
+        value = values[0].strip(" \t")
+        if not _LENGTH.fullmatch(value):
+            self.close_connection = True
+            raise bad(f"Content-Length: must be a number of bytes (digits 0-9), got {value[:40]!r}")
+        digits = value.lstrip("0") or "0"
+        if len(digits) > len(str(MAX_BODY)) or int(digits) > MAX_BODY:
+            self.close_connection = True
+            size = f"{int(digits):,}" if len(digits) < 20 else f"a {len(digits)}-digit number of"
+            raise RequestError(413, f"Content-Length: the body is {size} bytes; at most {MAX_BODY:,}")
+        return int(digits)
+
     def _json(self, status: int, value: dict) -> None:
-        self._send(status, json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"), "application/json")
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        self._send(status, text.encode("utf-8", "backslashreplace"), "application/json")  # '\ud800': still JSON
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -172,13 +245,32 @@ class Handler(BaseHTTPRequestHandler):
         if getattr(self, "command", None) != "HEAD":
             self.wfile.write(body)
 
+    def parse_request(self) -> bool:
+        """``http.server``'s parsing, less HTTP/0.9: a request line needs ``HTTP/1.0`` or ``HTTP/1.1``."""
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # 'GET /path': an answer without status line or headers
+            self.send_error(400, f"Bad request line ({self.requestline[:100]!r}): use METHOD /path HTTP/1.1")
+            return False
+        return True
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Errors of the request line or headers (found by ``http.server``), as JSON too."""
+        """Errors of the request line or headers (found by ``http.server``), as JSON too.
+
+        A request line too bad to read a version from leaves ``request_version`` at HTTP/0.9, for which
+        ``http.server`` writes neither status line nor headers: the answer is HTTP/1.1 all the same.
+        """
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            self.request_version = self.protocol_version
+        message = " ".join((message or HTTPStatus(code).phrase).split())[:300]
         try:
-            self._json(code, {"error": message or HTTPStatus(code).phrase})
+            self._json(code, {"error": message})
         except OSError:
             pass
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def log_message(self, format: str, *args) -> None:
         if not self.server.quiet:
@@ -190,11 +282,16 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True  # Ctrl-C does not wait for open connections
 
-    def __init__(self, address: tuple, family: int, app: App, *, quiet: bool = False):
+    def __init__(self, address: tuple, family: int, app: App, *, quiet: bool = False, host: str | None = None):
         self.address_family = family
         self.app, self.quiet, self.static = app, quiet, static_files()
         self.loopback_only = is_loopback(address[0])
+        self.host_name = None if host is None else host.lower()  # the --host it was started with
         super().__init__(address, Handler)
+
+    def answers_to(self, host: str, port: int | None) -> bool:
+        """Whether a Host header's ``host`` and ``port`` name this server (on a loopback address)."""
+        return (is_loopback(host) or host.lower() == self.host_name) and port in (None, self.server_port)
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)  # not HTTPServer's: it looks the host's name up (DNS)
@@ -236,7 +333,7 @@ def make_server(app: App, host: str = "127.0.0.1", port: int = 8000, *, quiet: b
     """
     family, address = resolve(host, port)
     try:
-        return Server(address, family, app, quiet=quiet)
+        return Server(address, family, app, quiet=quiet, host=host)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError("port", f"{port} is in use on {host}") from None

@@ -10,21 +10,27 @@ function showError(message) {
   box.hidden = !message;
 }
 
-async function api(path, body) {
+// A GET (no body) or a POST of `body` (an object, or JSON text already written); [the answer, its JSON text].
+async function request(path, body) {
   const options = body === undefined ? {} : {
-    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: typeof body === "string" ? body : JSON.stringify(body),
   };
   let response;
+  let text = "";
   try {
     response = await fetch(path, options);
+    text = await response.text();
   } catch (err) {
     throw new Error("the server cannot be reached (is makemore serve still running?)");
   }
   let data = null;
-  try { data = await response.json(); } catch (err) { /* not JSON */ }
+  try { data = JSON.parse(text); } catch (err) { /* not JSON */ }
   if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
-  return data;
+  return [data, text];
 }
+
+async function api(path, body) { return (await request(path, body))[0]; }
 
 function currentRun() { return runs[Number($("run-select").value)] || runs[0]; }
 
@@ -45,62 +51,86 @@ function showView(name) {
 
 // --- generate ---------------------------------------------------------------------------------
 const list = (text) => text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-const integer = (id) => Number.parseInt($(id).value || "0", 10);
-const number = (id) => Number.parseFloat($(id).value);
+const NUMBERS = [["n", "n"], ["temperature", "temperature"], ["top-k", "top_k"], ["top-p", "top_p"],
+  ["min-len", "min_len"], ["max-len", "max_len"]];
+const TEXTS = [["prefix", "prefix"], ["suffix", "suffix"], ["exclude-chars", "exclude_chars"], ["regex", "regex"],
+  ["similar-to", "similar_to"]];
 
+// A seed of any size the API takes (up to 2**64 - 1, past JavaScript's exact integers): its digits, as typed.
+const randomSeed = () => String(crypto.getRandomValues(new Uint32Array(1))[0]);
+
+// The JSON text of a generate request and the seed it asks for: the typed seed, else a fresh random one.
 function generateRequest() {
-  const body = {
-    run: currentRun().id, n: integer("n"), temperature: number("temperature"), top_k: integer("top-k"),
-    top_p: number("top-p"), min_len: integer("min-len"), max_len: integer("max-len"),
-    new_only: $("new-only").checked, unique: $("unique").checked,
-  };
-  if ($("seed").value !== "") body.seed = integer("seed");
-  for (const [id, field] of [["prefix", "prefix"], ["suffix", "suffix"], ["exclude-chars", "exclude_chars"],
-    ["regex", "regex"], ["similar-to", "similar_to"]]) {
-    if ($(id).value) body[field] = $(id).value;
+  const body = {run: currentRun().id, new_only: $("new-only").checked, unique: $("unique").checked};
+  for (const [id, field] of NUMBERS) {  // an empty box sends nothing: the server's default, no limit
+    if ($(id).validity.badInput) throw new Error(`${field}: not a number`);
+    if ($(id).value !== "") body[field] = Number($(id).value);
   }
+  for (const [id, field] of TEXTS) if ($(id).value) body[field] = $(id).value;
   if (list($("contains").value).length) body.contains = list($("contains").value);
   if (list($("not-contains").value).length) body.not_contains = list($("not-contains").value);
   if ($("label").value) body.label = [$("label").value];
-  return body;
+  const seed = $("seed").value.trim() || randomSeed();
+  const json = JSON.stringify(body).slice(0, -1);
+  if (/^[0-9]+$/.test(seed)) return [`${json},"seed":${seed.replace(/^0+(?=[0-9])/, "")}}`, seed];
+  return [`${json},"seed":${JSON.stringify(seed)}}`, seed];  // not a number: the server says why
+}
+
+// A case-folded run's items shown with capitals: each word's first letter (copied as shown).
+const shown = (item) => ($("capitalise").checked && currentRun().casefolded
+  ? item.replace(/(^|[\s-])(\p{Ll})/gu, (_, before, letter) => before + letter.toLocaleUpperCase()) : item);
+
+function showCapitals() {
+  for (const e of document.querySelectorAll("#results .item")) e.textContent = shown(e.dataset.item);
 }
 
 function resultItem(r) {
   const li = document.createElement("li");
   li.className = "result";
-  const item = Object.assign(document.createElement("span"), {className: "item", textContent: r.item});
+  const item = Object.assign(document.createElement("span"), {className: "item", textContent: shown(r.item)});
+  item.dataset.item = r.item;
   const nll = Object.assign(document.createElement("span"), {
     className: "nll", textContent: r.nll === null ? "∞" : r.nll.toFixed(3), title: "mean NLL per character",
   });
-  const mark = Object.assign(document.createElement("span"), {
-    className: "mark " + (r.known === null ? "unknown" : r.known ? "known" : "new"),
-    textContent: r.known === null ? "?" : r.known ? "in training data" : "new",
-  });
-  li.append(item, nll, mark);
+  li.append(item, nll);
+  if (r.known !== false) {  // new items go unmarked: only those of the training data (or unknown) stand out
+    li.classList.add(r.known ? "known" : "unknown");
+    li.append(Object.assign(document.createElement("span"), {
+      className: "mark " + (r.known ? "known" : "unknown"),
+      textContent: r.known ? "in training data" : "?",
+      title: r.known ? "this item is in the run's training data" : "the training data could not be read",
+    }));
+  }
   if (r.distance !== null) li.append(Object.assign(document.createElement("span"), {
     className: "distance", textContent: `distance ${r.distance}`,
   }));
   return li;
 }
 
+// Each press draws a new seed unless one is typed; the latest press wins (an earlier answer is dropped).
+let pressed = 0;
 async function generate(event) {
-  event.preventDefault();
-  const button = $("generate-button");
-  button.disabled = true;
+  if (event) event.preventDefault();
+  const press = ++pressed;
+  $("generate-button").setAttribute("aria-busy", "true");
   showError("");  // what an earlier request said no longer holds
   $("warning").hidden = true;
   try {
-    const data = await api("/api/generate", generateRequest());
+    const [body, seed] = generateRequest();
+    const [data, text] = await request("/api/generate", body);
+    if (press !== pressed) return;
+    const echoed = /"seed": ?([0-9]+)/.exec(text);  // its digits: a seed past 2**53 stays exact
     $("results").replaceChildren(...data.items.map(resultItem));
-    $("shown-seed").textContent = String(data.seed);
-    $("seed").value = String(data.seed);
+    $("shown-seed").textContent = echoed ? echoed[1] : seed;
+    $("reuse-seed").hidden = false;
     $("warning").textContent = data.warning || "";
     $("warning").hidden = !data.warning;
   } catch (err) {
+    if (press !== pressed) return;
     $("results").replaceChildren();
     showError(err.message);
   } finally {
-    button.disabled = false;
+    if (press === pressed) $("generate-button").removeAttribute("aria-busy");
   }
 }
 
@@ -152,18 +182,31 @@ async function score(event) {
 }
 
 // --- explore ----------------------------------------------------------------------------------
+const count = (x) => x.toLocaleString("en");
+
+// What the run learned from: a count model counted (no parameters, steps, batch or learning rate).
+function training(info) {
+  if (info.trains_by_gradient) {
+    return [["parameters", count(info.parameters)],
+      ["trained", `${count(info.step)} steps, batch ${info.train.batch_size}, lr ${info.train.lr}`]];
+  }
+  const counted = info.counted ? `${count(info.counted.examples)} next characters in ` +
+    `${count(info.counted.contexts)} distinct contexts (the training split)` : `not available (${info.note})`;
+  return [["counted", counted]];
+}
+
 function describe(info) {
   const nll = info.nll ? `dev ${fmt(info.nll.dev)}, test ${fmt(info.nll.test)}` : `not available (${info.note})`;
   const config = Object.entries(info.model_config).map(([k, v]) => `${k}=${v}`).join(", ");
   const rows = [
-    ["model", `${info.model} (${config})`], ["parameters", info.parameters.toLocaleString("en")],
+    ["model", `${info.model} (${config})`],
     ["vocabulary", `${info.vocab.length} characters: ${info.vocab}`],
-    ["data", `${info.data.input}: ${info.data.items.toLocaleString("en")} items (train/dev/test ` +
+    ...(info.labels.length ? [["labels", info.labels.join(", ")]] : []),
+    ["data", `${info.data.input}: ${count(info.data.items)} items (train/dev/test ` +
       `${info.data.split_sizes.join("/")}), longest ${info.data.longest_item}`],
-    ["trained", `${info.step.toLocaleString("en")} steps, batch ${info.train.batch_size}, lr ${info.train.lr}`],
+    ...training(info),
     ["NLL", nll],
   ];
-  if (info.labels.length) rows.splice(3, 0, ["labels", info.labels.join(", ")]);
   $("description").replaceChildren(...rows.flatMap(([k, v]) => [
     Object.assign(document.createElement("dt"), {textContent: k}),
     Object.assign(document.createElement("dd"), {textContent: v}),
@@ -201,6 +244,8 @@ function runChanged() {
   const run = currentRun();
   fillLabels($("label"), run.labels, "any");
   fillLabels($("score-label"), run.labels, "auto");
+  $("capitalise-box").hidden = !run.casefolded;
+  showCapitals();
   if (!$("view-explore").hidden) explore();
 }
 
@@ -209,12 +254,9 @@ async function start() {
   $("generate-form").addEventListener("submit", generate);
   $("score-form").addEventListener("submit", score);
   $("copy-all").addEventListener("click", copyAll);
-  $("new-seed").addEventListener("click", () => {
-    const seed = crypto.getRandomValues(new Uint32Array(1))[0];
-    $("seed").value = String(seed);
-    $("shown-seed").textContent = String(seed);
-  });
+  $("reuse-seed").addEventListener("click", () => { $("seed").value = $("shown-seed").textContent; });
   $("run-select").addEventListener("change", runChanged);
+  $("capitalise").addEventListener("change", showCapitals);
   try {
     runs = (await api("/api/runs")).runs;
   } catch (err) {
@@ -224,6 +266,7 @@ async function start() {
   $("run-select").replaceChildren(...runs.map((r) => new Option(
     `${r.name} (${r.model}${r.dev_loss === null ? "" : `, dev ${r.dev_loss.toFixed(3)}`})`, String(r.id))));
   runChanged();
+  generate();  // the page opens with items, not empty
 }
 
 start();
