@@ -35,9 +35,24 @@ def test_temperature_zero_keeps_ties():
 
 def test_temperature_scales_logits():
     logits = torch.tensor([[1.0, -2.0, 4.0]])
-    assert torch.equal(filter_logits(logits, 2.0, 0, 1.0), logits / 2.0)
-    assert torch.equal(filter_logits(logits, 1.0, 0, 1.0), logits)
+    # shifted so that the largest is 0 (the same probabilities), then divided by the temperature
+    assert filter_logits(logits, 2.0, 0, 1.0).tolist() == [[-1.5, -3.0, 0.0]]
+    assert filter_logits(logits, 1.0, 0, 1.0).tolist() == [[-3.0, -6.0, 0.0]]
+    assert torch.allclose(
+        torch.softmax(filter_logits(logits, 2.0, 0, 1.0), -1), torch.softmax(logits.double() / 2.0, -1), atol=1e-15
+    )
     assert torch.equal(logits, torch.tensor([[1.0, -2.0, 4.0]]))  # input untouched
+
+
+@pytest.mark.parametrize("temperature", [1e-308, 5e-324, 1e-45, 1e-12])
+def test_a_temperature_that_underflows_is_greedy(temperature):
+    """logits / 1e-308 overflows to inf (softmax: NaN); the shifted logits give 0 and -inf."""
+    logits = torch.tensor([[1.0, 3.0, 2.0, 3.0], [0.5, -1.0, 0.2, float("-inf")]])
+    out = filter_logits(logits, temperature, 0, 1.0)
+    assert not out.isnan().any() and out.max(-1).values.tolist() == [0.0, 0.0]
+    assert torch.softmax(out, -1).tolist() == [[0.0, 0.5, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0]]
+    rows = gen(TableModel(CHAIN), num=4, temperature=temperature, max_len=10)
+    assert rows.tolist() == gen(TableModel(CHAIN), num=4, temperature=0.0, max_len=10).tolist() == [[0, 1, 2, 0]] * 4
 
 
 @pytest.mark.parametrize(
@@ -49,7 +64,7 @@ def test_top_k_keeps_k(k, expected):
     out = filter_logits(logits, 1.0, k, 1.0)
     assert kept(out) == expected
     for i in expected[0]:
-        assert out[0, i] == logits[0, i]  # kept logits unchanged
+        assert out[0, i] == logits[0, i] - 4.0  # kept logits unchanged but for the shift (the max is 0)
 
 
 def test_top_k_per_row():
@@ -77,7 +92,7 @@ def test_top_p_keeps_smallest_nucleus(top_p, expected):
     logits = log_probs(0.15, 0.5, 0.05, 0.3)
     out = filter_logits(logits, 1.0, 0, top_p)
     assert kept(out) == [expected]
-    probs = torch.softmax(out, dim=-1)[0]
+    probs = torch.softmax(out, dim=-1)[0].float()
     nucleus = torch.tensor([0.15, 0.5, 0.05, 0.3])[expected]
     assert torch.allclose(probs[expected], nucleus / nucleus.sum(), atol=1e-6)
 
@@ -94,6 +109,15 @@ def test_top_p_after_temperature():
     # T = 0.5 squares the probabilities: 0.685, 0.247, 0.062, 0.007
     assert kept(filter_logits(logits, 0.5, 0, 0.6)) == [[0]]
     assert kept(filter_logits(logits, 0.5, 0, 0.9)) == [[0, 1]]
+
+
+@pytest.mark.parametrize("top_p", [1e-320, 5e-324, 1e-45, 1e-9])
+def test_a_tiny_top_p_keeps_the_most_likely_token(top_p):
+    """A top_p below float32's smallest number was 0: every token dropped, softmax NaN."""
+    logits = log_probs(0.15, 0.5, 0.05, 0.3)
+    out = filter_logits(logits, 1.0, 0, top_p)
+    assert kept(out) == [[1]] and torch.softmax(out, -1).tolist() == [[0.0, 1.0, 0.0, 0.0]]
+    assert kept(filter_logits(logits, 1e-308, 2, top_p)) == [[1]]
 
 
 def test_top_k_then_top_p():
@@ -170,8 +194,8 @@ def test_generate_honours_prefix():
 
 
 def test_generate_min_len():
-    model = TableModel(ENDS)
-    assert gen(model, num=2, temperature=0.0, max_len=10).tolist() == [[0, 0]] * 2
+    model = TableModel(ENDS)  # the end is the most likely token, also at the first position: one character
+    assert gen(model, num=2, temperature=0.0, max_len=10).tolist() == [[0, 1, 0]] * 2
     model = TableModel(ENDS)
     tokens = gen(model, num=2, temperature=0.0, min_len=3, max_len=10)
     assert tokens.tolist() == [[0, 1, 1, 1, 0]] * 2

@@ -76,7 +76,7 @@ def rank_similar(
     Args:
         model: the model that made the items (scores the ties).
         vocab: its vocabulary.
-        items: the pool (repeats are ranked once).
+        items: the pool (repeats are ranked once; ``sampling`` never puts ``word`` itself in it).
         word: the target.
         num: how many to return.
         label_probs: a model trained on labels: the labels the items were drawn from (``item_nlls``).
@@ -101,7 +101,7 @@ class ItemScore:
     """A generated item, how plausible the model finds it and whether it is a training item."""
 
     item: str
-    nll: float  # mean negative log-likelihood per character, end included (as ``makemore score``)
+    nll: float  # mean negative log-likelihood per character, end included (as ``makemore score``, see score_items)
     known: bool | None  # in the training file (None: the training file could not be read)
     distance: int | None = None  # edit distance to the word of ``similar_to``, when one is given
 
@@ -116,6 +116,14 @@ def score_items(
     label_probs: torch.Tensor | None = None,
 ) -> list[ItemScore]:
     """Score a batch of items together.
+
+    The score is the model's own likelihood of the item, the number ``makemore score`` gives
+    for it, not the probability of drawing it: sampling masks the end at an item's first
+    position (no item is empty), masks excluded characters and reshapes the distribution
+    with temperature, top-k and top-p, and renormalising for some of these but not others
+    would give one item two scores. (The end's probability at the first position, the only
+    mass the no-empty-item mask removes, is what the model learned of empty items: next to
+    nothing, since no training item is empty.)
 
     Args:
         model, vocab: the model that scores them and its vocabulary.

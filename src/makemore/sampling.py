@@ -1,14 +1,14 @@
-"""Batched sampling shared by every model.
+"""Sampling items: ``SampleConfig`` and the requests of a run, on the batched generation of
+``generation.py`` (every row of a batch grows together; no item is empty).
 
-Rows are generated together, one token per step for the whole batch, through
-``model.next_token_logits`` (which carries a KV cache or recurrent state where a model has
-one). Generation stops as soon as every row has emitted the boundary token. Constraints on
-the items (``constraints.py``) hold by masking, forcing and conditioning where they can, else
-by rejection within a budget; ``similar_to`` ranks a pool of items (``ranking.py``).
+Constraints on the items (``constraints.py``) hold by masking, forcing and conditioning where
+they can, else by rejection within a budget; ``similar_to`` ranks a pool of items
+(``ranking.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +18,21 @@ import torch
 
 from makemore import constraints, validation
 from makemore.conditional import check_label_specs, label_distribution
-from makemore.constraints import GIVE_UP_BATCHES, BudgetExhausted, Rules, SampleStats, known_marks, mask_logits
-from makemore.data import BOUNDARY, Vocab
+from makemore.constraints import (
+    GIVE_UP_BATCHES,
+    BudgetExhausted,
+    Rules,
+    SampleStats,
+    known_marks,
+    mask_logits,  # noqa: F401 - where the tests and callers have found it
+)
+from makemore.data import Vocab
 from makemore.errors import MakemoreError
+from makemore.generation import (
+    decode_rows,
+    filter_logits,  # noqa: F401 - where the tests and callers have found it
+    generate_tokens,
+)
 from makemore.itemsets import KnownItems
 from makemore.ranking import ItemScore, rank_similar, score_items
 from makemore.runs import Run, training_data
@@ -41,7 +53,7 @@ class SampleConfig:
     top_p: float = 1.0  # nucleus: keep the smallest set with this much probability (1 = all)
     prefix: str = ""  # every item starts with this
     min_len: int = 0  # no item shorter than this (in characters, prefix included)
-    max_len: int = 0  # no item longer than this (0 = model's limit or 2x the longest training item)
+    max_len: int | None = None  # no item longer than this (None: model's limit or 2x the longest training item)
     new_only: bool = False  # drop items that are in the training file
     unique: bool = False  # drop repeats
     batch_size: int = 1000  # rows generated together
@@ -49,10 +61,10 @@ class SampleConfig:
     contains: tuple[str, ...] = ()  # every item contains each of these
     not_contains: tuple[str, ...] = ()  # no item contains any of these
     exclude_chars: str = ""  # no item contains any of these characters (they are never drawn)
-    regex: str = ""  # every item matches this regular expression (re.search: anchor it with ^ and $)
+    regex: str = ""  # every item matches this regular expression (as re.search: anchor it with ^ and $)
     max_tries: int | None = None  # most rows drawn in all (None: 1,000 per item, at least 100,000; 0 = no limit)
     time_limit: float | None = None  # seconds (None: 30 when a constraint drops items, else none; 0 = none)
-    similar_to: str = ""  # return the items closest to this word (edit distance), closest first
+    similar_to: str = ""  # return the items closest to this word (edit distance), closest first; never the word
     pool: int = 0  # with similar_to: items generated to choose from (0 = 10 per item asked)
     label: tuple[str, ...] = ()  # models trained on labels: LABEL or LABEL=WEIGHT (default: as in training)
 
@@ -60,7 +72,8 @@ class SampleConfig:
         validation.integers(self, 0, "num", "min_len")
         if self.num > MAX_ITEMS:
             validation.fail(self, "num", f"at most {MAX_ITEMS:,} items at a time, got {self.num:,}")
-        validation.integers(self, 0, "max_len", note=" (0 = the model's default)")
+        if self.max_len is not None:  # an item has at least one character
+            validation.integers(self, 1, "max_len", note=" (leave it out for the model's limit)")
         validation.integers(self, 1, "batch_size")
         validation.integers(self, 0, "top_k", note=" (0 = all)")
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**64):
@@ -69,7 +82,7 @@ class SampleConfig:
         validation.number(self, "top_p", above=0, most=1)
         validation.text(self, "prefix")
         validation.flags(self, "new_only", "unique")
-        if self.max_len and self.min_len > self.max_len:
+        if self.max_len is not None and self.min_len > self.max_len:
             validation.fail(self, "min_len", f"{self.min_len} is more than max_len {self.max_len}", ("max_len",))
         constraints.validate_fields(self)
         self.label = check_label_specs(self.label)
@@ -89,108 +102,6 @@ class SampleConfig:
         return self.pool or max(self.num, min(MAX_ITEMS, POOL_PER_ITEM * self.num))
 
 
-def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """Apply temperature, top-k and top-p to ``logits`` (B, V); returns new logits."""
-    if temperature <= 0:
-        keep = logits == logits.max(dim=-1, keepdim=True).values
-        return logits.masked_fill(~keep, float("-inf"))
-    logits = logits / temperature
-    if 0 < top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if 0 < top_p < 1:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-        drop_sorted = (cum - torch.softmax(sorted_logits, dim=-1)) >= top_p  # mass before this token already enough
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
-
-
-def _draw(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One token per row of ``logits`` (R, V), drawn on the CPU from ``generator``."""
-    return torch.multinomial(torch.softmax(logits, dim=-1).cpu(), 1, generator=generator).squeeze(1)
-
-
-@torch.no_grad()
-def generate_tokens(
-    model,
-    num: int,
-    *,
-    prefix_ids: torch.Tensor,
-    generator: torch.Generator,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    min_len: int = 0,
-    max_len: int = 32,
-    banned: torch.Tensor | None = None,
-    start_ids: torch.Tensor | None = None,
-    compact_fraction: float = 0.25,
-) -> torch.Tensor:
-    """Generate ``num`` rows of tokens.
-
-    Rows that have ended are dropped from the model's batch (and from its cache, through ``model.select_cache_rows``)
-    once at least ``compact_fraction`` of the batch has ended, so late steps only compute the rows still growing.
-    Only rows still growing draw from ``generator``, in row order: the result does not depend on ``compact_fraction``.
-
-    Args:
-        model: any makemore model (set to eval mode by the caller).
-        prefix_ids: (P,) character ids every row starts with.
-        generator: CPU RNG used for every draw.
-        min_len, max_len: item length bounds in characters (prefix included).
-        banned: (V,) bool, tokens never drawn (excluded characters, label tokens), or None.
-        start_ids: (num,) the token each row starts from (its label's token), or None: the boundary.
-        compact_fraction: drop ended rows from the batch once this fraction has ended.
-    Returns:
-        (num, 1 + L) tokens: the start token, the prefix, then the generated tokens (0 after a row's end).
-    """
-    device = next(iter(model.buffers()), next(iter(model.parameters()), torch.zeros(0))).device
-    P = prefix_ids.numel()
-    if P > max_len:
-        validation.fail(None, "prefix", f"is {P} characters long, more than max_len {max_len}", ("max_len",))
-    out = torch.zeros(num, max_len + 2, dtype=torch.int64)  # start, up to max_len characters, end
-    out[:, 0], out[:, 1 : 1 + P] = BOUNDARY if start_ids is None else start_ids, prefix_ids
-    idx = out[:, : 1 + P].to(device)  # (B, t) what the model's batch has seen
-    rows = torch.arange(num)  # row of ``out`` for each row of the model's batch
-    running = torch.ones(num, dtype=torch.bool)  # (B,) rows of the batch still growing
-    cache, width = None, 1 + P
-    for length in range(P, max_len + 1):  # length = characters so far
-        if not bool(running.any()):
-            break
-        logits, cache = model.next_token_logits(idx, cache)  # (B, V)
-        if length == max_len:  # every row still growing ends here
-            next_token = torch.zeros(idx.size(0), dtype=torch.int64)
-        else:
-            logits = logits.float()[running.to(device)]  # (R, V) the rows that draw
-            if banned is not None or length < min_len:
-                logits = mask_logits(logits, banned, end_allowed=length >= min_len)
-            drawn = _draw(filter_logits(logits, temperature, top_k, top_p), generator)  # (R,)
-            next_token = torch.zeros(idx.size(0), dtype=torch.int64).masked_scatter_(running, drawn)
-        out[rows, 1 + length] = next_token
-        width = 2 + length
-        running &= next_token != BOUNDARY
-        idx = torch.cat([idx, next_token.unsqueeze(1).to(device)], dim=1)
-        ended = idx.size(0) - int(running.sum())
-        if ended and ended >= compact_fraction * idx.size(0):
-            keep = running.nonzero().squeeze(1)  # (R,)
-            cache = model.select_cache_rows(cache, keep.to(device))
-            idx, rows, running = idx[keep.to(device)], rows[keep], running[keep]
-    return out[:, :width]
-
-
-def decode_rows(tokens: torch.Tensor, vocab: Vocab) -> list[str]:
-    """Strings of generated rows (start boundary dropped, cut at the end boundary)."""
-    body = tokens[:, 1:].cpu()
-    ended = (body == BOUNDARY).cumsum(dim=1) > 0
-    codepoints = torch.tensor([0, *map(ord, vocab.chars)], dtype=torch.int32)[body.masked_fill(ended, BOUNDARY)]
-    # items never contain a line break: one '\n' after each row separates them
-    newline = torch.full((body.size(0), 1), ord("\n"), dtype=torch.int32)
-    flat = torch.cat([codepoints, newline], dim=1).flatten()  # (N * (L + 1),)
-    text = flat[flat != 0].numpy().tobytes().decode("utf-32-le", "surrogatepass")
-    return text.split("\n")[:-1]
-
-
 def _generate(
     model, vocab: Vocab, config: SampleConfig, rules: Rules, stats: SampleStats, *, count: int, unique: bool, **options
 ) -> Iterator[list[str]]:
@@ -201,6 +112,8 @@ def _generate(
     label_probs = options.pop("label_probs")
     draw = dict(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p, min_len=config.min_len)
     seen: set[str] | None = set() if unique else None
+    if config.similar_to:  # the pool never holds the word itself: it is not similar to itself, it is it
+        seen.add(config.similar_to)
     rejected = {"new_only": 0, "unique": 0}
     stats.asked, stats.found, stats.tried, stats.stopped, idle = count, 0, 0, None, 0
     stats.started = time.monotonic()
@@ -216,13 +129,15 @@ def _generate(
             model, rows, generator=generator, banned=rules.banned, start_ids=starts, **draw, **options
         )
         stats.tried += rows
-        candidates = rules.keep(decode_rows(tokens, vocab))
+        candidates = rules.keep(decode_rows(tokens, vocab), stats)
         accepted = constraints.accepted(candidates, known, seen, rejected)[:want]
         stats.found += len(accepted)
         yield accepted
         idle = 0 if accepted else idle + bool(candidates)  # a batch that met no constraint is the budget's
         if idle >= GIVE_UP_BATCHES:
             raise constraints.gave_up(count, stats.found, stats.tried, rejected)
+        if rules.hopeless(stats, config.num if config.similar_to else count):  # (similar_to: num of a pool)
+            raise BudgetExhausted(stats)
     stats.seconds = time.monotonic() - stats.started
 
 
@@ -271,7 +186,7 @@ def iter_item_batches(
         model: the model (its train/eval mode is restored afterwards).
         vocab: the model's vocabulary.
         config: sampling options.
-        default_max_len: item length bound used when ``config.max_len`` is 0.
+        default_max_len: item length bound used when ``config.max_len`` is None.
         model_limit: the most characters the model can generate (positional limit), if any.
         known_items: the training file's items (a set, or ``KnownItems``), needed for ``new_only``.
         stats: filled in with what was asked, found and drawn, as it goes.
@@ -349,16 +264,37 @@ def iter_sample(run: Run, config: SampleConfig, stats: SampleStats | None = None
         yield from batch
 
 
+def folded(run: Run, config: SampleConfig) -> SampleConfig:
+    """``config`` as ``run`` reads it: a run trained on case-folded items folds the text of the
+    constraints (``El`` is ``el``) and matches the regex ignoring case."""
+    if not run.casefolded:
+        return config
+    fold = run.fold
+    return dataclasses.replace(
+        config,
+        prefix=fold(config.prefix),
+        suffix=fold(config.suffix),
+        contains=tuple(map(fold, config.contains)),
+        not_contains=tuple(map(fold, config.not_contains)),
+        exclude_chars=fold(config.exclude_chars),
+        similar_to=fold(config.similar_to),
+        regex=f"(?i){config.regex}" if config.regex and not config.regex.startswith("(?i)") else config.regex,
+    )
+
+
 def iter_sample_batches(
     run: Run, config: SampleConfig, stats: SampleStats | None = None, known_items: Known | None = None
 ) -> Iterator[list[str]]:
     """The items of ``sample``, a batch at a time (``iter_item_batches`` with the run's model).
 
-    Items are at most ``config.max_len`` characters long, or when that is 0 twice the
+    A run trained on case-folded items reads the constraints in lower case (``folded``).
+
+    Items are at most ``config.max_len`` characters long, or when that is None twice the
     longest training item (at least 16) or what the model can generate, whichever is less.
     ``new_only`` reads the training file again (only when its checksum is the recorded one),
     unless ``known_items`` gives its items.
     """
+    config = folded(run, config)
     if config.new_only and known_items is None:
         try:
             known_items = training_items(run)
@@ -384,6 +320,7 @@ def iter_sample_scores(
     it), whether it is in ``known_items`` (None when not given) and, with ``similar_to``, its
     edit distance. Each batch is scored together.
     """
+    config = folded(run, config)
     label_probs = label_distribution(run.vocab, run.label_counts, config.label)
     for batch in iter_sample_batches(run, config, stats, known_items):
         # the batch's known items, looked up together: ``score_items`` then asks a small set
