@@ -162,11 +162,16 @@ def test_bench_compare_times_both_trees_in_turns(corpus, tmp_path):
 @pytest.mark.slow
 def test_bench_reliability_counts_kills_loads_and_bad_inputs(tmp_path):
     out = tmp_path / "reliability.json"
-    proc = run_script("bench_reliability.py", "--kills", "2", "--loads", "50", "--out", str(out))
+    proc = run_script("bench_reliability.py", "--kills", "2", "--loads", "50", "--flips", "20", "--out", str(out))
     result = json.loads(out.read_text())
     assert (
         result["kills"]["all"]["tried"] == 2 and result["kills"]["all"]["identical"] == result["kills"]["all"]["landed"]
     )
+    probes = {**result["hostile_requests"], **result["checkpoint_probes"]}
+    assert set(probes) >= {"host forms", "numeric underflow", "regex bounds", "integrity (bit flips)"}
+    assert all(row["clean"] == row["tried"] > 0 for row in probes.values()), probes
+    assert result["checkpoint_probes"]["integrity (bit flips)"]["tried"] == 20
+    assert sum(row["tried"] for row in result["bad_input_classes"].values()) == result["bad_inputs"]["tried"]
     assert f"wrote {out}" in proc.stdout
 
 
@@ -313,3 +318,14 @@ def test_bench_scale_times_every_stage_and_measures_each_process(tmp_path, monke
     assert all(row["seconds"] >= 0 and row["rss_mb"] > 0 for row in rows.values())
     alone = bench.run_stage("dedupe", path, {}, inline=False)  # in a process of its own: its own peak RSS
     assert alone["kept"] == len(set(words)) and 0 < alone["rss_mb"] < rows["dedupe"]["rss_mb"] * 10
+
+
+@pytest.mark.slow
+def test_bench_drift_compares_two_processes_and_two_threads_with_one(tmp_path):
+    out = tmp_path / "drift.json"
+    run_script("bench_drift.py", "--stages", "1", "3", "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["steps"] for row in rows] == [1, 3]
+    for row in rows:
+        assert 0 <= row["torchrun x2 weights"] < 1e-4 and 0 <= row["2 threads weights"] < 1e-4
+        assert row["torchrun x2 losses"] < 1e-5

@@ -98,3 +98,12 @@ def test_render_spells_fields_as_the_reader_knows_them():
     assert error.render(flags.__getitem__) == "--min-len: 9 is more than --max-len 8"
     headless = ConfigError(None, "f.txt:3: too long for max_item_len (5)", related=("max_item_len",))
     assert headless.render(lambda f: "--max-item-len") == "f.txt:3: too long for --max-item-len (5)"
+
+
+def test_the_config_module_mirrors_the_values_it_cannot_import():
+    """config.py imports no torch (the CLI parses before importing it), so it holds copies of
+    two values that live with torch code: they must stay equal."""
+    from makemore import batching, config, wordsfile
+
+    assert config.BATCHINGS == batching.BATCHINGS
+    assert config.DEFAULT_MAX_ITEM_LEN == wordsfile.DEFAULT_MAX_ITEM_LEN == DataConfig().max_item_len

@@ -120,3 +120,24 @@ def test_config_refuses_half_a_csv_setting():
     with pytest.raises(ConfigError, match=r"^DataConfig\.labelled: a CSV input needs label_column"):
         DataConfig(labelled=True, item_column="name")
     assert api.DataConfig(labelled=True).labelled
+
+
+@pytest.mark.parametrize("csv", [False, True])
+def test_more_labels_than_the_limit_are_refused_up_front(tmp_path, csv, monkeypatch):
+    from makemore import datasets
+
+    monkeypatch.setattr(datasets, "MAX_LABELS", 20)
+    for distinct, refused in ((20, False), (21, True)):
+        rows = [(f"L{i % distinct}", "ab" + "abc"[i % 3]) for i in range(60)]
+        path = tmp_path / f"{distinct}.{'csv' if csv else 'tsv'}"
+        if csv:
+            path.write_text("label,name\n" + "".join(f"{label},{item}\n" for label, item in rows))
+            config = DataConfig(input=str(path), item_column="name", label_column="label")
+        else:
+            path.write_text("".join(f"{label}\t{item}\n" for label, item in rows))
+            config = DataConfig(input=str(path), labelled=True)
+        if refused:
+            with pytest.raises(MakemoreError, match=rf"{path.name}: 21 distinct labels; at most 20 \(each label"):
+                load_data(config)
+        else:
+            assert len(load_data(config).vocab.label_names) == 20

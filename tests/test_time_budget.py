@@ -17,12 +17,13 @@ import pytest
 import torch
 
 from conftest import tiny_mlp_config
-from makemore import api, budget
+from makemore import api, budget, execution
 from makemore.budget import Calibration, calibrate, format_duration, parse_duration, plan_steps
 from makemore.callbacks import Deadline, Pacer, ProgressBar
 from makemore.checkpoint import load_checkpoint, read_meta
 from makemore.cli import main
 from makemore.config import TrainConfig
+from makemore.data import EncodedCorpus, Vocab
 from makemore.datasets import load_data
 from makemore.errors import ConfigError, MakemoreError
 from makemore.models import build_model
@@ -59,6 +60,15 @@ def test_durations(text, seconds):
 def test_bad_durations_are_refused(text):
     with pytest.raises(MakemoreError, match=r"duration like 90s|more than 0 seconds"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["169h", "10000000000h", "604801", "10081m", "99999999999999999999999s"])
+def test_durations_over_a_week_are_refused_in_every_spelling(text):
+    with pytest.raises(MakemoreError, match=r"at most 168h \(a week\)"):
+        parse_duration(text)
+    assert parse_duration("168h") == parse_duration("604800") == 604800
+    with pytest.raises(ConfigError, match="time_budget"):
+        TrainConfig(time_budget=604801)
 
 
 def test_durations_are_shown_as_given():
@@ -266,6 +276,51 @@ def test_a_run_stopped_at_its_deadline_resumes_to_its_chosen_steps(tmp_path, wor
     config.train.steps = steps
     api.train(config, plain, progress=False)
     _same_weights(timed / "last.safetensors", plain / "last.safetensors")
+
+
+@pytest.mark.parametrize(
+    "warmup, planned, configured, expected",
+    [(200, 101, 6000, 4), (200, 6000, 6000, 200), (200, 9000, 6000, 200), (0, 10, 100, 0), (5, 1, 1000, 1)],
+)
+def test_a_short_budget_keeps_the_warm_up_share_of_the_steps(warmup, planned, configured, expected):
+    assert budget.scaled_warmup(warmup, planned, configured) == expected
+
+
+def test_a_time_budgeted_run_scales_its_warm_up_to_the_steps_that_fit(tmp_path, words_file, no_deadline):
+    config = _budget_config(words_file, 1.5)
+    config.train.steps, config.train.warmup_steps = 100_000, 50_000  # half of the steps: far more than fit
+    api.train(config, tmp_path / "run", progress=False)
+    train = read_meta(tmp_path / "run" / "last.safetensors")["train"]
+    assert 10 < train["steps"] < 100_000
+    assert train["warmup_steps"] == math.ceil(train["steps"] / 2)  # still half of the steps
+    lrs = [row["lr"] for row in _rows(tmp_path / "run") if "lr" in row]
+    assert max(lrs) == pytest.approx(config.train.lr, rel=0.05)  # the peak is reached: not half-trained
+
+
+def test_the_report_of_a_short_budget_is_made_on_samples_that_fit():
+    cal = Calibration(step_seconds=0.01, eval_seconds=0.5, final_seconds=8.0, spent_seconds=1.0, timed_steps=10)
+    assert budget.report_fraction(20.0, cal) == pytest.approx(0.25)  # 10% of 20 s of the 8 s the report takes
+    assert budget.report_fraction(80.0, cal) == 1.0
+    words = [w * k for w in ("ab", "bca", "c") for k in range(1, 1001)]  # 3,000 items
+    vocab = Vocab.from_words(words)
+    corpus, dev = EncodedCorpus.from_words(words, vocab), EncodedCorpus.from_words(words[:2400], vocab)
+    train_items, dev_sample, scaled = budget.bounded_report(20.0, cal, corpus, dev, seed=3)
+    assert train_items == budget.MIN_REPORT_ITEMS  # 25% of 3,000 is below the floor
+    assert len(dev_sample) == budget.MIN_REPORT_ITEMS
+    targets = corpus.num_targets + dev.num_targets
+    kept = execution.bounded_sample(corpus, train_items, 3).num_targets + dev_sample.num_targets
+    assert scaled.final_seconds == pytest.approx(8.0 * kept / targets)
+    assert budget.bounded_report(80.0, cal, corpus, dev, seed=3) == (len(corpus), None, cal)
+
+
+def test_a_short_budgets_report_names_its_samples(tmp_path, words_file, no_deadline, monkeypatch):
+    monkeypatch.setattr(budget, "REPORT_SHARE", 1e-9)
+    monkeypatch.setattr(budget, "MIN_REPORT_ITEMS", 10)
+    metrics = api.train(_budget_config(words_file, 1.5), tmp_path / "run", progress=False)
+    assert (metrics["train_loss_items"], metrics["dev_loss_items"], metrics["dev_items"]) == (10, 10, 30)
+    run = api.load_run(tmp_path / "run")
+    dev = execution.bounded_sample(load_data(run.config.data, run.vocab).corpus("dev"), 10, run.config.train.seed)
+    assert metrics["dev_loss"] == pytest.approx(evaluate_nll(run.model, run.model.batcher(dev)), abs=1e-6)
 
 
 def test_a_budget_too_short_for_one_step_is_refused_before_anything_is_written(tmp_path, words_file):

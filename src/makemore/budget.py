@@ -19,13 +19,19 @@ the plan, lays the rest of the schedule over the new count; each change is recor
 run's ``train.steps``, so ``--resume`` continues the same schedule (a resumed run is not timed
 again). Should the run still fall behind, ``callbacks.Deadline`` stops it at 105% of the budget,
 short of its steps, and ``--resume`` finishes them.
+
+A short budget keeps the run's shape: when fewer steps fit than the config's, the warm-up
+shrinks in proportion (``scaled_warmup``: 200 of 6,000 steps stays 1/30 of the steps), and when
+the end-of-run report (the train sample and the whole dev split) would take more than
+``REPORT_SHARE`` of the budget, it is made on seeded samples that fit (``report_fraction``),
+which the report names.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,8 +39,9 @@ from typing import Any
 
 import torch
 
-from makemore.config import TrainConfig
-from makemore.errors import MakemoreError
+from makemore import execution
+from makemore.config import TrainConfig, format_duration, parse_duration  # noqa: F401  (the budget's spelling)
+from makemore.data import EncodedCorpus
 from makemore.trainer import ForwardBackward, Trainer
 
 CALIBRATION_SHARE = 0.03  # of the budget spent timing steps on the copy...
@@ -43,45 +50,9 @@ WARMUP_STEPS = 2  # untimed first steps (allocations, kernel selection)
 MIN_TIMED_STEPS = 10  # timed steps wanted, unless a step is slow enough to take twice the time share
 DEADLINE_SLACK = 0.05  # a run that falls behind (a busier machine) stops at 105% of its budget
 REPLAN_TOLERANCE = 0.03  # re-plan when the pace so far puts the end more than 3% of the steps off
+REPORT_SHARE = 0.1  # the end-of-run report's most of a budget
+MIN_REPORT_ITEMS = 1000  # ...but it evaluates at least this many items of a split (all of a smaller one)
 REPLAN_CHECKS = 10  # how often the pace is checked over a run (every 10% of its steps, up to 90%)
-
-_DURATION = re.compile(r"(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?")
-_DURATION_HELP = "a duration like 90s, 5m, 1h, 1m30s or plain seconds"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds of a duration: ``90s``, ``5m``, ``1h``, ``1m30s``, ``1.5h`` or plain seconds (``90``).
-
-    Args:
-        text: the duration (case and surrounding spaces ignored).
-    Returns:
-        the duration in seconds, a finite number above 0.
-    Raises:
-        MakemoreError: anything else (a unit other than h/m/s, a missing unit, 0, a negative).
-    """
-    raw = text.strip().lower() if isinstance(text, str) else ""
-    seconds = None
-    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
-        seconds = float(raw)
-    elif raw:
-        match = _DURATION.fullmatch(raw)
-        if match and any(match.groupdict().values()):
-            parts = {k: float(v) for k, v in match.groupdict().items() if v}
-            seconds = 3600 * parts.get("h", 0) + 60 * parts.get("m", 0) + parts.get("s", 0)
-    if seconds is None:
-        raise MakemoreError(f"expected {_DURATION_HELP}, got {text!r}")
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise MakemoreError(f"must be more than 0 seconds, got {text!r}")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """How a budget is shown: ``45 -> '45s'``, ``90 -> '1m30s'``, ``300 -> '5m'``, ``2.5 -> '2.5s'``."""
-    if seconds < 60 or seconds != int(seconds):
-        return f"{seconds:g}s"
-    h, rest = divmod(int(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return "".join(f"{v}{unit}" for v, unit in ((h, "h"), (m, "m"), (s, "s")) if v)
 
 
 @dataclass(frozen=True)
@@ -117,6 +88,42 @@ def plan_steps(budget: float, calibration: Calibration, eval_interval: int) -> i
         mid = (low + high) // 2
         low, high = (mid, high) if calibration.cost(mid, eval_interval) <= budget else (low, mid)
     return low
+
+
+def scaled_warmup(warmup_steps: int, planned: int, configured: int) -> int:
+    """The warm-up of a run that fits ``planned`` of the config's ``configured`` steps: the same
+    share of its steps when fewer fit (at least 1 step of a warm-up there was), else unchanged."""
+    if warmup_steps == 0 or planned >= configured:
+        return warmup_steps
+    return min(warmup_steps, max(1, math.ceil(warmup_steps * planned / configured)))
+
+
+def report_fraction(budget: float, calibration: Calibration) -> float:
+    """The share of the report's items that keeps it within ``REPORT_SHARE`` of ``budget`` (1: all)."""
+    if calibration.final_seconds <= REPORT_SHARE * budget:
+        return 1.0
+    return REPORT_SHARE * budget / calibration.final_seconds
+
+
+def bounded_report(
+    budget: float, calibration: Calibration, report: EncodedCorpus, dev: EncodedCorpus, seed: int
+) -> tuple[int, EncodedCorpus | None, Calibration]:
+    """The end-of-run report that fits ``REPORT_SHARE`` of ``budget``.
+
+    Args:
+        report: the train items the report evaluates; dev: the dev split.
+    Returns:
+        (train items to evaluate, the dev sample or None for all of it, the calibration with
+        the report's cost scaled to those samples).
+    """
+    fraction = report_fraction(budget, calibration)
+    if fraction >= 1:
+        return len(report), None, calibration
+    train_items = max(MIN_REPORT_ITEMS, int(fraction * len(report)))
+    dev_sample = execution.bounded_sample(dev, max(MIN_REPORT_ITEMS, int(fraction * len(dev))), seed)
+    after = execution.bounded_sample(report, train_items, seed).num_targets + dev_sample.num_targets
+    scale = after / (report.num_targets + dev.num_targets)
+    return train_items, dev_sample, dataclasses.replace(calibration, final_seconds=calibration.final_seconds * scale)
 
 
 def further_steps(room: float, pace: float, eval_seconds: float, step: int, eval_interval: int) -> int:

@@ -7,15 +7,22 @@ A model family's own config lives with the family (``makemore.models``).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from makemore import validation
-from makemore.batching import BATCHINGS
-from makemore.data import DEFAULT_MAX_ITEM_LEN
-from makemore.models import ModelConfig, get_family, make_config
+from makemore.errors import MakemoreError
 
+if TYPE_CHECKING:
+    from makemore.models import ModelConfig
+
+# This module imports no torch (the command line reads its option declarations before it
+# imports anything heavy): the model families are imported where a config is built, and the
+# two values below mirror batching.BATCHINGS and wordsfile.DEFAULT_MAX_ITEM_LEN (test_config checks).
+BATCHINGS = ("length", "random")  # TrainConfig.batching (makemore.batching)
+DEFAULT_MAX_ITEM_LEN = 256  # DataConfig.max_item_len (makemore.wordsfile)
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 BACKWARDS = ("autograd", "manual")
@@ -34,12 +41,13 @@ class DataConfig:
     labelled: bool = False  # lines are label<TAB>item: train a model conditional on the label
     label_column: str = ""  # CSV input: the column (header name or number from 1) holding the labels
     item_column: str = ""  # CSV input: the column holding the items (reads the input as CSV)
+    lowercase: bool = False  # fold the items to lower case before training (the built-in corpora are already)
 
     def __post_init__(self) -> None:
         validation.text(self, "input", "label_column", "item_column")
         validation.integers(self, 1, "max_item_len")
         validation.integers(self, -(2**63), "split_seed")
-        validation.flags(self, "dedupe", "labelled")
+        validation.flags(self, "dedupe", "labelled", "lowercase")
         if self.label_column and not self.item_column:
             validation.fail(
                 self, "label_column", "needs item_column too (the CSV column holding the items)", ("item_column",)
@@ -48,6 +56,50 @@ class DataConfig:
             validation.fail(
                 self, "labelled", "a CSV input needs label_column (the column holding the labels)", ("label_column",)
             )
+
+
+MAX_TIME_BUDGET = 7 * 24 * 3600.0  # a week: a longer --time is a typo, not a plan
+
+
+_DURATION = re.compile(r"(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?")
+_DURATION_HELP = "a duration like 90s, 5m, 1h, 1m30s or plain seconds"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration: ``90s``, ``5m``, ``1h``, ``1m30s``, ``1.5h`` or plain seconds (``90``).
+
+    Args:
+        text: the duration (case and surrounding spaces ignored).
+    Returns:
+        the duration in seconds, a finite number above 0.
+    Raises:
+        MakemoreError: anything else (a unit other than h/m/s, 0, a negative, more than a week).
+    """
+    raw = text.strip().lower() if isinstance(text, str) else ""
+    seconds = None
+    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+        seconds = float(raw)
+    elif raw:
+        match = _DURATION.fullmatch(raw)
+        if match and any(match.groupdict().values()):
+            parts = {k: float(v) for k, v in match.groupdict().items() if v}
+            seconds = 3600 * parts.get("h", 0) + 60 * parts.get("m", 0) + parts.get("s", 0)
+    if seconds is None:
+        raise MakemoreError(f"expected {_DURATION_HELP}, got {text!r}")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise MakemoreError(f"must be more than 0 seconds, got {text!r}")
+    if seconds > MAX_TIME_BUDGET:
+        raise MakemoreError(f"at most {format_duration(MAX_TIME_BUDGET)} (a week), got {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """How a budget is shown: ``45 -> '45s'``, ``90 -> '1m30s'``, ``300 -> '5m'``, ``2.5 -> '2.5s'``."""
+    if seconds < 60 or seconds != int(seconds):
+        return f"{seconds:g}s"
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{unit}" for v, unit in ((h, "h"), (m, "m"), (s, "s")) if v)
 
 
 @dataclass
@@ -94,7 +146,7 @@ class TrainConfig:
         validation.one_of(self, "dtype", DTYPES, "dtype")
         validation.flags(self, "compile")
         validation.number(self, "lr", least=0)
-        validation.number(self, "time_budget", least=0)
+        validation.number(self, "time_budget", least=0, most=MAX_TIME_BUDGET)
         validation.number(self, "min_lr_ratio", least=0, most=1)
         validation.number(self, "step_at", least=0, most=1)
         validation.number(self, "step_factor", least=0)
@@ -110,6 +162,8 @@ class TrainConfig:
 
 def default_train_config(model: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """TrainConfig defaults, then the family's own (``train_defaults``), then ``overrides``."""
+    from makemore.models import get_family
+
     return TrainConfig(**{**get_family(model).config.train_defaults, **(overrides or {})})
 
 
@@ -128,6 +182,8 @@ class RunConfig:
     train: TrainConfig | None = None
 
     def __post_init__(self) -> None:
+        from makemore.models import get_family, make_config
+
         if self.model is None:
             if self.model_config is not None:
                 validation.fail(self, "model_config", "needs the model family it belongs to (model=...)")
@@ -156,6 +212,8 @@ class Preset:
     train_options: dict[str, Any] = field(default_factory=dict)
 
     def run_config(self) -> RunConfig:
+        from makemore.models import make_config
+
         return RunConfig(
             model=self.model,
             model_config=make_config(self.model, self.model_options),

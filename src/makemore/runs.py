@@ -8,6 +8,8 @@ config, vocabulary, data (file, checksum, split sizes), training config, step an
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,10 +30,29 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_meta(config: RunConfig, data: Data, model: LanguageModel, extra: dict[str, Any]) -> dict[str, Any]:
-    """The description of a run written into its checkpoints (plus ``extra``: state, metrics)."""
+def new_run_id(config: RunConfig, data: Data) -> str:
+    """A new run's identity, recorded in each of its checkpoints and its run.json so that a
+    checkpoint copied in from another run is refused (``RunDir.check_identity``).
+
+    A digest of what defines the run (its config, the data's checksum and vocabulary), not a
+    random number: training is deterministic, so two runs of the same recipe are the same run,
+    and their files stay bit-identical.
+    """
+    recipe = {"config": asdict(config), "sha256": data.sha256, "vocab": data.vocab.to_json()}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def run_meta(
+    config: RunConfig, data: Data, model: LanguageModel, extra: dict[str, Any], run_id: str | None
+) -> dict[str, Any]:
+    """The description of a run written into its checkpoints (plus ``extra``: state, metrics).
+
+    Args:
+        run_id: the run's identity (``new_run_id``; None only for a run from before identities).
+    """
     return {
         "makemore_version": __version__,
+        **({"run_id": run_id} if run_id else {}),
         "model": {"kind": config.model, "config": asdict(config.model_config), "parameters": count_parameters(model)},
         "vocab": data.vocab.to_json(),
         "data": {
@@ -42,13 +63,21 @@ def run_meta(config: RunConfig, data: Data, model: LanguageModel, extra: dict[st
             "longest_item": data.longest_item,
             "split_sizes": list(data.split_sizes),
             "label_counts": data.label_counts("train"),  # training items per label (the prior of a label)
+            "casefolded": is_casefolded(data.vocab.chars),  # what users type is folded too
         },
         "train": asdict(config.train),
         **extra,
     }
 
 
+def is_casefolded(chars: tuple[str, ...] | str) -> bool:
+    """Whether a vocabulary is a case-folded corpus's: it has letters that have an upper case,
+    and none in upper case (the built-in corpora, a file trained with ``lowercase``)."""
+    return any(c != c.upper() for c in chars) and all(c == c.lower() for c in chars)
+
+
 _HEX = re.compile(r"[0-9a-f]{64}")
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 _VERSION = re.compile(r"\d+\.\d+\.\d+\S*")
 
 
@@ -76,6 +105,10 @@ def check_header(meta: dict[str, Any]) -> None:
         "makemore_version",
         f"expected a version like '0.2.0', got {meta.get('makemore_version')!r}",
     )
+    run_id = meta.get("run_id")
+    _require(
+        run_id is None or (isinstance(run_id, str) and bool(_RUN_ID.fullmatch(run_id))), "run_id", "not 32 hex digits"
+    )
     for key in ("model", "vocab", "data", "train", "state", "metrics"):
         _require(isinstance(meta.get(key), dict), key, "missing or not a JSON object")
     model, vocab, data, state = meta["model"], meta["vocab"], meta["data"], meta["state"]
@@ -98,6 +131,7 @@ def check_header(meta: dict[str, Any]) -> None:
         "expected a count (integer >= 0) for each label of vocab.labels",
     )
     _require(isinstance(data.get("input"), str), "data.input", "missing or not a string")
+    _require(isinstance(data.get("casefolded", False), bool), "data.casefolded", "not true or false")
     _require(
         isinstance(data.get("sha256"), str) and bool(_HEX.fullmatch(data["sha256"])),
         "data.sha256",
@@ -176,6 +210,16 @@ class Run:
         return self.model.position_limit
 
     @property
+    def casefolded(self) -> bool:
+        """Whether the run was trained on case-folded items (recorded; older runs: read from the vocabulary)."""
+        recorded = self.meta["data"].get("casefolded")
+        return recorded if isinstance(recorded, bool) else is_casefolded(self.vocab.chars)
+
+    def fold(self, text: str) -> str:
+        """``text`` as this run reads it: in lower case when its corpus was case-folded."""
+        return text.lower() if self.casefolded else text
+
+    @property
     def label_counts(self) -> dict[str, int]:
         """Training items per label (empty for a model trained without labels)."""
         return dict(self.meta["data"].get("label_counts", {}))
@@ -189,11 +233,13 @@ def load_run(out_dir: str | Path, which: str = "best", device: str = "cpu") -> R
         which: "best" (lowest dev loss; falls back to "last") or "last".
         device: where to put the model.
     """
-    path, ckpt = RunDir(out_dir).load(which)
+    run_dir = RunDir(out_dir)
+    path, ckpt = run_dir.load(which)
     try:
         config = config_from_meta(ckpt.meta)
     except MakemoreError as exc:
         raise MakemoreError(f"{path}: {exc}") from None
+    run_dir.check_identity(path, ckpt.meta)
     vocab = Vocab.from_json(ckpt.meta["vocab"])
     with torch.device("meta"):  # shapes only: a header cannot make us allocate a model it has no weights for
         skeleton = build_model(config.model, config.model_config, vocab.size)

@@ -182,7 +182,8 @@ def classify(model, vocab: Vocab, counts: dict[str, int], words: list[str]) -> l
 
 
 def classify_run(run: Run, words: list[str]) -> list[Classification]:
-    """``classify`` with a run's model and label frequencies (words checked as ``score`` does)."""
+    """``classify`` with a run's model and label frequencies (words checked and folded as ``score`` does)."""
+    words = [run.fold(word) for word in words]
     _check_words(run, words)
     _check_vocab(run, words)
     return classify(run.model, run.vocab, run.label_counts, words)
@@ -216,8 +217,9 @@ def score(run: Run, words: list[str], label: str | None = None) -> list[WordScor
             scores each under its most probable label (``classify``).
     Raises:
         MakemoreError: a word is empty, holds a character the model never saw, or is longer
-            than the model can read; an unknown label.
+            than the model can read; an unknown label. (A case-folded run reads them in lower case.)
     """
+    words = [run.fold(word) for word in words]
     _check_words(run, words)
     labels = None
     if label is not None:
@@ -287,7 +289,10 @@ def _unscorable(run: Run, items: list[str]) -> tuple[torch.Tensor, torch.Tensor,
     if int(newline.sum()) != len(items) - 1:
         raise MakemoreError("an item contains a line break; give one item per line")
     owner = torch.cumsum(newline, 0) - newline.long()  # the item each code point belongs to
-    alphabet = torch.tensor([ord(c) for c in run.vocab.chars], dtype=torch.int64)
+    chars = run.vocab.chars
+    if run.casefolded:  # a capital is read as its letter: unseen only when the letter is
+        chars = (*chars, *(u for c in chars for u in {c.upper(), c.title()} if len(u) == 1 and u != c))
+    alphabet = torch.tensor([ord(c) for c in chars], dtype=torch.int64)
     known = torch.isin(codepoints, alphabet) | newline
     unseen = torch.zeros(len(items), dtype=torch.bool)
     unseen[owner[~known]] = True
@@ -366,7 +371,8 @@ def evaluate_items(
         if not kept:
             continue
         kept_labels = None if chunk_labels is None else [label for label, b in zip(chunk_labels, bad) if not b]
-        loglik = _chunk_log_likelihoods(run, kept, kept_labels)  # (N,)
+        read = [run.fold(item) for item in kept] if run.casefolded else kept  # as score reads them
+        loglik = _chunk_log_likelihoods(run, read, kept_labels)  # (N,)
         counts = torch.tensor([len(item) + 1 for item in kept], dtype=torch.float64)  # characters and the end
         total, targets, scored = total + float(loglik.sum()), targets + int(counts.sum()), scored + len(kept)
         if per_item:

@@ -2,6 +2,9 @@
 
 ``train`` is what ``makemore train`` does. It checks everything (data, configs, the run
 directory) before writing anything, so a refused run leaves nothing behind.
+
+It is longer than 400 lines because the plan of a run (data, model, batchers, device, world,
+budget) and the loop around the trainer still share this module; the consolidation splits them.
 """
 
 from __future__ import annotations
@@ -33,12 +36,12 @@ from makemore.callbacks import (
 )
 from makemore.checkpoint import Checkpoint
 from makemore.config import RunConfig
-from makemore.data import Vocab
+from makemore.data import EncodedCorpus, Vocab
 from makemore.datasets import Data, load_data
 from makemore.errors import MakemoreError
 from makemore.models import LanguageModel, build_model, get_family
 from makemore.rundir import RunDir
-from makemore.runs import config_from_meta, load_run, run_meta
+from makemore.runs import config_from_meta, load_run, new_run_id, run_meta
 from makemore.scoring import evaluate_nll
 from makemore.trainer import Callback, ForwardBackward, LossNotFinite, Trainer, TrainState
 
@@ -53,11 +56,13 @@ def build(config: RunConfig, data: Data) -> tuple[RunConfig, LanguageModel]:
 
 
 def _resumed(run_dir: RunDir, changes: dict[str, Any]) -> tuple[RunConfig, Data, Checkpoint]:
+    run_dir.check_not_written()
     last = run_dir.checkpoint("last")
     if not last.exists():
         validation.fail(None, "resume", f"no checkpoint to resume in {run_dir.path} (expected {last.name})")
-    _, ckpt = run_dir.load("last")
+    path, ckpt = run_dir.load("last")
     config = config_from_meta(ckpt.meta)
+    run_dir.check_identity(path, ckpt.meta)
     if changes:
         config.train = dataclasses.replace(config.train, **changes)
     if get_family(config.model).model.trains_by_gradient:
@@ -102,6 +107,8 @@ class _Run:
     budget: dict | None = None  # a time-budgeted run: the steps chosen and what they were chosen from
     deadline: tuple[float, float] | None = None  # and its (end by, seconds kept for the end)
     pace: tuple[float, float, float] | None = None  # and its (end at, seconds kept for the end, eval seconds)
+    run_id: str | None = None  # kept across resumes (runs.new_run_id)
+    report_train_items: int | None = None  # the final report's train sample (None: execution.REPORT_ITEMS)
 
 
 def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwrite: bool, changes: dict) -> _Run:
@@ -110,6 +117,7 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
         config, data, ckpt = _resumed(run_dir, changes)
     else:
         run_dir.check_new(overwrite=overwrite)
+        run_dir.check_not_written()
         data = load_data(config.data)
     world = distributed.from_environment()
     device = execution.resolve_device(config.train.device, world)
@@ -135,7 +143,10 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
     report_dev_batcher = model.batcher(dev_corpus, device)
     dev_batcher = model.batcher(watched, device) if len(watched) < len(dev_corpus) else report_dev_batcher
     execution.check_options(config.train, model, device)
-    return _Run(config, data, model, device, train_batcher, dev_batcher, report_dev_batcher, None, ckpt, world)
+    run_id = (ckpt.meta.get("run_id") if ckpt is not None else None) or new_run_id(config, data)
+    return _Run(
+        config, data, model, device, train_batcher, dev_batcher, report_dev_batcher, None, ckpt, world, run_id=run_id
+    )
 
 
 def train(
@@ -194,12 +205,21 @@ def train(
         if on_start is not None and main:
             on_start(run.config)
         # only now: a refused run leaves nothing behind
-        with run_dir.writing(new=not resume, overwrite=overwrite) if main else contextlib.nullcontext():
+        writing = run_dir.writing(new=not resume, overwrite=overwrite, first_checkpoint=_first_checkpoint(run))
+        with writing if main else contextlib.nullcontext():
             if not run.model.trains_by_gradient:
                 return _fit_count_model(run, run_dir)
             metrics = _fit_by_gradient(run, run_dir, progress and main)
     metrics.update({"planned_steps": run.config.train.steps} if run.budget else {})
     return {**metrics, "wall_seconds": time.perf_counter() - started}
+
+
+def _first_checkpoint(run: _Run) -> int:
+    """The step at which the run writes its next checkpoint (the first evaluation)."""
+    step, train = run.ckpt.meta["state"]["step"] if run.ckpt is not None else 0, run.config.train
+    return (
+        min((step // train.eval_interval + 1) * train.eval_interval, train.steps) if run.model.trains_by_gradient else 0
+    )
 
 
 @contextlib.contextmanager
@@ -250,14 +270,26 @@ def _fit_time_budget(run: _Run, started: float) -> None:
         started=started,
         final_evals=final_evals,
     )
+    calibration = _bound_report(run, report, calibration)
     steps = budget.plan_steps(train.time_budget, calibration, train.eval_interval)
     if steps < 1:
         validation.fail(train, "time_budget", budget.too_short(train.time_budget, calibration, train.eval_interval))
-    run.config = dataclasses.replace(run.config, train=dataclasses.replace(train, steps=steps))
+    warmup = budget.scaled_warmup(train.warmup_steps, steps, train.steps)
+    run.config = dataclasses.replace(run.config, train=dataclasses.replace(train, steps=steps, warmup_steps=warmup))
     run.budget = {"seconds": train.time_budget, "steps": steps, **calibration.to_json()}
     reserve = calibration.eval_seconds + calibration.final_seconds
     run.deadline = (started + (1 + budget.DEADLINE_SLACK) * train.time_budget, reserve)
     run.pace = (started + train.time_budget, calibration.final_seconds, calibration.eval_seconds)
+
+
+def _bound_report(run: _Run, report: EncodedCorpus, calibration: budget.Calibration) -> budget.Calibration:
+    """Make the end-of-run report on seeded samples when all of it would eat the budget."""
+    train_items, dev, calibration = budget.bounded_report(
+        run.config.train.time_budget, calibration, report, run.data.corpus("dev"), run.config.train.seed
+    )
+    if dev is not None:
+        run.report_train_items, run.report_dev_batcher = train_items, run.model.batcher(dev, run.device)
+    return calibration
 
 
 def _callbacks(run: _Run, run_dir: RunDir, progress: bool, checkpointer: Checkpointer) -> list[Callback]:
@@ -302,7 +334,7 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
             extra["time_budget"] = timing
         if run.world is not None:
             extra["processes"] = run.world.size
-        return run_meta(run.config, run.data, run.model, extra)
+        return run_meta(run.config, run.data, run.model, extra, run.run_id)
 
     average = WeightAverage(run.model, run.config.train.ema) if run.config.train.ema else None
     saved_step = run.ckpt.meta["state"]["step"] if run.ckpt else 0
@@ -344,9 +376,11 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
 def _train_report(model: LanguageModel, run: _Run) -> dict:
     """The train NLL of the report: on a bounded sample of a big train split (``train_loss_items``)."""
     corpus = run.data.corpus("train")
-    report = execution.bounded_sample(corpus, execution.REPORT_ITEMS, run.config.train.seed)
+    report = execution.bounded_sample(corpus, run.report_train_items or execution.REPORT_ITEMS, run.config.train.seed)
     nll = evaluate_nll(model, model.batcher(report, run.device))
-    return {"train_loss": nll, "train_loss_items": len(report), "train_items": len(corpus)}
+    dev_items, all_dev = len(run.report_dev_batcher.corpus), len(run.data.split.dev)
+    sampled = {"dev_loss_items": dev_items, "dev_items": all_dev} if dev_items < all_dev else {}
+    return {"train_loss": nll, "train_loss_items": len(report), "train_items": len(corpus), **sampled}
 
 
 def _diverged(exc: LossNotFinite, run_dir: RunDir, kept_step: int | None) -> MakemoreError:
@@ -370,7 +404,7 @@ def _fit_count_model(run: _Run, run_dir: RunDir) -> dict:
         "dev_loss": evaluate_nll(run.model, run.report_dev_batcher),
         "fit_seconds": time.perf_counter() - started,
     }
-    meta = run_meta(run.config, run.data, run.model, {"state": {"step": 0}, "metrics": metrics})
+    meta = run_meta(run.config, run.data, run.model, {"state": {"step": 0}, "metrics": metrics}, run.run_id)
     for which in ("best", "last"):
         run_dir.save(which, model_state=run.model.state_dict(), meta=meta)
     return metrics

@@ -167,7 +167,7 @@ def _edit_meta(edit: Callable[[dict], object], which: str = "best") -> Callable[
     return setup
 
 
-def _edit_tensor(name: str, shape: tuple[int, ...]) -> Callable[[Path], None]:
+def _edit_tensor(name: str, shape: tuple[int, ...] = (), value: float | None = None) -> Callable[[Path], None]:
     def setup(ws: Path) -> None:
         import torch
         from safetensors.torch import load, save
@@ -177,10 +177,29 @@ def _edit_tensor(name: str, shape: tuple[int, ...]) -> Callable[[Path], None]:
         size = int.from_bytes(raw[:8], "little")
         metadata = json.loads(raw[8 : 8 + size])["__metadata__"]
         tensors = load(raw)
-        tensors[name] = torch.zeros(shape)
+        tensors[name] = torch.zeros(shape) if value is None else torch.full_like(tensors[name], value)
+        _sign(tensors, metadata)  # a consistent file: what is refused is the tensor, not its checksum
         path.write_bytes(save(tensors, metadata=metadata))
 
     return setup
+
+
+def _sign(tensors: dict, metadata: dict) -> None:
+    from makemore.checkpoint import CHECKSUM_KEY, tensors_sha256
+
+    meta = json.loads(metadata["makemore"])
+    metadata["makemore"] = json.dumps({**meta, CHECKSUM_KEY: tensors_sha256(tensors)})
+
+
+def _flip_bit(ws: Path) -> None:
+    path = ws / "run" / "best.safetensors"
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0x10  # inside the last tensor's data
+    path.write_bytes(bytes(raw))
+
+
+def _copy(source: str, target: str) -> Callable[[Path], None]:
+    return lambda ws: (ws / target).write_bytes((ws / source).read_bytes())
 
 
 def _finished_run_with_own_file(ws: Path) -> None:
@@ -234,6 +253,11 @@ _TRAIN_FLAGS = [  # (flag, bad value, ...): the message names the first flag
     ("--backend", "mpi"),
     ("--dtype", "fp16"),
     ("--compile",),
+    ("--epochs", "2"),  # with --steps: two ways to say how long
+    ("--epochs", "x"),
+    ("--learning-rate", "0.1"),  # unknown: the message suggests --lr
+    ("--n_embd", "8"),
+    ("--n-layer", "2"),  # the transformer's: the mlp has --n-layers
 ]
 
 
@@ -285,6 +309,14 @@ def _train_cases() -> list[Case]:
                  '{"step": 7, "stopped": "loss became nan at step 7"}\n')),
         Case("train: resume with a bad optimizer state", ["train", "--resume", "-o", "run", "--steps", "9", "-q"],
              "optimizer state", _edit_meta(_resume_changes, "last")),
+        Case("train: --epochs 0", ["train", "-i", "words.txt", "-o", "new", *TINY, "--epochs", "0"],
+             "--epochs: must be a finite number above 0"),
+        Case("train: a training option of a count model",
+             ["train", "-i", "words.txt", "-o", "new", "--model", "ngram", "--lr", "0.1", "-q"],
+             "--lr: does not apply to model 'ngram'"),
+        Case("train: the words file as a positional", ["train", "words.txt", "-o", "new", *TINY],
+             r"did you mean -i words\.txt"),
+        Case("train: resume with --epochs", ["train", "--resume", "-o", "run", "--epochs", "2", "-q"], "--resume"),
         Case("train: argument not UTF-8", ["train", "-i", "w\udcff.txt", "-o", "new"], "not valid UTF-8"),
     ]
 
@@ -308,6 +340,13 @@ _SAMPLE_CONSTRAINTS = [  # (what the message matches, flags...): constraints, bu
     ("--pool: .*give --similar-to", "--pool", "50"),
     ("--similar-to: items never contain a line break", "--similar-to", "a\nb"),
     ("found none of 3 items in 50 draws", "--contains", "cccccccc", "--max-tries", "50"),
+    ("--exclude-chars: excludes every character, so no item can be made", "--exclude-chars", "abc"),
+    ("--not-contains: excludes every character", "--not-contains", "a", "--not-contains", "b", "--not-contains", "c"),
+    # (braces doubled: the args are formatted)
+    (r"--regex: not a valid regular expression \(repeat count too big", "--regex", "a{{4294967296}}"),
+    ("--regex: not a valid regular expression", "--regex", "a{{1,99999999999999999999}}"),
+    (r"found none of 3 items in 3,064 draws .*stopped early.* --max-tries and --time-limit leave", "--regex", "^q{{5}}",
+     "--max-tries", "5000"),
 ]
 
 
@@ -324,6 +363,7 @@ def _sample_cases() -> list[Case]:
         Case("sample: --temperature -1", [*s, "--temperature", "-1"], "--temperature"),
         Case("sample: --temperature inf", [*s, "--temperature", "inf"], "--temperature"),
         Case("sample: --min-len > --max-len", [*s, "--min-len", "5", "--max-len", "3"], "--min-len"),
+        Case("sample: --max-len 0", [*s, "--max-len", "0"], "--max-len: must be an integer at least 1"),
         Case("sample: prefix with an unknown character", [*s, "--prefix", "z"], "--prefix: character 'z'"),
         Case("sample: prefix longer than --max-len", [*s, "--prefix", "abcab", "--max-len", "2"], "--prefix"),
         Case("sample: --batch-size 0", [*s, "--batch-size", "0"], "--batch-size"),
@@ -427,8 +467,19 @@ def _checkpoint_cases() -> list[Case]:
         ("truncated file", lambda ws: (ws / "run" / "best.safetensors").write_bytes(
             (ws / "run" / "best.safetensors").read_bytes()[:-40]), "unreadable checkpoint"),
         ("random bytes", _write("run/best.safetensors", bytes(range(256)) * 8), "not a makemore checkpoint"),
+        ("a NaN weight", _edit_tensor("model.out.weight", value=float("nan")), "weight out.weight is not finite"),
+        ("an inf weight", _edit_tensor("model.out.bias", value=float("inf")), "weight out.bias is not finite"),
+        ("a flipped bit", _flip_bit, "do not match the checksum"),
+        ("checksum removed", _edit_meta(lambda m: m.pop("tensors_sha256") and None), "tensors_sha256: missing"),
+        ("best of another run", _copy("ngram/best.safetensors", "run/best.safetensors"), "belongs to another run"),
     ]
-    return [Case(f"checkpoint: {name}", *sample(setup, match)) for name, setup, match in edits]
+    cases = [Case(f"checkpoint: {name}", *sample(setup, match)) for name, setup, match in edits]
+    return cases + [
+        Case("checkpoint: score with a NaN weight", ["score", "{run}", "abca"], "is not finite",
+             _edit_tensor("model.out.weight", value=float("nan"))),
+        Case("checkpoint: resume the last of another run", ["train", "--resume", "-o", "{run}", "--steps", "99"],
+             "belongs to another run", _copy("ngram/last.safetensors", "run/last.safetensors")),
+    ]
 
 
 # fmt: on

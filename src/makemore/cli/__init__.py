@@ -1,20 +1,24 @@
 """Command-line interface: a thin layer over ``makemore.api``, one function per subcommand
 (``commands.py``); the parser and the old spellings in ``parser.py``; config dataclasses as
 options, and config fields back as flags, in ``options.py``.
+
+The arguments are parsed before anything imports torch (seconds): ``--help``, ``--version``
+and usage errors answer at once, and ``commands`` (the API, torch) is imported only to run
+the command. ``tests/test_cli_startup.py`` checks it; ``benchmarks/bench_startup.py`` times it.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
 
 from makemore import IMPORTED_AT
-from makemore.cli.options import render, run_config_from_args
+from makemore.cli import launch
+from makemore.cli.options import check_run_options, render, run_config_from_args
 from makemore.cli.parser import EXAMPLES, REMOVED_IN, build_parser, old_spellings
-from makemore.distributed import is_main_process, launched
 from makemore.errors import ConfigError, MakemoreError
-from makemore.trainer import TrainingInterrupted
 
 __all__ = ["EXAMPLES", "build_parser", "main", "run_config_from_args"]
 
@@ -40,36 +44,52 @@ def _apply_threads(args) -> int | None:
     return threads.apply(threads.choose(count))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``makemore`` command; returns its exit code (2 for bad input, 1 for a bug)."""
-    process = argv is None  # the program itself (not a call from Python): its start-up counts for --time
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _parsed(argv: list[str], process: bool) -> argparse.Namespace | int:
+    """The parsed arguments, with the old spellings noted and what needs no torch checked; or the
+    exit code of a refusal (a usage error exits from argparse)."""
     bad = next((i for i, arg in enumerate(argv) if _not_utf8(arg)), None)
     if bad is not None:
-        print(f"makemore: error: argument {bad + 1} ({argv[bad]!r}) is not valid UTF-8", file=sys.stderr)
+        launch.report(f"makemore: error: argument {bad + 1} ({argv[bad]!r}) is not valid UTF-8")
         return 2
     args = build_parser().parse_args(argv)
     args.budget_start = IMPORTED_AT if process else None
     notes = old_spellings(args)
     if notes:
-        print(
-            f"makemore: warning: old spelling: {'; '.join(notes)} (the old spellings go in makemore {REMOVED_IN})",
-            file=sys.stderr,
+        launch.note(
+            f"makemore: warning: old spelling: {'; '.join(notes)} (the old spellings go in makemore {REMOVED_IN})"
         )
+    if args.command in ("train", "lr-find") and not getattr(args, "resume", False):
+        try:  # what can be refused without torch is refused before it is imported
+            check_run_options(args)
+        except MakemoreError as exc:
+            launch.report(f"makemore: error: {render(exc, args.parser) if isinstance(exc, ConfigError) else exc}")
+            return 2
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``makemore`` command; returns its exit code (2 for bad input, 1 for a bug)."""
+    process = argv is None  # the program itself (not a call from Python): its start-up counts for --time
+    args = _parsed(list(sys.argv[1:] if argv is None else argv), process)
+    if isinstance(args, int):
+        return args
+    from makemore.cli import commands  # the API, and torch: only now
+    from makemore.trainer import TrainingInterrupted
+
     previous = None
     try:
         previous = _apply_threads(args)
-        return args.func(args)
+        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
     except ConfigError as exc:
-        print(f"makemore: error: {render(exc, args.parser)}", file=sys.stderr)
+        launch.report(f"makemore: error: {render(exc, args.parser)}")
         return 2
     except MakemoreError as exc:
-        print(f"makemore: error: {exc}", file=sys.stderr)
+        launch.report(f"makemore: error: {exc}")
         return 2
     except TrainingInterrupted as exc:
         again = f"makemore train --resume -o {args.out_dir}"
-        if launched():  # one line for the run, from rank 0
-            again = f"torchrun ... -m {again} (any number of processes)" if is_main_process() else ""
+        if launch.launched():  # one line for the run, from rank 0
+            again = f"torchrun ... -m {again} (any number of processes)" if launch.is_main() else ""
         if again:
             print(f"makemore: {exc}; last checkpoint saved. Continue with: {again}", file=sys.stderr)
         return 130
@@ -82,16 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:  # e.g. a full disk or a read-only directory while writing
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"makemore: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        launch.report(f"makemore: error: {where}{exc.strerror or exc}")
         return 2
     except Exception as exc:  # a bug: one line, unless asked for the traceback
         if args.debug:
             raise
         detail = " ".join(str(exc).split())[:300]
-        print(
+        launch.report(
             f"makemore: error: internal error ({type(exc).__name__}: {detail}); rerun with --debug to see "
-            "the traceback, and please report it",
-            file=sys.stderr,
+            "the traceback, and please report it"
         )
         return 1
     finally:

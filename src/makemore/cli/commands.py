@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 
 from makemore import api, files, plots
 from makemore.budget import format_duration
-from makemore.cli.options import MODEL, TRAIN, data_given, given, init_fields, render, run_config_from_args
+from makemore.cli import launch
+from makemore.cli.options import (
+    MODEL,
+    TRAIN,
+    data_given,
+    default_run,
+    family_settings,
+    flag_name,
+    given,
+    init_fields,
+    render,
+    run_config_from_args,
+)
 from makemore.data import parse_words, read_words
 from makemore.errors import MakemoreError
 from makemore.manual_backprop import format_gradcheck, gradcheck
@@ -20,7 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         changes = {k: v for k, v in given(args, TRAIN).items() if k in RESUME_CHANGES}
         settings = {k: v for k, v in {**given(args, MODEL), **given(args, TRAIN)}.items() if k not in changes}
-        if settings or data_given(args) or args.preset or args.model or args.overwrite:
+        if settings or data_given(args) or args.preset or args.model or args.overwrite or args.epochs is not None:
             raise MakemoreError(
                 "--resume takes the run's own settings (data, model, training); "
                 "only -o, --steps, --lr, --grad-clip and --threads may be given"
@@ -34,7 +47,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 print(
                     f"training {config.model} on {config.data.input or 'builtin:names'} -> {args.out_dir}"
                     + (f" ({threads} thread{'s' if threads != 1 else ''})" if threads else "")
-                    + _budget_note(config),
+                    + _budget_note(config)
+                    + (f" ({config.train.steps} steps: {args.epochs:g} epochs)" if args.epochs is not None else ""),
                     file=sys.stderr,
                 )
 
@@ -73,30 +87,48 @@ def _budget_note(config: api.RunConfig) -> str:
     return f" ({config.train.steps} steps fit in --time {format_duration(seconds)})"
 
 
-def _scored_lines(run: api.Run, config: api.SampleConfig):
-    """``--scores``: ITEM<TAB>NLL<TAB>new|known (a 4th column, the distance, with --similar-to)."""
+def _known_items(run: api.Run, scores: bool):
+    """The training file's items (``api.training_items``), or None with a warning when it cannot be read."""
     try:
-        known = api.training_items(run)
+        return api.training_items(run)
     except MakemoreError as exc:
-        known = None
-        note = f"cannot tell which items are in the training file ({exc}); shown as ?"
-        print(f"makemore: warning: --scores: {note}", file=sys.stderr)
+        note = f"cannot tell which items are in the training file ({exc})"
+        print(
+            f"makemore: warning: --scores: {note}; shown as ?" if scores else f"makemore: warning: {note}",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _sampled(run: api.Run, config: api.SampleConfig, known, scores: bool):
+    """(item, line) pairs: the item alone, or with ``--scores`` ITEM<TAB>NLL<TAB>new|known (a 4th
+    column, the distance, with --similar-to)."""
+    if not scores:
+        yield from ((item, item) for item in api.iter_sample(run, config))
+        return
     for s in api.iter_sample_scores(run, config, known_items=known):
         where = "?" if s.known is None else "known" if s.known else "new"
-        yield f"{s.item}\t{s.nll:.4f}\t{where}" + ("" if s.distance is None else f"\t{s.distance}")
+        yield s.item, f"{s.item}\t{s.nll:.4f}\t{where}" + ("" if s.distance is None else f"\t{s.distance}")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    """Print (or write) the items; a budget that ran out is a warning if some were found."""
+    """Print (or write) the items; a budget that ran out is a warning if some were found. On
+    stderr: the seed drawn (without --seed) and how many items are in the training file."""
     output = files.check_output(args.output, force=args.force) if args.output else None
+    seed = secrets.randbelow(900_000) + 100_000 if args.seed is None else args.seed  # six digits: easy to type
     # the sample flags are SampleConfig's fields, spelled the same
-    config = api.SampleConfig(**{f.name: getattr(args, f.name) for f in init_fields(api.SampleConfig)})
+    fields = {f.name: getattr(args, f.name) for f in init_fields(api.SampleConfig)}
+    config = api.SampleConfig(**{**fields, "seed": seed})
     run = api.load_run(args.run, args.which)
-    lines = []
+    typed = (config.prefix, config.suffix, *config.contains, *config.not_contains, config.exclude_chars)
+    _fold_note(run, (*typed, config.similar_to, config.regex))
+    known = _known_items(run, args.scores) if args.scores or not config.new_only else None  # --new-only: none
+    items, lines = [], []
     try:
-        for line in _scored_lines(run, config) if args.scores else api.iter_sample(run, config):
+        for item, line in _sampled(run, config, known, args.scores):
             if output is None:  # streamed: a long run shows what it has
                 sys.stdout.write(line + "\n")
+            items.append(item)
             lines.append(line)
     except api.BudgetExhausted as exc:
         if not exc.stats.found:
@@ -107,7 +139,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
             files.atomic_write_text(output, "".join(line + "\n" for line in lines))
     if output is not None and not lines:
         files.atomic_write_text(output, "")
+    if args.seed is None:
+        launch.note(f"makemore: seed {seed} (repeat with --seed {seed})")
+    count = int(known.contains(items).sum()) if known is not None and items and not args.scores else 0
+    if count:
+        launch.note(f"makemore: {count} of {len(items)} are items of the training file (--new-only leaves them out)")
     return 0
+
+
+def _fold_note(run: api.Run, texts) -> None:
+    """Say once on stderr that a case-folded run reads what was typed in lower case."""
+    if run.casefolded and any(text != run.fold(text) for text in texts if text):
+        launch.note("makemore: this run was trained on lower-case items: it reads what you typed in lower case")
 
 
 def _read_stdin_items() -> list[str]:
@@ -125,6 +168,7 @@ def _score_file(args: argparse.Namespace) -> int:
         raise MakemoreError("--label does not go with --input: a labelled file gives each item's label")
     run = api.load_run(args.run, args.which)
     if args.classify:  # a plain list: one item per line
+        _check_labelled(run)
         _print_classes(api.classify(run, read_words(args.input)))
         return 0
     result = api.evaluate_file(run, args.input, per_item=True)
@@ -132,6 +176,12 @@ def _score_file(args: argparse.Namespace) -> int:
     if result.note:
         print(f"makemore: {args.input}: {result.note}", file=sys.stderr)
     return 0
+
+
+def _check_labelled(run: api.Run) -> None:
+    """``--classify`` needs labels (the error names the flag typed, not --label)."""
+    if not run.vocab.label_names:
+        raise MakemoreError("--classify: this model was trained without labels (train with --labelled)")
 
 
 def _print_classes(classes: list[api.Classification]) -> None:
@@ -148,7 +198,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not words:
         raise MakemoreError("score: give at least one word (or - to read them from standard input)")
     run = api.load_run(args.run, args.which)
+    _fold_note(run, words)
     if args.classify:
+        _check_labelled(run)
         if args.detail or args.label is not None:
             raise MakemoreError(
                 "--classify gives P(label | item) for every label; it goes without --detail and --label"
@@ -238,22 +290,38 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(settings: dict) -> str:
+    return ", ".join(f"{flag_name(k)} {v!r}" for k, v in settings.items())
+
+
+def _training(train: dict, used: dict) -> str:
+    """The training settings that differ from the defaults ``makemore train --help`` shows."""
+    return _settings({k: v for k, v in train.items() if v != used[k]}) or "the defaults makemore train --help shows"
+
+
 def cmd_models(args: argparse.Namespace) -> int:
+    """Each family and preset with the model options and the training it gets (training: where it
+    differs from the defaults of ``makemore train --help``, those of the default preset)."""
+    _, _, used = default_run()
+    pad = " " * 22
+    print("families (makemore train --model NAME; training: where it differs from makemore train --help):")
     for name in model_names():
-        config_cls, model_cls = get_family(name)
-        options = ", ".join(f"--{f.name.replace('_', '-')} {f.default!r}" for f in init_fields(config_cls))
+        model_cls = get_family(name).model
+        model, train = family_settings(name)
         kind = model_cls.input_kind if model_cls.trains_by_gradient else "count"
-        print(f"{name:<12} {kind:<8} {options}")
-        if config_cls.train_defaults:
-            print(
-                f"{'':<21} training: "
-                + ", ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in config_cls.train_defaults.items())
-            )
+        print(f"{name:<12} {kind:<8} {_settings(model)}")
+        if model_cls.trains_by_gradient:
+            print(f"{pad}training: {_training(train, used)}")
+        else:
+            print(f"{pad}fitted by counting in one pass: no training options but --device, --backend, --time")
         if model_cls.has_manual_backward:
-            print(f"{'':<21} has a hand-written backward pass (--backward manual)")
-    print("\npresets:")
+            print(f"{pad}has a hand-written backward pass (--backward manual)")
+    print(f"\npresets (makemore train --preset NAME; makemore train alone trains '{api.DEFAULT_PRESET}'):")
     for name, preset in api.PRESETS.items():
-        print(f"  {name:<10} {preset.description}")
+        model, train = family_settings(preset.model, preset.model_options, preset.train_options)
+        print(f"  {name:<10} {preset.model}: {preset.description}")
+        print(f"{pad}{_settings(model)}")
+        print(f"{pad}training: {_training(train, used)}")
     return 0
 
 

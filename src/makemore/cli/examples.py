@@ -27,7 +27,13 @@ batches, within a budget: --max-tries draws (default 1,000 per item, at least 10
 --time-limit seconds (default 30 with such a constraint). When it runs out, the items found
 are printed and one line on stderr says how many were asked, found and drawn: the exit code
 is 0 if at least one item was found, else 2. A request no item can meet (a character the
-model never saw, an excluded character in --suffix) is refused before anything is made.""",
+model never saw, an excluded character in --suffix) is refused before anything is made.
+
+standard output holds the items only; standard error says the rest. Without --seed each call
+draws a new seed and prints it ("makemore: seed 123456 (repeat with --seed 123456)"), so any
+list can be made again. When some of the items are in the training file, a line says how many
+("makemore: 7 of 20 are items of the training file (--new-only leaves them out)"); --scores
+marks each item new or known instead.""",
     "score": """examples:
   makemore score runs/names emma zzzx
   makemore score runs/bigram --detail andrej

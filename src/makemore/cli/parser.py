@@ -9,9 +9,10 @@ still work in this release, with a one-line notice on stderr (``old_spellings``)
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from makemore.cli import commands
+from makemore.cli import launch, suggest
 from makemore.cli.examples import EXAMPLES, TOP_LEVEL_EXAMPLES
 from makemore.cli.options import SCHEDULE_FIELDS, add_run_options
 
@@ -24,10 +25,24 @@ INPUT_HELP = (
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit code 2."""
+    """argparse with one-line errors (the closest flag or choice suggested), exit code 2, and
+    one message for all the processes of a torchrun launch (``launch``)."""
 
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    def error(self, message: str, see: str | None = None):
+        message = suggest.invalid_choice(message)
+        launch.report(f"{self.prog}: error: {message} (see {see or self.prog} --help)")
+        sys.exit(2)
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:  # a subcommand's unknown arguments end up here: suggest from its own flags
+            command = getattr(namespace, "parser", None) or self
+            self.error(suggest.unrecognized(extras, command, namespace), see=command.prog)
+        return namespace
+
+    def print_help(self, file=None):
+        if launch.is_main():
+            super().print_help(file)
 
 
 class CommandParser(Parser):
@@ -64,19 +79,20 @@ SERVE_THREADS = 1  # serve: one per request (why: commands.cmd_serve)
 
 
 def _add_threads(p: argparse.ArgumentParser, default: int) -> None:
-    shown = "auto: the cores free at the start" if default == 0 else str(default)
+    shown = "0" if default == 0 else str(default)
     p.add_argument(
         "--threads",
         dest="reader_threads",
         type=int,
         default=default,
         metavar="N",
-        help=f"CPU threads for PyTorch (0 = auto: the cores other processes leave free; default {shown})",
+        help=f"CPU threads for PyTorch; 0 means as many as the cores other processes leave free when the "
+        f"command starts (default {shown})",
     )
 
 
 def _add_train(sub) -> None:
-    p = sub("train", commands.cmd_train, "train a model and write its checkpoints into a run directory")
+    p = sub("train", "train a model and write its checkpoints into a run directory")
     p.add_argument(
         "-o",
         "--output",
@@ -97,9 +113,7 @@ def _add_train(sub) -> None:
 
 
 def _add_sample(sub) -> None:
-    p = sub(
-        "sample", commands.cmd_sample, "generate new items with a trained model", usage="makemore sample RUN [options]"
-    )
+    p = sub("sample", "generate new items with a trained model", usage="makemore sample RUN [options]")
     _add_run_reader(p)
     p.add_argument(
         "-o",
@@ -113,7 +127,12 @@ def _add_sample(sub) -> None:
     p.add_argument("--out-dir", dest="outputs", action=Spelled, help=HIDDEN)
     p.add_argument("--force", action="store_true", help="replace a read-only output file, or write through a symlink")
     p.add_argument("-n", "--num", type=int, default=20, help="how many items (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed: the same seed gives the same items (default: a new one each time, printed on stderr)",
+    )
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
     p.add_argument("--top-k", type=int, default=0, help="sample from the k most likely characters (default: all)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: all)")
@@ -122,7 +141,7 @@ def _add_sample(sub) -> None:
     p.add_argument(
         "--max-len",
         type=int,
-        default=0,
+        default=None,
         help="longest item, in characters (default: model limit or 2x longest training item)",
     )
     p.add_argument("--new-only", action="store_true", help="drop items present in the training file")
@@ -181,7 +200,6 @@ def _add_constraints(p: argparse.ArgumentParser) -> None:
 def _add_readers(sub) -> None:
     p = sub(
         "score",
-        commands.cmd_score,
         "score how plausible items are (mean negative log-likelihood per character)",
         usage="makemore score RUN [--detail] [--label L | --classify] WORD [WORD ...]  |  makemore score RUN --input FILE",
     )
@@ -214,7 +232,6 @@ def _add_readers(sub) -> None:
 
     p = sub(
         "eval",
-        commands.cmd_eval,
         "print the model's NLL on the train/dev/test splits",
         usage="makemore eval RUN [options]",
     )
@@ -224,9 +241,7 @@ def _add_readers(sub) -> None:
         "-i", "--input", default=None, metavar="FILE", help=INPUT_HELP + "; NLL per character, perplexity, bits/char"
     )
 
-    p = sub(
-        "plot", commands.cmd_plot, "draw what a run learned as a PNG", usage="makemore plot WHAT RUN -o FILE [options]"
-    )
+    p = sub("plot", "draw what a run learned as a PNG", usage="makemore plot WHAT RUN -o FILE [options]")
     p.add_argument("what", choices=["bigram", "loss", "embedding", "activations"], help="which plot")
     _add_run_reader(p)
     p.add_argument(
@@ -240,7 +255,7 @@ def _add_readers(sub) -> None:
 
 
 def _add_tools(sub) -> None:
-    p = sub("lr-find", commands.cmd_lr_find, "sweep the learning rate exponentially and suggest one")
+    p = sub("lr-find", "sweep the learning rate exponentially and suggest one")
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="PNG file to write (default lr-find.png)")
     p.add_argument("--out", dest="old_output", default=None, help=HIDDEN)
     p.add_argument("--force", action="store_true", help="replace a read-only output file, or write through a symlink")
@@ -251,10 +266,10 @@ def _add_tools(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_run_options(p, exclude_train=SCHEDULE_FIELDS)
 
-    sub("datasets", commands.cmd_datasets, "list the built-in corpora")
-    sub("models", commands.cmd_models, "list model families, their options and the presets")
+    sub("datasets", "list the built-in corpora")
+    sub("models", "list model families, their options and the presets")
 
-    p = sub("gradcheck", commands.cmd_gradcheck, "compare the hand-written BatchNorm MLP gradients with autograd")
+    p = sub("gradcheck", "compare the hand-written BatchNorm MLP gradients with autograd")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64", help="floating type (default float64)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default 32)")
     p.add_argument("--batch", dest="old_batch", type=int, default=None, help=HIDDEN)
@@ -265,7 +280,6 @@ def _add_tools(sub) -> None:
 def _add_serve(sub) -> None:
     p = sub(
         "serve",
-        commands.cmd_serve,
         "serve a page (generate, score, explore) and its JSON API for trained runs",
         usage="makemore serve RUN [RUN ...] [--host 127.0.0.1] [--port 8000]",
     )
@@ -293,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the Python traceback of an unexpected error")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser, metavar="COMMAND")
 
-    def sub(name: str, func, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
+    def sub(name: str, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
         p = subparsers.add_parser(
             name,
             help=help_text,
@@ -302,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
             **kwargs,
         )
-        p.set_defaults(func=func, parser=p)
+        p.set_defaults(parser=p)
         return p
 
     _add_train(sub)

@@ -1,0 +1,47 @@
+"""``train --epochs N``: the steps of N passes over the training split, known once the data is read.
+
+One epoch is as many examples as the training split holds, in the unit ``--batch-size``
+counts: its items for a model that reads whole items, its targets (characters and item ends)
+for a window model. The model is asked through the batcher it trains with, so no family is
+named here. The words file is read here once more (``training.train`` reads it again): a
+second pass over the file, the price of knowing the steps before training starts.
+"""
+
+from __future__ import annotations
+
+import math
+
+from makemore.config import RunConfig
+from makemore.errors import MakemoreError
+
+
+def check_epochs(epochs: float) -> None:
+    """Raises MakemoreError unless ``epochs`` is a finite number above 0."""
+    if not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
+        raise MakemoreError(f"--epochs: must be a finite number above 0, got {epochs:g}")
+
+
+def steps_for_epochs(config: RunConfig, epochs: float) -> int:
+    """``ceil(epochs x examples / batch_size)`` (at least 1; ``ceil(epochs)`` for a full batch).
+
+    Raises:
+        MakemoreError: ``epochs`` is not a finite number above 0, or the data is bad.
+    """
+    check_epochs(epochs)
+    batch_size = config.train.batch_size
+    if batch_size == 0:  # every example in each step
+        return max(1, math.ceil(epochs))
+    return max(1, math.ceil(epochs * examples_per_epoch(config) / batch_size))
+
+
+def examples_per_epoch(config: RunConfig) -> int:
+    """The training split's examples, as the run's model counts them in a batch."""
+    from makemore.batching import WindowBatcher
+    from makemore.datasets import load_data
+    from makemore.models import build_model, get_family
+
+    data = load_data(config.data)
+    model_cls = get_family(config.model).model
+    model = build_model(config.model, model_cls.fit_config(config.model_config, data.longest_item), data.vocab.size)
+    batcher = model.batcher(data.corpus("train"))
+    return batcher.num_targets if isinstance(batcher, WindowBatcher) else len(batcher.corpus)
