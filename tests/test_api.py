@@ -208,7 +208,7 @@ def test_checkpoint_round_trip_matches_in_memory_model(trained_run, tmp_path):
     trained = api.load_run(trained_run.out_dir)
     torch.manual_seed(123)
     model = build_model("mlp", trained.config.model_config, trained.vocab.size).eval()
-    in_memory = api.Run(model=model, vocab=trained.vocab, meta=trained.meta, config=trained.config, path=tmp_path)
+    in_memory = api.Run(model=model, description=trained.description, path=tmp_path)
     out = tmp_path / "copy"
     out.mkdir()
     save_checkpoint(out / "best.safetensors", model_state=model.state_dict(), meta=trained.meta)

@@ -7,7 +7,7 @@ import pytest
 from conftest import run_cli, tiny_mlp_config, write_words
 from makemore import api
 from makemore.checkpoint import read_meta
-from makemore.runs import is_casefolded
+from makemore.description import is_casefolded
 from makemore.sampling import folded
 
 

@@ -88,7 +88,7 @@ def test_unconstrained_labelled_samples_follow_the_training_mix(runs):
     share = sum(w[0] in LOW for w in items) / len(items)
     expected = run.label_counts["lo"] / sum(run.label_counts.values())
     assert abs(share - expected) < 0.06
-    [scored] = api.iter_sample_scores(run, api.SampleConfig(num=1, seed=5, label=("lo",)))
+    [scored] = api.Sampler.of(run, api.SampleConfig(num=1, seed=5, label=("lo",))).scored()
     prob = torch.tensor([0.0, 1.0])  # label order: hi, lo
     assert scored.nll == pytest.approx(float(item_nlls(run.model, run.vocab, [scored.item], prob)))
 

@@ -8,7 +8,13 @@ import torch
 from makemore.data import Vocab
 from makemore.errors import MakemoreError
 from makemore.models.base import WindowModel
-from makemore.sampling import SampleConfig, decode_rows, filter_logits, generate_tokens, sample_items
+from makemore.sampling import SampleConfig, Sampler, decode_rows, filter_logits, generate_tokens
+
+
+def sample_items(model, vocab, config, **kwargs) -> list[str]:
+    """The items of one ``Sampler`` (its keyword arguments), as a list."""
+    return Sampler(model, vocab, config, **kwargs).all()
+
 
 NEG_INF = float("-inf")
 
@@ -422,3 +428,23 @@ def test_new_only_against_known_items_looked_up_in_bulk_is_exact(monkeypatch, bi
     with_set = items(num=60, seed=4, new_only=True, known_items=set(training))
     with_known = items(num=60, seed=4, new_only=True, known_items=known)
     assert with_known == with_set and len(with_known) == 60 and not set(with_known) & set(training)
+
+
+def test_every_way_of_consuming_a_sampler_gives_the_same_items(trained_run):
+    from makemore import api
+
+    run = api.load_run(trained_run.out_dir)
+    config = SampleConfig(num=30, seed=4, suffix="a", unique=True)
+
+    def sampler():
+        return Sampler.of(run, config, known_items=api.training_items(run))
+
+    batches = list(sampler().batches())
+    items = [item for batch in batches for item in batch]
+    assert len(items) == 30 and len(batches) >= 1
+    assert list(sampler().items()) == sampler().all() == items == api.sample(run, config)
+    scored = list(sampler().scored())
+    assert [s.item for s in scored] == items
+    known = set(trained_run.words)
+    assert [s.known for s in scored] == [item in known for item in items]
+    assert all(s.distance is None and s.nll > 0 for s in scored)

@@ -21,8 +21,19 @@ from makemore.data import EncodedCorpus, Vocab
 from makemore.errors import ConfigError, MakemoreError
 from makemore.models import build_model, make_config, model_names
 from makemore.ranking import edit_distances, rank_similar
-from makemore.sampling import SampleConfig, decode_rows, generate_tokens, iter_items, mask_logits, sample_items
+from makemore.sampling import SampleConfig, Sampler, decode_rows, generate_tokens, mask_logits
 from makemore.scoring import item_nlls
+
+
+def sample_items(model, vocab, config, **kwargs) -> list[str]:
+    """The items of one ``Sampler`` (its keyword arguments), as a list."""
+    return Sampler(model, vocab, config, **kwargs).all()
+
+
+def iter_items(model, vocab, config, **kwargs):
+    """The items of one ``Sampler``, as they come."""
+    return Sampler(model, vocab, config, **kwargs).items()
+
 
 WORDS = make_tiny_words()
 TINY_VOCAB = Vocab.from_words(WORDS)  # " -.abcdeé"
@@ -342,13 +353,13 @@ def test_scores_of_sampled_items(trained_run):
     run = api.load_run(trained_run.out_dir)
     known = set(trained_run.words)
     config = api.SampleConfig(num=30, seed=5)
-    scores = list(api.iter_sample_scores(run, config, known_items=known))
+    scores = list(api.Sampler.of(run, config, known_items=known).scored())
     assert [s.item for s in scores] == api.sample(run, config)
     assert [s.known for s in scores] == [s.item in known for s in scores]
     assert all(s.item for s in scores)  # no item is empty: each has the score ``score`` gives it
     assert [s.nll for s in scores] == pytest.approx([w.nll for w in api.score(run, [s.item for s in scores])])
     assert all(s.distance is None for s in scores)
-    assert all(s.known is None for s in api.iter_sample_scores(run, config))
+    assert all(s.known is None for s in api.Sampler.of(run, config).scored())
 
 
 # -- the command line -------------------------------------------------------------------------

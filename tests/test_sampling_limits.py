@@ -18,7 +18,12 @@ from makemore.data import BOUNDARY
 from makemore.errors import ConfigError
 from makemore.models import model_names
 from makemore.ranking import edit_distances
-from makemore.sampling import SampleConfig, decode_rows, generate_tokens, sample_items
+from makemore.sampling import SampleConfig, Sampler, decode_rows, generate_tokens
+
+
+def sample_items(model, vocab, config, **kwargs) -> list[str]:
+    """The items of one ``Sampler`` (its keyword arguments), as a list."""
+    return Sampler(model, vocab, config, **kwargs).all()
 
 
 def items_of(model, vocab=VOCAB, default_max_len=8, stats=None, **fields):
@@ -70,7 +75,7 @@ def test_no_family_makes_an_empty_item(models, family):  # noqa: F811
 def test_new_unique_samples_of_a_run_are_never_empty(trained_run):
     run = api.load_run(trained_run.out_dir)
     config = api.SampleConfig(num=1000, seed=3, new_only=True, unique=True)
-    scores = list(api.iter_sample_scores(run, config, known_items=api.training_items(run)))
+    scores = list(api.Sampler.of(run, config, known_items=api.training_items(run)).scored())
     assert len(scores) == 1000 and all(s.item for s in scores)
     # the scores are the model's own, the numbers ``score`` gives the same items
     head = scores[:50]

@@ -40,14 +40,7 @@ from makemore.models import make_config, model_names, with_options
 from makemore.ranking import ItemScore, edit_distances
 from makemore.rundir import RunDir
 from makemore.runs import Run, load_run
-from makemore.sampling import (
-    SampleConfig,
-    iter_sample,
-    iter_sample_batches,
-    iter_sample_scores,
-    sample,
-    training_items,
-)
+from makemore.sampling import SampleConfig, Sampler, sample, training_items
 from makemore.scoring import (
     CharScore,
     Classification,
@@ -99,9 +92,6 @@ __all__ = [
     "evaluate_file",
     "evaluate_items",
     "is_main_process",
-    "iter_sample",
-    "iter_sample_batches",
-    "iter_sample_scores",
     "load_data",
     "load_run",
     "lr_find",
@@ -110,6 +100,7 @@ __all__ = [
     "parse_duration",
     "preset_config",
     "sample",
+    "Sampler",
     "score",
     "train",
     "training_curve",

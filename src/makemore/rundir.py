@@ -267,7 +267,7 @@ class RunDir:
     def check_identity(self, path: Path, meta: dict[str, Any]) -> None:
         """Refuse a checkpoint of another run (another run id or vocabulary) than the directory's.
 
-        Called once the checkpoint's header is known to be well formed (``runs.config_from_meta``).
+        Called once the checkpoint's header is known to be well formed (``description.RunDescription.parse``).
 
         Raises:
             MakemoreError: naming the checkpoint.

@@ -12,7 +12,6 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -34,6 +33,7 @@ from makemore.generation import (
     generate_tokens,
 )
 from makemore.itemsets import KnownItems
+from makemore.models import LanguageModel
 from makemore.ranking import ItemScore, rank_similar, score_items
 from makemore.runs import Run, training_data
 
@@ -102,139 +102,197 @@ class SampleConfig:
         return self.pool or max(self.num, min(MAX_ITEMS, POOL_PER_ITEM * self.num))
 
 
-def _generate(
-    model, vocab: Vocab, config: SampleConfig, rules: Rules, stats: SampleStats, *, count: int, unique: bool, **options
-) -> Iterator[list[str]]:
-    """Batches of accepted items until ``count`` are found (see ``iter_item_batches``)."""
-    generator = torch.Generator().manual_seed(config.seed)
-    known = options.pop("known_items")
-    known = known if config.new_only else None
-    label_probs = options.pop("label_probs")
-    draw = dict(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p, min_len=config.min_len)
-    seen: set[str] | None = set() if unique else None
-    if config.similar_to:  # the pool never holds the word itself: it is not similar to itself, it is it
-        seen.add(config.similar_to)
-    rejected = {"new_only": 0, "unique": 0}
-    stats.asked, stats.found, stats.tried, stats.stopped, idle = count, 0, 0, None, 0
-    stats.started = time.monotonic()
-    while stats.found < count:
-        if rules.spent(stats):
-            raise BudgetExhausted(stats)
-        want = count - stats.found
-        rows = constraints.batch_rows(config, want, config.new_only or unique, rules, stats)
-        starts = None
-        if label_probs.numel():  # each row's label, drawn before its characters
-            starts = vocab.num_chars + torch.multinomial(label_probs, rows, replacement=True, generator=generator)
-        tokens = generate_tokens(
-            model, rows, generator=generator, banned=rules.banned, start_ids=starts, **draw, **options
-        )
-        stats.tried += rows
-        candidates = rules.keep(decode_rows(tokens, vocab), stats)
-        accepted = constraints.accepted(candidates, known, seen, rejected)[:want]
-        stats.found += len(accepted)
-        yield accepted
-        idle = 0 if accepted else idle + bool(candidates)  # a batch that met no constraint is the budget's
-        if idle >= GIVE_UP_BATCHES:
-            raise constraints.gave_up(count, stats.found, stats.tried, rejected)
-        if rules.hopeless(stats, config.num if config.similar_to else count):  # (similar_to: num of a pool)
-            raise BudgetExhausted(stats)
-    stats.seconds = time.monotonic() - stats.started
+class Sampler:
+    """Generates items with one model, meeting every constraint of a ``SampleConfig``.
 
-
-def sample_items(model, vocab: Vocab, config: SampleConfig, **options: Any) -> list[str]:
-    """Generate ``config.num`` items as strings: the list of ``iter_items`` (same arguments).
-
-    Raises:
-        BudgetExhausted: as ``iter_items``, with the items found as its ``items``.
-    """
-    return _collect(iter_items(model, vocab, config, **options))
-
-
-def _collect(items: Iterator[str]) -> list[str]:
-    out: list[str] = []
-    try:
-        out.extend(items)
-    except BudgetExhausted as exc:
-        exc.items = out
-        raise
-    return out
-
-
-def iter_items(model, vocab: Vocab, config: SampleConfig, **options: Any) -> Iterator[str]:
-    """The items of ``iter_item_batches`` (same arguments), one at a time."""
-    for batch in iter_item_batches(model, vocab, config, **options):
-        yield from batch
-
-
-def iter_item_batches(
-    model,
-    vocab: Vocab,
-    config: SampleConfig,
-    *,
-    default_max_len: int,
-    model_limit: int | None = None,
-    known_items: Known | None = None,
-    stats: SampleStats | None = None,
-    label_counts: dict[str, int] | None = None,
-) -> Iterator[list[str]]:
-    """Generate ``config.num`` items, a batch at a time, meeting every constraint of ``config``.
-
-    With ``similar_to``, a pool of ``config.pool_size`` distinct items is generated first
-    and the ``num`` closest are yielded at the end, closest first (``ranking.rank_similar``).
+    The one place items are sampled: ``batches()``, ``items()``, ``all()`` and ``scored()``
+    consume the same generation. With ``similar_to``, a pool of ``config.pool_size`` distinct
+    items is generated first and the ``num`` closest come at the end, closest first
+    (``ranking.rank_similar``). ``Sampler.of(run, config)`` samples a trained run.
 
     Args:
-        model: the model (its train/eval mode is restored afterwards).
+        model: the model (its train/eval mode is restored after each use).
         vocab: the model's vocabulary.
         config: sampling options.
         default_max_len: item length bound used when ``config.max_len`` is None.
         model_limit: the most characters the model can generate (positional limit), if any.
-        known_items: the training file's items (a set, or ``KnownItems``), needed for ``new_only``.
-        stats: filled in with what was asked, found and drawn, as it goes.
+        known_items: the training file's items (a set, or ``KnownItems``): needed for
+            ``new_only``, and ``scored()`` marks the known items with them.
         label_counts: a model trained on labels: training items per label, the default mix
             of labels when ``config.label`` is empty.
-    Yields:
-        Lists of items (possibly empty), in generation order.
+        stats: filled in with what was asked, found and drawn, as it goes.
     Raises:
-        ConfigError: an impossible request (before anything is generated), or when
-            ``GIVE_UP_BATCHES`` batches in a row add no item (``unique``/``new_only``
-            reject them all).
-        BudgetExhausted: ``max_tries`` or ``time_limit`` ran out with fewer items than
-            asked; the items found have been yielded by then.
+        ConfigError: an impossible request (before anything is generated).
     """
-    max_len = constraints.longest_item(config, default_max_len, model_limit)
-    try:
-        prefix_ids = vocab.encode(config.prefix) if config.prefix else torch.zeros(0, dtype=torch.int64)
-    except MakemoreError as exc:
-        validation.fail(config, "prefix", str(exc))
-    if config.new_only and known_items is None:
-        validation.fail(config, "new_only", "needs the training items, which could not be read")
-    label_probs = label_distribution(vocab, label_counts or {}, config.label).float()  # (L,); () unlabelled
-    rules = Rules(config, vocab, max_len, config.pool_size)
-    stats = stats if stats is not None else SampleStats()
-    options = dict(prefix_ids=prefix_ids, max_len=max_len, known_items=known_items, label_probs=label_probs)
-    unique = config.unique or bool(config.similar_to)
-    was_training = model.training
-    model.eval()
-    try:
-        batches = _generate(model, vocab, config, rules, stats, count=config.pool_size, unique=unique, **options)
-        yield from _ranked(batches, model, vocab, config, label_probs) if config.similar_to else batches
-    finally:
-        model.train(was_training)
 
+    def __init__(
+        self,
+        model: LanguageModel,
+        vocab: Vocab,
+        config: SampleConfig,
+        *,
+        default_max_len: int,
+        model_limit: int | None = None,
+        known_items: Known | None = None,
+        label_counts: dict[str, int] | None = None,
+        stats: SampleStats | None = None,
+    ):
+        self.model, self.vocab, self.config, self.known_items = model, vocab, config, known_items
+        self.max_len = constraints.longest_item(config, default_max_len, model_limit)
+        try:
+            self.prefix_ids = vocab.encode(config.prefix) if config.prefix else torch.zeros(0, dtype=torch.int64)
+        except MakemoreError as exc:
+            validation.fail(config, "prefix", str(exc))
+        if config.new_only and known_items is None:
+            validation.fail(config, "new_only", "needs the training items, which could not be read")
+        self.label_mix = label_distribution(vocab, label_counts or {}, config.label)  # (L,); () unlabelled
+        self.label_probs = self.label_mix.float()  # what rows draw their labels from
+        self.rules = Rules(config, vocab, self.max_len, config.pool_size)
+        self.stats = stats if stats is not None else SampleStats()
 
-def _ranked(batches: Iterator[list[str]], model, vocab: Vocab, config: SampleConfig, label_probs: torch.Tensor):
-    """The ``num`` items of the pool ``batches`` makes closest to ``similar_to``, as one batch."""
-    pool: list[str] = []
-    short = None
-    try:
-        for batch in batches:
-            pool.extend(batch)
-    except BudgetExhausted as exc:
-        short = exc
-    ranked = rank_similar(model, vocab, pool, config.similar_to, config.num, label_probs.double())
-    yield ranked
-    if short is not None and len(ranked) < config.num:
-        raise short
+    @classmethod
+    def of(
+        cls, run: Run, config: SampleConfig, *, known_items: Known | None = None, stats: SampleStats | None = None
+    ) -> Sampler:
+        """A sampler of a trained run's model.
+
+        A run trained on case-folded items reads the constraints in lower case (``folded``).
+        Items are at most ``config.max_len`` characters long, or when that is None twice the
+        longest training item (at least 16) or what the model can generate, whichever is less.
+        ``new_only`` reads the training file again (only when its checksum is the recorded
+        one), unless ``known_items`` gives its items.
+        """
+        config = folded(run, config)
+        if config.new_only and known_items is None:
+            try:
+                known_items = training_items(run)
+            except MakemoreError as exc:
+                validation.fail(config, "new_only", f"cannot use the training file: {exc}")
+        return cls(
+            run.model,
+            run.vocab,
+            config,
+            default_max_len=max(16, 2 * run.description.data.longest_item),
+            model_limit=run.model_limit,
+            known_items=known_items,
+            label_counts=run.label_counts,
+            stats=stats,
+        )
+
+    def batches(self) -> Iterator[list[str]]:
+        """Lists of items (possibly empty), in generation order.
+
+        Raises:
+            ConfigError: when ``GIVE_UP_BATCHES`` batches in a row add no item
+                (``unique``/``new_only`` reject them all).
+            BudgetExhausted: ``max_tries`` or ``time_limit`` ran out with fewer items than
+                asked, or no draw can meet the constraints; the items found have been yielded.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            batches = self._generate(self.config.pool_size)
+            yield from self._ranked(batches) if self.config.similar_to else batches
+        finally:
+            self.model.train(was_training)
+
+    def items(self) -> Iterator[str]:
+        """The items of ``batches()``, one at a time."""
+        for batch in self.batches():
+            yield from batch
+
+    def all(self) -> list[str]:
+        """The items as a list.
+
+        Raises:
+            BudgetExhausted: as ``batches()``, with the items found as its ``items``.
+        """
+        out: list[str] = []
+        try:
+            out.extend(self.items())
+        except BudgetExhausted as exc:
+            exc.items = out
+            raise
+        return out
+
+    def scored(self) -> Iterator[ItemScore]:
+        """The items, each with its mean NLL per character (as ``score`` gives it), whether it
+        is a known item (None without ``known_items``) and, with ``similar_to``, its edit
+        distance. Each batch is scored together."""
+        label_probs, known = self.label_mix, self.known_items
+        for batch in self.batches():
+            # the batch's known items, looked up together: ``score_items`` then asks a small set
+            marks = None if known is None else {s for s, k in zip(batch, known_marks(known, batch)) if k}
+            yield from score_items(
+                self.model,
+                self.vocab,
+                batch,
+                known_items=marks,
+                similar_to=self.config.similar_to,
+                label_probs=label_probs,
+            )
+
+    def _generate(self, count: int) -> Iterator[list[str]]:
+        """Batches of accepted items until ``count`` are found."""
+        config, rules, stats, vocab = self.config, self.rules, self.stats, self.vocab
+        generator = torch.Generator().manual_seed(config.seed)
+        known = self.known_items if config.new_only else None
+        unique = config.unique or bool(config.similar_to)
+        seen: set[str] | None = set() if unique else None
+        if config.similar_to:  # the pool never holds the word itself: it is not similar to itself, it is it
+            seen.add(config.similar_to)
+        rejected = {"new_only": 0, "unique": 0}
+        stats.asked, stats.found, stats.tried, stats.stopped, idle = count, 0, 0, None, 0
+        stats.started = time.monotonic()
+        while stats.found < count:
+            if rules.spent(stats):
+                raise BudgetExhausted(stats)
+            want = count - stats.found
+            rows = constraints.batch_rows(config, want, config.new_only or unique, rules, stats)
+            starts = None
+            if self.label_probs.numel():  # each row's label, drawn before its characters
+                starts = vocab.num_chars + torch.multinomial(
+                    self.label_probs, rows, replacement=True, generator=generator
+                )
+            tokens = generate_tokens(
+                self.model,
+                rows,
+                generator=generator,
+                banned=rules.banned,
+                start_ids=starts,
+                temperature=config.temperature,
+                top_k=config.top_k,
+                top_p=config.top_p,
+                min_len=config.min_len,
+                prefix_ids=self.prefix_ids,
+                max_len=self.max_len,
+            )
+            stats.tried += rows
+            candidates = rules.keep(decode_rows(tokens, vocab), stats)
+            accepted = constraints.accepted(candidates, known, seen, rejected)[:want]
+            stats.found += len(accepted)
+            yield accepted
+            idle = 0 if accepted else idle + bool(candidates)  # a batch that met no constraint is the budget's
+            if idle >= GIVE_UP_BATCHES:
+                raise constraints.gave_up(count, stats.found, stats.tried, rejected)
+            if rules.hopeless(stats, config.num if config.similar_to else count):  # (similar_to: num of a pool)
+                raise BudgetExhausted(stats)
+        stats.seconds = time.monotonic() - stats.started
+
+    def _ranked(self, batches: Iterator[list[str]]) -> Iterator[list[str]]:
+        """The ``num`` items of the pool ``batches`` makes closest to ``similar_to``, as one batch."""
+        pool: list[str] = []
+        short = None
+        try:
+            for batch in batches:
+                pool.extend(batch)
+        except BudgetExhausted as exc:
+            short = exc
+        config = self.config
+        ranked = rank_similar(self.model, self.vocab, pool, config.similar_to, config.num, self.label_probs.double())
+        yield ranked
+        if short is not None and len(ranked) < config.num:
+            raise short
 
 
 def training_items(run: Run) -> KnownItems:
@@ -246,22 +304,6 @@ def training_items(run: Run) -> KnownItems:
         MakemoreError: the file is missing, unreadable or not the one the run was trained on.
     """
     return training_data(run).known_items()
-
-
-def sample(run: Run, config: SampleConfig, stats: SampleStats | None = None) -> list[str]:
-    """Generate items with a trained run's model (see ``SampleConfig``; the list of ``iter_sample``).
-
-    Raises:
-        BudgetExhausted: fewer than ``config.num`` items met the constraints within the
-            budget; the items found are its ``items``.
-    """
-    return _collect(iter_sample(run, config, stats))
-
-
-def iter_sample(run: Run, config: SampleConfig, stats: SampleStats | None = None) -> Iterator[str]:
-    """The items of ``sample`` as they are made (see ``iter_sample_batches``)."""
-    for batch in iter_sample_batches(run, config, stats):
-        yield from batch
 
 
 def folded(run: Run, config: SampleConfig) -> SampleConfig:
@@ -282,49 +324,11 @@ def folded(run: Run, config: SampleConfig) -> SampleConfig:
     )
 
 
-def iter_sample_batches(
-    run: Run, config: SampleConfig, stats: SampleStats | None = None, known_items: Known | None = None
-) -> Iterator[list[str]]:
-    """The items of ``sample``, a batch at a time (``iter_item_batches`` with the run's model).
+def sample(run: Run, config: SampleConfig, stats: SampleStats | None = None) -> list[str]:
+    """Generate items with a trained run's model: ``Sampler.of(run, config).all()``.
 
-    A run trained on case-folded items reads the constraints in lower case (``folded``).
-
-    Items are at most ``config.max_len`` characters long, or when that is None twice the
-    longest training item (at least 16) or what the model can generate, whichever is less.
-    ``new_only`` reads the training file again (only when its checksum is the recorded one),
-    unless ``known_items`` gives its items.
+    Raises:
+        BudgetExhausted: fewer than ``config.num`` items met the constraints within the
+            budget; the items found are its ``items``.
     """
-    config = folded(run, config)
-    if config.new_only and known_items is None:
-        try:
-            known_items = training_items(run)
-        except MakemoreError as exc:
-            validation.fail(config, "new_only", f"cannot use the training file: {exc}")
-    longest = run.meta["data"]["longest_item"]
-    yield from iter_item_batches(
-        run.model,
-        run.vocab,
-        config,
-        default_max_len=max(16, 2 * longest),
-        model_limit=run.model_limit,
-        known_items=known_items,
-        stats=stats,
-        label_counts=run.label_counts,
-    )
-
-
-def iter_sample_scores(
-    run: Run, config: SampleConfig, *, known_items: Known | None = None, stats: SampleStats | None = None
-) -> Iterator[ItemScore]:
-    """The items of ``iter_sample``, each with its mean NLL per character (as ``score`` gives
-    it), whether it is in ``known_items`` (None when not given) and, with ``similar_to``, its
-    edit distance. Each batch is scored together.
-    """
-    config = folded(run, config)
-    label_probs = label_distribution(run.vocab, run.label_counts, config.label)
-    for batch in iter_sample_batches(run, config, stats, known_items):
-        # the batch's known items, looked up together: ``score_items`` then asks a small set
-        marks = None if known_items is None else {s for s, k in zip(batch, known_marks(known_items, batch)) if k}
-        yield from score_items(
-            run.model, run.vocab, batch, known_items=marks, similar_to=config.similar_to, label_probs=label_probs
-        )
+    return Sampler.of(run, config, stats=stats).all()

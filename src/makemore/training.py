@@ -36,12 +36,13 @@ from makemore.callbacks import (
 )
 from makemore.checkpoint import Checkpoint
 from makemore.config import RunConfig
-from makemore.data import EncodedCorpus, Vocab
+from makemore.data import EncodedCorpus
 from makemore.datasets import Data, load_data
+from makemore.description import RunDescription, new_run_id, run_meta
 from makemore.errors import MakemoreError
 from makemore.models import LanguageModel, build_model, get_family
 from makemore.rundir import RunDir
-from makemore.runs import config_from_meta, load_run, new_run_id, run_meta
+from makemore.runs import load_run
 from makemore.scoring import evaluate_nll
 from makemore.trainer import Callback, ForwardBackward, LossNotFinite, Trainer, TrainState
 
@@ -55,22 +56,23 @@ def build(config: RunConfig, data: Data) -> tuple[RunConfig, LanguageModel]:
     return config, build_model(config.model, config.model_config, data.vocab.size)
 
 
-def _resumed(run_dir: RunDir, changes: dict[str, Any]) -> tuple[RunConfig, Data, Checkpoint]:
+def _resumed(run_dir: RunDir, changes: dict[str, Any]) -> tuple[RunConfig, Data, Checkpoint, RunDescription]:
     run_dir.check_not_written()
     last = run_dir.checkpoint("last")
     if not last.exists():
         validation.fail(None, "resume", f"no checkpoint to resume in {run_dir.path} (expected {last.name})")
     path, ckpt = run_dir.load("last")
-    config = config_from_meta(ckpt.meta)
+    resumed = RunDescription.parse(ckpt.meta)
     run_dir.check_identity(path, ckpt.meta)
+    config = resumed.config
     if changes:
-        config.train = dataclasses.replace(config.train, **changes)
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
     if get_family(config.model).model.trains_by_gradient:
-        _check_resumable(run_dir, config, ckpt.meta["state"]["step"], changes)
-    data = load_data(config.data, Vocab.from_json(ckpt.meta["vocab"]))
-    if data.sha256 != ckpt.meta["data"]["sha256"]:
+        _check_resumable(run_dir, config, resumed.step, changes)
+    data = load_data(config.data, resumed.vocab)
+    if data.sha256 != resumed.data.sha256:
         validation.fail(None, "resume", f"{data.source} changed since this run started (its checksum differs)")
-    return config, data, ckpt
+    return config, data, ckpt, resumed
 
 
 def _check_resumable(run_dir: RunDir, config: RunConfig, step: int, changes: dict[str, Any]) -> None:
@@ -102,19 +104,20 @@ class _Run:
     dev_batcher: Any  # the dev evaluations during training (at most ``execution.WATCH_ITEMS`` items)
     report_dev_batcher: Any  # the final report's dev NLL: the whole dev split
     forward_backward: ForwardBackward | None  # set once the processes of a distributed run have joined
-    ckpt: Checkpoint | None  # the checkpoint resumed from
+    ckpt: Checkpoint | None  # the checkpoint resumed from (its weights and optimizer state)
     world: distributed.World | None = None  # this process's place in a torchrun run
     budget: dict | None = None  # a time-budgeted run: the steps chosen and what they were chosen from
     deadline: tuple[float, float] | None = None  # and its (end by, seconds kept for the end)
     pace: tuple[float, float, float] | None = None  # and its (end at, seconds kept for the end, eval seconds)
-    run_id: str | None = None  # kept across resumes (runs.new_run_id)
+    run_id: str | None = None  # kept across resumes (description.new_run_id)
+    resumed: RunDescription | None = None  # the description of the checkpoint resumed from
     report_train_items: int | None = None  # the final report's train sample (None: execution.REPORT_ITEMS)
 
 
 def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwrite: bool, changes: dict) -> _Run:
-    ckpt = None
+    ckpt = resumed = None
     if resume:
-        config, data, ckpt = _resumed(run_dir, changes)
+        config, data, ckpt, resumed = _resumed(run_dir, changes)
     else:
         run_dir.check_new(overwrite=overwrite)
         run_dir.check_not_written()
@@ -143,9 +146,20 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
     report_dev_batcher = model.batcher(dev_corpus, device)
     dev_batcher = model.batcher(watched, device) if len(watched) < len(dev_corpus) else report_dev_batcher
     execution.check_options(config.train, model, device)
-    run_id = (ckpt.meta.get("run_id") if ckpt is not None else None) or new_run_id(config, data)
+    run_id = (resumed.run_id if resumed is not None else None) or new_run_id(config, data)
     return _Run(
-        config, data, model, device, train_batcher, dev_batcher, report_dev_batcher, None, ckpt, world, run_id=run_id
+        config,
+        data,
+        model,
+        device,
+        train_batcher,
+        dev_batcher,
+        report_dev_batcher,
+        None,
+        ckpt,
+        world,
+        run_id=run_id,
+        resumed=resumed,
     )
 
 
@@ -216,7 +230,7 @@ def train(
 
 def _first_checkpoint(run: _Run) -> int:
     """The step at which the run writes its next checkpoint (the first evaluation)."""
-    step, train = run.ckpt.meta["state"]["step"] if run.ckpt is not None else 0, run.config.train
+    step, train = run.resumed.step if run.resumed is not None else 0, run.config.train
     return (
         min((step // train.eval_interval + 1) * train.eval_interval, train.steps) if run.model.trains_by_gradient else 0
     )
@@ -326,7 +340,7 @@ def _evaluation(run: _Run, average: WeightAverage | None) -> Callable[[torch.nn.
 
 def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
     started = time.perf_counter()
-    timing = run.budget or (run.ckpt.meta.get("time_budget") if run.ckpt is not None else None)
+    timing = run.budget or (run.resumed.time_budget if run.resumed is not None else None)
 
     def describe(trainer: Trainer) -> dict:
         extra = {"state": trainer.state.to_json(), "metrics": dict(trainer.state.metrics)}
@@ -337,7 +351,7 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
         return run_meta(run.config, run.data, run.model, extra, run.run_id)
 
     average = WeightAverage(run.model, run.config.train.ema) if run.config.train.ema else None
-    saved_step = run.ckpt.meta["state"]["step"] if run.ckpt else 0
+    saved_step = run.resumed.step if run.resumed is not None else 0
     checkpointer = Checkpointer(run_dir, describe, saved_step=saved_step, average=average)
     trainer = Trainer(
         run.model,
@@ -348,7 +362,7 @@ def _fit_by_gradient(run: _Run, run_dir: RunDir, progress: bool) -> dict:
         forward_backward=run.forward_backward,
     )
     if run.ckpt is not None:
-        trainer.restore(run.ckpt.optimizer_state, run.ckpt.rng_state, TrainState.from_json(run.ckpt.meta["state"]))
+        trainer.restore(run.ckpt.optimizer_state, run.ckpt.rng_state, TrainState.from_json(run.resumed.state))
         if average is not None:
             try:
                 average.load_state_dict(run.ckpt.average_state)

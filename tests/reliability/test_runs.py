@@ -232,7 +232,7 @@ def test_force_writes_through_a_symlink_and_over_a_read_only_file(tmp_path, caps
 
 
 def test_an_unexpected_error_is_one_line_unless_debugging(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(api, "iter_sample", lambda run, config: (_ for _ in ()).throw(ValueError("a\nbug")))
+    monkeypatch.setattr(api.Sampler, "items", lambda self: (_ for _ in ()).throw(ValueError("a\nbug")))
     words = write_words(tmp_path / "words.txt", make_tiny_words())
     api.train(_config(words, steps=2), tmp_path / "run", progress=False)
     assert main(["sample", str(tmp_path / "run")]) == 1

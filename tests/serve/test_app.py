@@ -38,7 +38,7 @@ def test_generate_with_a_suffix_gives_n_items_ending_with_it_as_sample_does(app)
     assert answer["seed"] == 5 and answer["warning"] is None
     assert answer["stats"]["asked"] == answer["stats"]["found"] == 12 and answer["stats"]["tried"] >= 12
     run = app.served[0].run
-    expected = list(api.iter_sample_scores(run, api.SampleConfig(num=12, seed=5, suffix="a")))
+    expected = list(api.Sampler.of(run, api.SampleConfig(num=12, seed=5, suffix="a")).scored())
     assert items == [s.item for s in expected]
     assert [r["nll"] for r in answer["items"]] == pytest.approx([s.nll for s in expected])
     assert app.generate({"n": 12, "seed": 5, "suffix": "a"})["items"] == answer["items"]  # the seed reproduces it

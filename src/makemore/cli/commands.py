@@ -103,10 +103,11 @@ def _known_items(run: api.Run, scores: bool):
 def _sampled(run: api.Run, config: api.SampleConfig, known, scores: bool):
     """(item, line) pairs: the item alone, or with ``--scores`` ITEM<TAB>NLL<TAB>new|known (a 4th
     column, the distance, with --similar-to)."""
+    sampler = api.Sampler.of(run, config, known_items=known)
     if not scores:
-        yield from ((item, item) for item in api.iter_sample(run, config))
+        yield from ((item, item) for item in sampler.items())
         return
-    for s in api.iter_sample_scores(run, config, known_items=known):
+    for s in sampler.scored():
         where = "?" if s.known is None else "known" if s.known else "new"
         yield s.item, f"{s.item}\t{s.nll:.4f}\t{where}" + ("" if s.distance is None else f"\t{s.distance}")
 
@@ -358,9 +359,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     count = len(app.served)
     print(f"serving {count} run{'s' if count != 1 else ''} at {server.url}", file=sys.stderr)
     for s in app.served:
-        dev = s.run.meta["metrics"].get("dev_loss")
+        dev = s.run.description.metrics.get("dev_loss")
         dev_text = "" if dev is None else f", dev NLL {dev:.4f}"
-        params = s.run.meta["model"]["parameters"]
+        params = s.run.description.model.parameters
         print(f"  {s.id}  {s.name}  {s.run.config.model}, {params:,} parameters{dev_text}", file=sys.stderr)
         if s.note:
             print(f"makemore: warning: {s.name}: no new/known marks nor dev/test NLL: {s.note}", file=sys.stderr)

@@ -9,6 +9,7 @@ plots, drawn once each into the app's own temporary directory and kept in memory
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import threading
@@ -51,7 +52,7 @@ class ServedRun:
 
     @property
     def max_length(self) -> int:
-        return params.length_limit(self.run.meta["data"]["longest_item"])
+        return params.length_limit(self.run.description.data.longest_item)
 
 
 def load_served(run_id: int, path: str | Path, name: str) -> ServedRun:
@@ -138,8 +139,8 @@ class App:
                         "model": s.run.config.model,
                         "labels": list(s.run.vocab.label_names),
                         "casefolded": s.run.casefolded,  # reads what is typed in lower case
-                        "parameters": s.run.meta["model"]["parameters"],
-                        "dev_loss": s.run.meta["metrics"].get("dev_loss"),
+                        "parameters": s.run.description.model.parameters,
+                        "dev_loss": s.run.description.metrics.get("dev_loss"),
                     }
                     for s in self.served
                 ]
@@ -155,29 +156,30 @@ class App:
         """
         params.check_fields(query, ("run",))
         s = self._run(query.get("run"))
-        meta, model = s.run.meta, s.run.model
+        description, model = s.run.description, s.run.model
         if s.nll is None and s.splits:
             with s.lock:
                 s.nll = {k: evaluate_nll(model, model.batcher(c)) if len(c) else None for k, c in s.splits.items()}
                 if not model.trains_by_gradient and s.train is not None:
                     s.counted = counted(model, s.train)
-        data = {k: meta["data"].get(k) for k in ("input", "items", "split_sizes", "longest_item", "label_counts")}
+        data = dataclasses.asdict(description.data)
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items() if k not in ("sha256", "casefolded")}
         return clean(
             {
                 "run": s.id,
                 "name": s.name,
                 "model": s.run.config.model,
-                "model_config": meta["model"]["config"],
-                "parameters": meta["model"]["parameters"],
+                "model_config": description.model.config,
+                "parameters": description.model.parameters,
                 "vocab": "".join(s.run.vocab.chars),
                 "labels": list(s.run.vocab.label_names),
                 "casefolded": s.run.casefolded,
                 "data": data,
                 "trains_by_gradient": model.trains_by_gradient,
-                "train": meta["train"] if model.trains_by_gradient else None,
-                "step": meta["state"]["step"],
+                "train": dataclasses.asdict(description.config.train) if model.trains_by_gradient else None,
+                "step": description.step,
                 "counted": s.counted,
-                "metrics": meta["metrics"],
+                "metrics": description.metrics,
                 "nll": s.nll,
                 "note": s.note,
             }
@@ -227,7 +229,7 @@ class App:
         started = time.monotonic()
         with s.lock:
             try:
-                items.extend(api.iter_sample_scores(s.run, config, known_items=s.known, stats=stats))
+                items.extend(api.Sampler.of(s.run, config, known_items=s.known, stats=stats).scored())
             except api.BudgetExhausted as exc:
                 warning = (
                     params.render(exc)
