@@ -1,4 +1,4 @@
-"""``train --help``, ``makemore models`` and the README say the settings a run really gets.
+"""``train --help``, ``makemore models`` and the docs say the settings a run really gets.
 
 The help's defaults are those of ``makemore train`` without --model/--preset (the default
 preset); ``makemore models`` gives each family's and preset's settings, training as the
@@ -20,7 +20,7 @@ from makemore import api
 from makemore.cli import build_parser, run_config_from_args
 from makemore.models import make_config, model_names
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TRAINING_DOC = Path(__file__).resolve().parents[1] / "docs" / "training.md"  # defaults, families, presets
 
 
 def _train_config(*args: str) -> api.RunConfig:
@@ -121,8 +121,8 @@ def test_makemore_models_gives_each_family_and_preset_the_settings_it_trains_wit
     assert _flags(families["lstm"]["training"]) == {"steps": 12000, "lr": 0.003, "eval_interval": 1000}
 
 
-def test_the_readme_agrees_with_the_help_and_the_listing():
-    text = " ".join(README.read_text(encoding="utf-8").split())
+def test_the_training_doc_agrees_with_the_help_and_the_listing():
+    text = " ".join(TRAINING_DOC.read_text(encoding="utf-8").split())
     default, lstm = _train_config().train, _train_config("--model", "lstm")
     assert (
         f"those of the `default` preset ({default.steps:,} steps of {default.batch_size}, lr {default.lr:g}, "
@@ -138,8 +138,8 @@ def test_the_readme_agrees_with_the_help_and_the_listing():
 
 
 @pytest.mark.parametrize("name", ["best"])
-def test_the_readme_preset_rows_give_the_preset_steps(name):
-    text = README.read_text(encoding="utf-8")
+def test_the_training_doc_preset_rows_give_the_preset_steps(name):
+    text = TRAINING_DOC.read_text(encoding="utf-8")
     train = api.preset_config(name).train
     row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
     assert f"{train.steps:,} steps of {train.batch_size}" in row
