@@ -122,7 +122,7 @@ def test_resume_is_bit_identical_after_interruption(tmp_path, words_path, monkey
     with open(part / "metrics.jsonl", "a") as fh:  # a row cut short by a kill: dropped on resume
         fh.write('{"step": 38, "train_lo')
 
-    api.train(None, part, resume=True, progress=False)
+    api.resume(part, progress=False)
     a, b = _weights(full / "last.safetensors"), _weights(part / "last.safetensors")
     assert a.keys() == b.keys()
     for name in a:
@@ -389,7 +389,7 @@ def test_resume_in_the_middle_of_a_log_window_writes_the_same_rows(tmp_path, wor
     part = tmp_path / "part"
     _train_until_sigint(words_path, part, 37, monkeypatch)
     assert len(read_meta(part / "last.safetensors")["state"]["window_losses"]) == 7  # steps 31-37
-    api.train(None, part, resume=True, progress=False)
+    api.resume(part, progress=False)
 
     def rows(run):
         return [

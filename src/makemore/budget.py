@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from makemore import execution
+from makemore.batching import Batcher
 from makemore.config import TrainConfig, format_duration, parse_duration  # noqa: F401  (the budget's spelling)
 from makemore.data import EncodedCorpus
 from makemore.trainer import ForwardBackward, Trainer
@@ -158,21 +159,30 @@ def _state_copy(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int
 def _time_steps(trainer: Trainer, share: float, clock: Callable[[], float]) -> tuple[float, int]:
     """Seconds per step over at least ``MIN_TIMED_STEPS`` steps and ``share`` seconds (or, for
     slow steps, until ``2 * share`` seconds have gone). The mean, not the median: the machine's
-    hiccups recur during the run and cost time there too."""
+    hiccups recur during the run and cost time there too.
+
+    The steps are ``fit``'s (``advance``: the host does not wait for each one); the device
+    is waited for after the warm-up and before the last reading of the clock.
+    """
+    loss = None
     for _ in range(WARMUP_STEPS):
-        trainer.step()
+        loss = trainer.advance()
+    if loss is not None:
+        loss.item()  # the warm-up is done on the device too
     start, timed = clock(), 0
     while True:
-        trainer.step()
+        loss = trainer.advance()
         timed += 1
         elapsed = clock() - start
         if elapsed >= share and (timed >= MIN_TIMED_STEPS or elapsed >= 2 * share):
+            loss.item()  # the steps queued on the device are done
+            elapsed = clock() - start
             return elapsed / timed, timed
 
 
 def calibrate(
     model: torch.nn.Module,
-    batcher,
+    batcher: Batcher,
     config: TrainConfig,
     *,
     evaluate: Callable[[torch.nn.Module], float],

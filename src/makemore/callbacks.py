@@ -6,6 +6,7 @@ one by subclassing ``trainer.Callback`` and overriding the hooks it uses.
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import time
@@ -37,7 +38,7 @@ class ProgressBar(Callback):
             mininterval=0.5 if sys.stderr.isatty() else 10.0,
         )
 
-    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
         if self.bar.total != trainer.config.steps:  # a time budget's new plan
             self.bar.total = trainer.config.steps
         self.bar.update(1)
@@ -126,13 +127,18 @@ class UpdateRatios(Callback):
     def on_after_optimizer_step(self, trainer: Trainer) -> None:
         if self.before is None:
             return
-        ratios = {}
+        names, ratios = [], []
         for name, param in trainer.model.named_parameters():
             if name in self.before:
                 update_std = (param.detach() - self.before[name]).std()
-                ratios[name] = float(torch.log10(update_std / param.detach().std() + 1e-20))
+                names.append(name)
+                ratios.append(torch.log10(update_std / param.detach().std() + 1e-20).float())
         self.before = None
-        trainer.log({"step": trainer.state.step + 1, "update_ratio": ratios})
+        # one read of the ratios and the step's loss: a loss not finite that fit reads later
+        # (on an accelerator) leaves no row, as it would have left no update on the CPU
+        *values, loss = torch.stack([*ratios, trainer.loss.float()]).tolist()
+        if math.isfinite(loss):
+            trainer.log({"step": trainer.state.step + 1, "update_ratio": dict(zip(names, values))})
 
 
 class EarlyStopping(Callback):
@@ -160,7 +166,7 @@ class Deadline(Callback):
         self.deadline, self.reserve, self.clock = deadline, reserve, clock
         self.stopped_at: int | None = None
 
-    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
         if self.stopped_at is None and self.clock() + self.reserve > self.deadline:
             self.stopped_at = trainer.state.step
             trainer.request_stop()
@@ -209,7 +215,7 @@ class Pacer(Callback):
     def on_eval(self, trainer: Trainer, dev_loss: float, improved: bool) -> None:
         self.evaluated = True
 
-    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
         now = self.clock()
         if self.evaluated:  # the time since the last step was an evaluation and its checkpoints
             self.eval_time, self.evals, self.evaluated = self.eval_time + (now - self.last), self.evals + 1, False
@@ -255,14 +261,18 @@ class StopTogether(Callback):
     same step (rank 0 saves ``last``), and ranks > 0 reseed their dropout stream from the seed,
     their rank and the step (so a resumed run draws what the uninterrupted one drew).
 
+    The ranks agree on a stop (an all-reduce the host waits for) only after the steps where
+    ``fit`` reads its losses anyway and every ``every`` steps, not after every step.
+
     Args:
         world: this process's place in the run.
         seed: the run's seed.
         device: where the backend wants the tensors of its collectives.
+        every: the most steps between two agreements (a signal is acted on within them).
     """
 
-    def __init__(self, world: distributed.World, seed: int, device: torch.device):
-        self.world, self.seed, self.device = world, seed, device
+    def __init__(self, world: distributed.World, seed: int, device: torch.device, every: int = 16):
+        self.world, self.seed, self.device, self.every = world, seed, device, max(1, every)
         self.pending = False
         self.previous: dict[int, Any] = {}
 
@@ -281,10 +291,12 @@ class StopTogether(Callback):
     def _signalled(self, *_: Any) -> None:
         self.pending = True
 
-    def on_step_end(self, trainer: Trainer, loss: float) -> None:
-        (stop,) = distributed.all_sum([1.0 if self.pending else 0.0], self.device, torch.float32)
-        if stop > 0:
-            trainer.interrupt()
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
+        step = trainer.state.step
+        if step % self.every == 0 or trainer.reads_at(step):
+            (stop,) = distributed.all_sum([1.0 if self.pending else 0.0], self.device, torch.float32)
+            if stop > 0:
+                trainer.interrupt()
         self._reseed(trainer.state.step)
 
     def on_close(self, trainer: Trainer) -> None:

@@ -4,6 +4,12 @@ The trainer needs a model with ``forward(idx, targets) -> (logits, loss)``, a ba
 draws training batches (``sample(batch_size, generator)``) and, optionally, a function that
 evaluates the dev split. Everything else (progress bar, metrics files, TensorBoard, update
 ratios, early stopping, signals, checkpoints) is a ``Callback`` (see ``callbacks.py``).
+
+``fit`` does not wait for the device at every step: each step's loss stays a 0-dim tensor
+until a *read point* (a train_loss row, an evaluation, an interrupt, the end), where the
+losses not read yet come to Python in one transfer (``read_losses``). A loss that is not
+finite is caught at once on the CPU (where reading costs nothing: that step updates nothing)
+and at the next read point elsewhere (see ``Trainer.advance``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 import torch
 
+from makemore.batching import Batcher
 from makemore.config import TrainConfig
 from makemore.errors import MakemoreError
 
@@ -76,7 +83,8 @@ class TrainingInterrupted(Exception):
 
 
 class LossNotFinite(MakemoreError):
-    """The training (or dev) loss became NaN or infinite; nothing was updated or saved at that step."""
+    """The training (or dev) loss became NaN or infinite at ``step`` (the first such step);
+    nothing was saved from that step on."""
 
     def __init__(self, step: int, loss: float, what: str = "loss"):
         super().__init__(f"{what} became {loss} at step {step}")
@@ -91,7 +99,7 @@ class TrainState:
     best_dev: float = math.inf
     evals_since_best: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
-    window_losses: list[float] = field(default_factory=list)  # since the last train_loss row
+    window_losses: list[float] = field(default_factory=list)  # since the last train_loss row (read so far)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -116,7 +124,9 @@ class Callback:
 
     def on_after_optimizer_step(self, trainer: Trainer) -> None: ...
 
-    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
+        """After each step of ``fit``; ``loss`` is the step's loss as a 0-dim tensor on the
+        device: reading it (``float(loss)``) makes the host wait for the device."""
 
     def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None:
         """A metrics row: ``{"step": ..., "train_loss"/"dev_loss"/"update_ratio"...}``."""
@@ -141,7 +151,7 @@ class Trainer:
 
     Args:
         model: any model with ``forward(idx, targets) -> (logits, loss)``.
-        batcher: draws training batches (``sample(batch_size, generator)``); one that draws
+        batcher: draws training batches (``batching.Batcher``: ``sample(batch_size, generator)``); one that draws
             ahead (a pool of batches) also has ``state_dict()``/``load_state_dict()``, saved
             with the RNG states.
         config: the train config (steps, batch size, optimizer, schedule, ...).
@@ -151,10 +161,14 @@ class Trainer:
         lr_schedule: learning rate of each step (default ``lr_at(config, step)``).
     """
 
+    # None: check each loss at once where it lives on the CPU, at the next read point elsewhere
+    # (see ``advance``); True or False forces one way (tests)
+    defer_checks: bool | None = None
+
     def __init__(
         self,
         model: torch.nn.Module,
-        batcher,
+        batcher: Batcher,
         config: TrainConfig,
         *,
         evaluate: Callable[[torch.nn.Module], float] | None = None,
@@ -181,13 +195,14 @@ class Trainer:
         self.state = TrainState()
         self.stop_requested = False  # finish after this step (early stopping)
         self.interrupted = False  # save and raise TrainingInterrupted after this step
+        self.loss: torch.Tensor | None = None  # the loss of the step being taken (0-dim, on the device)
+        self._unread: list[torch.Tensor] = []  # losses of fit's steps not read yet, after the window's
 
     # -- state ----------------------------------------------------------------------------
     def rng_state(self) -> dict[str, torch.Tensor]:
         """The RNG states a resumed run needs: the global one (dropout) and the batches'."""
         state = {"torch": torch.get_rng_state(), "batches": self.generator.get_state()}
-        if hasattr(self.batcher, "state_dict"):  # a batcher that hands out batches drawn ahead
-            state.update({f"batcher.{k}": v for k, v in self.batcher.state_dict().items()})
+        state.update({f"batcher.{k}": v for k, v in self.batcher.state_dict().items()})  # batches drawn ahead
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state()
         return state
@@ -202,13 +217,12 @@ class Trainer:
         if rng_state:
             torch.set_rng_state(rng_state["torch"])
             self.generator.set_state(rng_state["batches"])
-            if hasattr(self.batcher, "load_state_dict"):
-                prefix = "batcher."
-                batcher_state = {k[len(prefix) :]: v for k, v in rng_state.items() if k.startswith(prefix)}
-                try:
-                    self.batcher.load_state_dict(batcher_state)
-                except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-                    raise MakemoreError(f"the checkpoint's batch state is unreadable ({exc})") from None
+            prefix = "batcher."
+            batcher_state = {k[len(prefix) :]: v for k, v in rng_state.items() if k.startswith(prefix)}
+            try:
+                self.batcher.load_state_dict(batcher_state)
+            except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+                raise MakemoreError(f"the checkpoint's batch state is unreadable ({exc})") from None
             if "cuda" in rng_state and torch.cuda.is_available():
                 torch.cuda.set_rng_state(rng_state["cuda"])
         self.state = state
@@ -244,19 +258,41 @@ class Trainer:
     def step(self) -> float:
         """One optimisation step: learning rate, batch, forward and backward, clipping, update.
 
+        Reads the loss (the host waits for the device): ``fit`` takes its steps with ``advance``.
+
         Returns:
             the batch loss. When it is not finite nothing is updated and the step count
-            stays where it was.
+            stays where it was (on every device).
         """
+        return self._step(defer=False).item()
+
+    def advance(self) -> torch.Tensor:
+        """The step ``fit`` takes, without waiting for the device.
+
+        The rule for a loss that is not finite: where the loss lives on the CPU (reading it
+        costs nothing) it is read at once, and as in ``step`` nothing is updated and the step
+        count stays; on an accelerator (or with ``defer_checks`` True) the step is taken
+        unread, and ``fit`` raises ``LossNotFinite`` naming the first such step at its next
+        read point (before any row or checkpoint of that step or later).
+
+        Returns:
+            the batch loss, a detached 0-dim tensor on the device.
+        """
+        return self._step(defer=self.defer_checks)
+
+    def _step(self, defer: bool | None) -> torch.Tensor:
         config, step = self.config, self.state.step
         lr = self.lr_schedule(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.batcher.sample(config.batch_size, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.forward_backward(self.model, x, y).detach().item()
-        if not math.isfinite(loss):
+        loss = self.forward_backward(self.model, x, y).detach()
+        if defer is None:
+            defer = loss.device.type != "cpu"
+        if not defer and not math.isfinite(loss.item()):
             return loss
+        self.loss = loss
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self._call("on_before_optimizer_step")
@@ -265,35 +301,64 @@ class Trainer:
         self.state.step += 1
         return loss
 
+    def read_losses(self) -> list[float]:
+        """The losses of the steps since the last train_loss row (``state.window_losses``),
+        with those ``fit`` has not read yet read now, in one transfer from the device.
+
+        Raises:
+            LossNotFinite: naming the first step whose loss is not finite (it never enters the window).
+        """
+        window, unread = self.state.window_losses, self._unread
+        if unread:
+            values = torch.stack(unread).tolist()
+            unread.clear()
+            for i, value in enumerate(values):
+                if not math.isfinite(value):
+                    raise LossNotFinite(self.state.step - len(values) + i + 1, value)
+            window.extend(values)
+        return window
+
+    def reads_at(self, step: int) -> bool:
+        """Whether ``fit`` reads the losses after ``step``: a train_loss row or an evaluation
+        (an interrupt and the end are read points too)."""
+        config = self.config
+        at = step % config.log_interval == 0 or step == config.steps
+        return at or (self.evaluate is not None and step % config.eval_interval == 0)
+
     # -- the loop -------------------------------------------------------------------------
     def fit(self) -> TrainState:
         """Train until ``config.steps`` (or a stop); returns the final state.
 
         Raises:
             TrainingInterrupted: after ``interrupt()`` (a signal), once callbacks have saved.
-            LossNotFinite: when the loss stops being finite.
+            LossNotFinite: when the loss stops being finite (see ``advance``).
         """
         state = self.state
         self.model.train()
         self._call("on_train_start")
-        losses, started = state.window_losses, time.perf_counter()  # a resumed run goes on with its window
+        self._unread.clear()
+        started = time.perf_counter()  # a resumed run goes on with its window
         try:
             while state.step < self.config.steps and not self.stop_requested:
                 config = self.config  # set_steps may change it between steps
-                loss = self.step()
-                if not math.isfinite(loss):
-                    raise LossNotFinite(state.step + 1, loss)
-                losses.append(loss)
+                before = state.step
+                loss = self.advance()
+                if state.step == before:  # read at once and not finite: nothing updated
+                    raise LossNotFinite(before + 1, loss.item())
+                self._unread.append(loss)
                 self._call("on_step_end", loss)
                 if state.step % config.log_interval == 0 or state.step == config.steps:
-                    self._log_train(losses, time.perf_counter() - started)
-                    losses.clear()
+                    self._log_train(self.read_losses(), time.perf_counter() - started)
+                    state.window_losses.clear()
                     started = time.perf_counter()
                 if self.evaluate is not None and (state.step % config.eval_interval == 0 or state.step == config.steps):
+                    self.read_losses()
                     self._evaluate()
                 if self.interrupted:
+                    self.read_losses()
                     self._call("on_interrupt")
                     raise TrainingInterrupted(state.step)
+            self.read_losses()
             self._call("on_train_end")
         finally:
             self._call("on_close")
