@@ -341,3 +341,20 @@ def test_sharded_nll_sums_are_the_whole_corpus_nll(family):
     assert sum(count for _, count in parts) == whole.numel() == corpus.num_targets
     assert sum(total for total, _ in parts) == pytest.approx(float(whole.sum()), rel=1e-12)
     assert scoring.evaluate_nll(model, model.batcher(corpus)) == pytest.approx(float(whole.mean()), rel=1e-12)
+
+
+def test_a_distributed_run_swaps_in_global_batchnorm_keeping_every_weight():
+    from makemore.models.layers import BatchNorm
+
+    model = build_model("bn-mlp", make_config("bn-mlp", {"n_embd": 4, "n_hidden": 8}), 10)
+    wavenet = build_model("wavenet", make_config("wavenet", {"n_embd": 4, "n_hidden": 8, "block_size": 4}), 10)
+    for m in (model, wavenet):
+        before = {k: v.clone() for k, v in m.state_dict().items()}
+        norms = [x for x in m.modules() if isinstance(x, BatchNorm)]
+        assert norms and all(type(x) is BatchNorm for x in norms)
+        assert distributed.global_batchnorm(m) is m
+        assert all(type(x) is distributed.GlobalBatchNorm for x in norms)
+        assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+    x = torch.randn(6, 3, 8)  # without a process group its moments are this process's: BatchNorm's
+    for got, want in zip(distributed.batch_moments(x), BatchNorm(8).moments(x)):
+        torch.testing.assert_close(got, want)

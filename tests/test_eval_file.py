@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from conftest import write_words
-from makemore import api, scoring
+from makemore import api, heldout
 from makemore.cli import main
 from makemore.data import split_words
 from makemore.errors import MakemoreError
@@ -37,7 +37,7 @@ def test_chunks_and_per_item_scores_agree_with_score(trained_run, monkeypatch):
     run = api.load_run(trained_run.out_dir)
     items = trained_run.words[:50]
     whole = api.evaluate_items(run, items, per_item=True)
-    monkeypatch.setattr(scoring, "FILE_CHUNK_ITEMS", 7)  # 8 chunks, the last one short
+    monkeypatch.setattr(heldout, "FILE_CHUNK_ITEMS", 7)  # 8 chunks, the last one short
     chunked = api.evaluate_items(run, items, per_item=True)
     assert chunked.nll == pytest.approx(whole.nll, rel=1e-12) and chunked.targets == whole.targets
     assert [w for w, _ in chunked.scores] == items

@@ -36,25 +36,17 @@ from makemore.diagnostics import (
 )
 from makemore.distributed import is_main_process
 from makemore.errors import ConfigError, MakemoreError
+from makemore.heldout import FileEval, evaluate_file, evaluate_items
 from makemore.models import make_config, model_names, with_options
 from makemore.ranking import ItemScore, edit_distances
 from makemore.rundir import RunDir
 from makemore.runs import Run, load_run
 from makemore.sampling import SampleConfig, Sampler, sample, training_items
-from makemore.scoring import (
-    CharScore,
-    Classification,
-    FileEval,
-    WordScore,
-    evaluate,
-    evaluate_file,
-    evaluate_items,
-    score,
-)
+from makemore.scoring import CharScore, Classification, WordScore, evaluate, score
 from makemore.scoring import classify_run as classify
 from makemore.sweep import lr_find
 from makemore.trainer import TrainingInterrupted
-from makemore.training import train
+from makemore.training import resume, train
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -103,6 +95,7 @@ __all__ = [
     "Sampler",
     "score",
     "train",
+    "resume",
     "training_curve",
     "training_items",
     "training_windows",

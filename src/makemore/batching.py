@@ -1,19 +1,42 @@
 """Minibatches of an encoded corpus, in the layout each kind of model reads.
 
 A model's kind chooses its batcher (``LanguageModel.batcher``); the trainer, evaluation and
-scoring only use ``sample`` and ``chunks``.
+scoring only use what the ``Batcher`` protocol declares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from makemore.data import EncodedCorpus
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Batcher(Protocol):
+    """What the trainer, evaluation and scoring ask of a batcher."""
+
+    corpus: EncodedCorpus  # the items it draws from
+
+    @property
+    def num_targets(self) -> int:
+        """How many tokens it predicts over the whole corpus."""
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """One training batch, drawn with ``generator``."""
+
+    def chunks(self, size: int = ..., *, ordered: bool = True) -> Iterator[Batch]:
+        """The whole corpus in batches of about ``size`` (in corpus order when ``ordered``)."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Where its draws stand, for a resumed run (empty when it keeps nothing between draws)."""
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue from ``state_dict()``."""
 
 
 class WindowBatcher:
@@ -56,6 +79,14 @@ class WindowBatcher:
             X, Y = self.corpus.windows(self.block_size)
             return X.to(self.device), Y.to(self.device)
         return self.examples(torch.randint(0, self.num_targets, (batch_size,), generator=generator))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Nothing: every batch is drawn from the trainer's generator alone."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state:
+            raise ValueError(f"a window batcher keeps no state, got {sorted(state)}")
 
     def chunks(self, size: int = 1 << 16, *, ordered: bool = True) -> Iterator[Batch]:
         """Every example in corpus order, ``size`` at a time (``ordered`` is for the signature

@@ -33,6 +33,7 @@ import torch.distributed as dist
 
 from makemore import validation
 from makemore.errors import MakemoreError
+from makemore.models.layers import BatchNorm
 
 ForwardBackward = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # as trainer.ForwardBackward
 
@@ -196,18 +197,37 @@ class _Total(torch.autograd.Function):
 
 
 def batch_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """BatchNorm's batch mean and Bessel-corrected variance of ``x`` (B, H), over the rows of
-    every rank in a distributed run.
+    """BatchNorm's batch mean and Bessel-corrected variance of ``x`` (..., C) over every
+    dimension but the last, over the rows of every rank in a distributed run.
 
     Returns:
-        (mean, var), each (H,).
+        (mean, var), each (C,).
     """
     if _world is None:
-        return x.mean(0), x.var(0, unbiased=True)
-    n = total(x.new_tensor(float(x.size(0))))
-    mean = total(x.sum(0)) / n  # (H,)
-    var = total(((x - mean) ** 2).sum(0)) / (n - 1)  # (H,)
+        dims = tuple(range(x.dim() - 1))
+        return x.mean(dims), x.var(dims, unbiased=True)
+    rows = x.reshape(-1, x.size(-1))  # (N, C)
+    n = total(rows.new_tensor(float(rows.size(0))))
+    mean = total(rows.sum(0)) / n  # (C,)
+    var = total(((rows - mean) ** 2).sum(0)) / (n - 1)  # (C,)
     return mean, var
+
+
+class GlobalBatchNorm(BatchNorm):
+    """``layers.BatchNorm`` whose batch statistics are over every process's rows, as PyTorch's
+    ``SyncBatchNorm``: ``global_batchnorm`` swaps it in for a distributed run."""
+
+    def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch_moments(x)
+
+
+def global_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Make every ``BatchNorm`` of ``model`` a ``GlobalBatchNorm``, in place (the same parameters
+    and buffers: only where its statistics come from changes). Returns ``model``."""
+    for module in model.modules():
+        if type(module) is BatchNorm:
+            module.__class__ = GlobalBatchNorm
+    return model
 
 
 def all_sum(values: list[float], device: torch.device, dtype: torch.dtype = torch.float64) -> list[float]:
@@ -227,10 +247,10 @@ def broadcast_state(module: torch.nn.Module) -> None:
             dist.broadcast(tensor, src=0)
 
 
-def local_rows(n: int, world: World) -> torch.Tensor:
+def local_rows(n: int, world: World, device: torch.device | None = None) -> torch.Tensor:
     """The rows of a global batch of ``n`` this rank trains on: ``rank, rank + size, ...``
-    (strided, so that ranks get items of similar length from a length-sorted batch)."""
-    return torch.arange(world.rank, max(n, world.rank), world.size)  # empty past the batch
+    (strided, so that ranks get items of similar length from a length-sorted batch), on ``device``."""
+    return torch.arange(world.rank, max(n, world.rank), world.size, device=device)  # empty past the batch
 
 
 def forward_backward(
@@ -245,11 +265,13 @@ def forward_backward(
         manual: the hand-written pass (``model.manual_forward_backward``, whose batch sums are
             global through ``total``); its gradients are all-reduced here.
     Returns:
-        a function (model, x, y) -> the global batch's mean loss, with gradients filled in.
+        a function (model, x, y) -> the global batch's mean loss (a float32 tensor on the
+        device), with gradients filled in. The target counts and the loss stay on the device
+        (all-reduced as tensors): the host does not wait for the device.
     """
 
     def step(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        rows = local_rows(x.size(0), world).to(x.device)
+        rows = local_rows(x.size(0), world, x.device)
         weight = 1.0
         if rows.numel() == 0:  # a short length batch: compute one row, weigh it 0 (DDP needs every rank)
             rows, weight = rows.new_zeros(1), 0.0
@@ -260,12 +282,14 @@ def forward_backward(
                 if p.grad is not None:
                     dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             return loss
-        n_global = int((y != IGNORE_INDEX).sum())
-        n_local = int((ys != IGNORE_INDEX).sum()) * weight
+        # counts in float64 (exact), the arithmetic of Python floats
+        n_global = (y != IGNORE_INDEX).sum().double()
+        n_local = (ys != IGNORE_INDEX).sum().double() * weight
         loss = forward(xs, ys)  # mean over this rank's targets
-        (loss * (n_local * world.size / n_global)).backward()  # DDP averages over ranks
-        (mean,) = all_sum([float(loss.detach()) * n_local / n_global], x.device)
-        return torch.tensor(mean)
+        (loss * (n_local * world.size / n_global).to(loss.dtype)).backward()  # DDP averages over ranks
+        mean = loss.detach().double() * n_local / n_global
+        dist.all_reduce(mean, op=dist.ReduceOp.SUM)
+        return mean.float()
 
     return step
 

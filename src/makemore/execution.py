@@ -14,6 +14,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from makemore import distributed, validation
+from makemore.batching import Batcher
 from makemore.config import TrainConfig
 from makemore.data import EncodedCorpus
 from makemore.models import LanguageModel
@@ -67,6 +68,8 @@ def forward_backward_for(
     forward runs through the DDP-wrapped and/or compiled module built here.
     """
     check_options(train, model, device)
+    if world is not None:  # BatchNorm's statistics over the global batch
+        distributed.global_batchnorm(model)
     if train.backward == "manual":
         manual = lambda m, x, y: m.manual_forward_backward(x, y)  # noqa: E731
         return manual if world is None else distributed.forward_backward(world, None, manual)
@@ -109,7 +112,7 @@ def bounded_sample(corpus: EncodedCorpus, limit: int, seed: int) -> EncodedCorpu
     return corpus.subset(items)
 
 
-def dev_evaluation(batcher, device: torch.device) -> Callable[[torch.nn.Module], float]:
+def dev_evaluation(batcher: Batcher, device: torch.device) -> Callable[[torch.nn.Module], float]:
     """The mean dev NLL of a model; in a distributed run ``batcher`` holds this rank's shard
     and the ranks' sums are all-reduced (the same number as one process, up to rounding)."""
     if distributed.current() is None:

@@ -19,6 +19,7 @@ import torch
 from makemore import validation
 from makemore.constraints import mask_logits
 from makemore.data import BOUNDARY, Vocab
+from makemore.models import LanguageModel
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -64,7 +65,7 @@ def _check_room(prefix_len: int, max_len: int) -> int:
 
 @torch.no_grad()
 def generate_tokens(
-    model,
+    model: LanguageModel,
     num: int,
     *,
     prefix_ids: torch.Tensor,

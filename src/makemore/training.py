@@ -164,34 +164,24 @@ def _prepare(config: RunConfig | None, run_dir: RunDir, *, resume: bool, overwri
 
 
 def train(
-    config: RunConfig | None,
+    config: RunConfig,
     out_dir: str | Path,
     *,
-    resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    steps: int | None = None,
-    lr: float | None = None,
-    grad_clip: float | None = None,
-    threads: int | None = None,
     on_start: Callable[[RunConfig], None] | None = None,
     budget_start: float | None = None,
 ) -> dict:
-    """Train a model and write its checkpoints into ``out_dir``.
+    """Train a new run and write its checkpoints into ``out_dir``.
 
-    With ``config.train.time_budget`` set (a new run of a model trained by gradient), the steps
-    are chosen so that this whole call ends within that many seconds (see ``makemore.budget``).
+    With ``config.train.time_budget`` set (a model trained by gradient), the steps are chosen
+    so that this whole call ends within that many seconds (see ``makemore.budget``).
 
     Args:
-        config: what to train (ignored when resuming: the checkpoint's config is used).
+        config: what to train.
         out_dir: the run directory (created if needed).
-        resume: continue from ``out_dir/last.safetensors`` with optimizer, RNG and step restored.
         overwrite: replace a run already in ``out_dir`` (once the new run's inputs are checked).
         progress: show a progress bar.
-        steps: when resuming, a new total number of steps (None keeps the recorded one).
-        lr, grad_clip: when resuming, a new peak learning rate or gradient clipping (a run that
-            stopped on a NaN/inf loss is only resumed with one of them changed).
-        threads: when resuming, other CPU threads (``TrainConfig.threads``; speed only).
         on_start: called with the run's config once everything is checked, before anything is written.
         budget_start: the ``time.perf_counter()`` a time budget counts from (default: this
             call; the CLI gives the time makemore was imported, so that start-up counts too).
@@ -200,11 +190,53 @@ def train(
     Raises:
         MakemoreError: bad input or a diverged run. TrainingInterrupted: stopped by a signal.
     """
-    started = time.perf_counter() if budget_start is None else budget_start
-    run_dir = RunDir(out_dir)
+    return _train(config, out_dir, {}, overwrite=overwrite, progress=progress, on_start=on_start, start=budget_start)
+
+
+def resume(
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    steps: int | None = None,
+    lr: float | None = None,
+    grad_clip: float | None = None,
+    threads: int | None = None,
+    on_start: Callable[[RunConfig], None] | None = None,
+) -> dict:
+    """Continue the run in ``out_dir`` from its ``last`` checkpoint, with its optimizer, RNG
+    and step restored (the checkpoint's config is used; a time-budgeted run keeps its plan).
+
+    Args:
+        out_dir: the run directory.
+        progress: show a progress bar.
+        steps: a new total number of steps (None keeps the recorded one).
+        lr, grad_clip: a new peak learning rate or gradient clipping (a run that stopped on a
+            NaN/inf loss is only resumed with one of them changed).
+        threads: other CPU threads (``TrainConfig.threads``; speed only).
+        on_start: called with the run's config once everything is checked, before anything is written.
+    Returns:
+        The final metrics, as ``train``'s.
+    Raises:
+        MakemoreError: no run to resume, a changed training file, a finished or diverged run.
+    """
     changes = {k: v for k, v in dict(steps=steps, lr=lr, grad_clip=grad_clip, threads=threads).items() if v is not None}
-    if changes and not resume:
-        validation.fail(None, next(iter(changes)), "is a change for resume; set it in the config of a new run")
+    return _train(None, out_dir, changes, progress=progress, on_start=on_start)
+
+
+def _train(
+    config: RunConfig | None,
+    out_dir: str | Path,
+    changes: dict[str, Any],
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_start: Callable[[RunConfig], None] | None = None,
+    start: float | None = None,
+) -> dict:
+    """``train`` (``config`` given) or ``resume`` (None, with its ``changes``)."""
+    resume = config is None
+    started = time.perf_counter() if start is None else start
+    run_dir = RunDir(out_dir)
     look = thread_policy.CpuLook()  # what else runs, seen while the data loads
     run = _prepare(config, run_dir, resume=resume, overwrite=overwrite, changes=changes)
     main = run.world is None or run.world.main

@@ -1,30 +1,16 @@
-"""MLP and BatchNorm MLP: shapes, initial loss, BatchNorm train/eval behaviour, manual backward."""
+"""MLP and BatchNorm MLP: initialisation, BatchNorm train/eval behaviour, manual backward.
+
+Shapes, the initial loss and the rest of every family's contract: test_contract.py."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 
 from makemore.models import build_model, make_config
-from makemore.models.mlp import BatchNorm
+from makemore.models.layers import BatchNorm
 
 V = 27
-
-
-@pytest.mark.parametrize("name", ["mlp", "bn-mlp"])
-@pytest.mark.parametrize("n_layers", [1, 3])
-def test_shapes_and_initial_loss(name, n_layers):
-    torch.manual_seed(0)
-    model = build_model(name, make_config(name, dict(block_size=3, n_embd=10, n_hidden=64, n_layers=n_layers)), V)
-    idx = torch.randint(0, V, (512, 3))
-    targets = torch.randint(0, V, (512,))
-    logits, loss = model(idx, targets)
-    assert logits.shape == (512, V)
-    assert abs(loss.item() - math.log(V)) < 0.1
-    logits_only, no_loss = model(idx)
-    assert no_loss is None and torch.equal(logits_only, logits)
 
 
 def _saturated_fraction(init: str) -> float:

@@ -38,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "--resume takes the run's own settings (data, model, training); "
                 "only -o, --steps, --lr, --grad-clip and --threads may be given"
             )
-        metrics = api.train(None, args.out_dir, resume=True, progress=not args.quiet, **changes)
+        metrics = api.resume(args.out_dir, progress=not args.quiet, **changes)
     else:
 
         def announce(config: api.RunConfig) -> None:

@@ -14,6 +14,7 @@ from torch import nn
 from makemore import distributed, validation
 from makemore.errors import MakemoreError
 from makemore.models.base import Dropout, ModelConfig, WindowModel
+from makemore.models.layers import BatchNorm
 
 TANH_GAIN = 5.0 / 3.0
 
@@ -57,35 +58,6 @@ class BNMLPConfig(ModelConfig):
         validation.rates(self, "dropout")
         validation.number(self, "bn_momentum", least=0, most=1)
         validation.number(self, "eps", above=0)
-
-
-class BatchNorm(nn.Module):
-    """Batch normalisation over the batch dimension, as written in the lectures.
-
-    Training normalises with the batch mean and the Bessel-corrected batch variance and
-    updates running estimates; evaluation uses the running estimates.
-    """
-
-    def __init__(self, dim: int, momentum: float = 0.001, eps: float = 1e-5):
-        super().__init__()
-        self.momentum, self.eps = momentum, eps
-        self.gain = nn.Parameter(torch.ones(dim))  # (H,)
-        self.bias = nn.Parameter(torch.zeros(dim))  # (H,)
-        self.register_buffer("running_mean", torch.zeros(dim))
-        self.register_buffer("running_var", torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H)
-        if self.training:
-            mean, var = distributed.batch_moments(x)  # (H,), (H,): over every process's rows
-            self.update_running(mean, var)
-        else:
-            mean, var = self.running_mean, self.running_var
-        return self.gain * (x - mean) * torch.rsqrt(var + self.eps) + self.bias
-
-    @torch.no_grad()
-    def update_running(self, mean: torch.Tensor, var: torch.Tensor) -> None:
-        self.running_mean.lerp_(mean.detach(), self.momentum)
-        self.running_var.lerp_(var.detach(), self.momentum)
 
 
 class MLP(WindowModel):

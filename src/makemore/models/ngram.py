@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import torch
 
 from makemore import validation
+from makemore.batching import Batcher
 from makemore.errors import MakemoreError
 from makemore.models.base import IGNORE_INDEX, CountModel, ModelConfig
 
@@ -207,7 +208,7 @@ class NGramModel(CountModel):
         self._fit_chunks([(X, Y)], Y.numel())
 
     @torch.no_grad()
-    def fit_batcher(self, batcher) -> None:
+    def fit_batcher(self, batcher: Batcher) -> None:
         """Count every example of a batcher made by ``self.batcher``, ``FIT_CHUNK`` at a time:
         the memory is bounded by the count tables (the distinct contexts), not by the corpus."""
         self._fit_chunks(batcher.chunks(FIT_CHUNK), batcher.num_targets)

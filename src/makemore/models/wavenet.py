@@ -15,7 +15,7 @@ from torch import nn
 from makemore import validation
 from makemore.errors import MakemoreError
 from makemore.models.base import Dropout, ModelConfig, WindowModel
-from makemore.models.mlp import BatchNorm as BatchNorm1d
+from makemore.models.layers import BatchNorm
 
 
 @dataclass
@@ -56,29 +56,6 @@ class FlattenConsecutive(nn.Module):
         return f"n={self.n}"
 
 
-class BatchNorm(BatchNorm1d):
-    """The lecture's hand-made BatchNorm1d, extended to ``(B, T, C)`` inputs.
-
-    Statistics are taken over every dimension but the last (``(0,)`` for 2-D inputs,
-    ``(0, 1)`` for 3-D inputs, as in lecture 5); the variance is Bessel-corrected. In
-    training mode the running buffers move by ``momentum`` towards the batch statistics;
-    in eval mode the running statistics are used.
-    """
-
-    def __init__(self, dim: int, momentum: float = 0.1, eps: float = 1e-5):
-        super().__init__(dim, momentum=momentum, eps=eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C) or (B, T, C)
-        if self.training:
-            dims = tuple(range(x.dim() - 1))
-            mean = x.mean(dims)  # (C,)
-            var = x.var(dims, unbiased=True)  # (C,)
-            self.update_running(mean, var)
-        else:
-            mean, var = self.running_mean, self.running_var
-        return self.gain * (x - mean) * torch.rsqrt(var + self.eps) + self.bias
-
-
 class WaveNet(WindowModel):
     """Hierarchical MLP over a window: idx ``(B, block_size)`` -> logits ``(B, V)``."""
 
@@ -96,7 +73,7 @@ class WaveNet(WindowModel):
             layers += [
                 FlattenConsecutive(2),
                 nn.Linear(2 * width, config.n_hidden, bias=False),
-                BatchNorm(config.n_hidden),
+                BatchNorm(config.n_hidden, momentum=0.1),  # lecture 5's momentum
                 nn.Tanh(),
             ]
             if config.dropout > 0:
