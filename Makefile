@@ -17,11 +17,17 @@ run: $(STAMP)
 	$(BIN)/makemore train -o runs/default --overwrite --time 60s
 	$(BIN)/makemore sample runs/default -n 20 --new-only --unique --min-len 2
 
+# The default suite runs in one process: some of its tests time what they run (sampling time limits)
+# and a second worker is load they do not allow for. The slow checks (subprocesses, kills, torchrun,
+# the benchmarks' smoke tests: structure only, no timings) run in two worker processes (pytest-xdist),
+# a whole test file per worker at a time so that module fixtures are built once. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n $(PYTEST_WORKERS) --dist loadfile
 
 # The browser tests' Chromium: Debian's chromium and chromium-driver (same version), installed with apt when
 # missing (as root, else with sudo). Without them the browser tests are skipped (not in CI: .ci/run requires them).

@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny deterministic corpus and one small trained run reused by many tests."""
+"""Shared fixtures and helpers: a tiny deterministic corpus, one small trained run reused by many tests,
+the in-process CLI and its bad-input check, one intra-op thread for tiny tensors, PNG checks."""
 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,25 @@ def tiny_words() -> list[str]:
 @pytest.fixture
 def words_file(tmp_path, tiny_words) -> Path:
     return write_words(tmp_path / "words.txt", tiny_words)
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run from an empty temporary directory so that stray files would be seen."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tiny tensors: more only add overhead, and stall on a busy
+    2-core machine (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def tiny_mlp_config(input_path: Path, **train_overrides):
@@ -86,6 +107,16 @@ def trained_run(tmp_path_factory) -> TrainedRun:
     return TrainedRun(out_dir, words_path, words, metrics)
 
 
+@pytest.fixture
+def cli_run(trained_run):
+    """(run directory, words file, words) of the session's small trained run; read-only."""
+    return trained_run.out_dir, trained_run.words_path, trained_run.words
+
+
+# The flags of a tiny, quiet MLP for ``makemore train``.
+TINY_TRAIN_FLAGS = ["--model", "mlp", "--n-embd", "4", "--n-hidden", "16", "--batch-size", "32", "--quiet"]
+
+
 def run_cli(capsys, *args) -> tuple[int, str, str]:
     """Run ``makemore ARGS`` in-process: (exit code, stdout, stderr)."""
     from makemore.cli import main
@@ -108,3 +139,47 @@ def labelled_pairs(n: int, seed: int, low: str, high: str) -> list[tuple[str, st
         letters = low if label == "lo" else high
         pairs.append((label, "".join(rng.choice(letters) for _ in range(rng.randint(2, 6)))))
     return pairs
+
+
+def snapshot(*dirs: Path) -> dict:
+    """Every path under ``dirs`` with its bytes (None for directories)."""
+    state = {}
+    for d in dirs:
+        for p in sorted(d.rglob("*")):
+            state[str(p)] = None if p.is_dir() else p.read_bytes()
+    return state
+
+
+def assert_bad_input(capsys, args, *watched: Path, match: str | None = None) -> str:
+    """Exit code 2, exactly one line on stderr starting with 'makemore', nothing written under
+    ``watched``; returns the line (``match``: a regex it must contain)."""
+    before = snapshot(*watched)
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2, (code, out, err)
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("makemore")
+    assert "Traceback" not in err
+    assert out == ""
+    assert snapshot(*watched) == before
+    if match:
+        assert re.search(match, lines[0]), lines[0]
+    return lines[0]
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path, directory: Path | None = None, min_bytes: int = 5_000) -> None:
+    """A valid, non-trivial PNG (more than 100 pixels each way); with ``directory``, nothing else
+    (no temp files) in it."""
+    path = Path(path)
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > min_bytes
+    assert data[12:16] == b"IHDR"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 100 and height > 100
+    if directory is not None:
+        leftovers = [p.name for p in directory.rglob("*") if p.is_file() and p != path]
+        assert leftovers == []

@@ -325,7 +325,7 @@ def test_resume_continues_exactly(tmp_path, words_file):
     api.train(tiny_mlp_config(words_file, steps=6, **common), straight, progress=False)
     resumed = tmp_path / "resumed"
     api.train(tiny_mlp_config(words_file, steps=3, **common), resumed, progress=False)
-    metrics = api.train(None, resumed, resume=True, steps=6, progress=False)
+    metrics = api.resume(resumed, steps=6, progress=False)
     assert metrics["steps"] == 6
     a, b = load_checkpoint(straight / "last.safetensors"), load_checkpoint(resumed / "last.safetensors")
     assert_same_tensors(a.model_state, b.model_state)
@@ -343,7 +343,7 @@ def test_resume_continues_exactly(tmp_path, words_file):
 
 def test_resume_without_checkpoint(tmp_path):
     with pytest.raises(MakemoreError, match="resume"):
-        api.train(None, tmp_path / "nothing", resume=True, progress=False)
+        api.resume(tmp_path / "nothing", progress=False)
     assert not (tmp_path / "nothing").exists()
 
 

@@ -58,7 +58,7 @@ def test_a_resumed_run_with_averaging_is_bit_identical(tmp_path, tiny_words):
         tmp_path / "part",
         progress=False,
     )
-    api.train(None, tmp_path / "part", resume=True, steps=12, progress=False)
+    api.resume(tmp_path / "part", steps=12, progress=False)
     for which in ("last", "best"):
         a = load_checkpoint(tmp_path / "straight" / f"{which}.safetensors")
         b = load_checkpoint(tmp_path / "part" / f"{which}.safetensors")

@@ -136,8 +136,8 @@ def test_a_resumed_sequence_run_is_bit_identical(tmp_path, monkeypatch):
     assert _gru_config(words, 9).train.batching == "length"  # the default
     api.train(_gru_config(words, 9), tmp_path / "straight", progress=False)
     api.train(_gru_config(words, 3), tmp_path / "resumed", progress=False)
-    api.train(None, tmp_path / "resumed", resume=True, steps=6, progress=False)
-    api.train(None, tmp_path / "resumed", resume=True, steps=9, progress=False)
+    api.resume(tmp_path / "resumed", steps=6, progress=False)
+    api.resume(tmp_path / "resumed", steps=9, progress=False)
     a = load_checkpoint(tmp_path / "straight" / "last.safetensors")
     b = load_checkpoint(tmp_path / "resumed" / "last.safetensors")
     assert a.model_state.keys() == b.model_state.keys()

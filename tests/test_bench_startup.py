@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a benchmark's smoke test: with the slow checks (make test-slow, also in CI)
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

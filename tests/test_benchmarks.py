@@ -20,6 +20,10 @@ import torch
 
 from conftest import TINY_ALPHABET, make_tiny_words, write_words
 
+# Each runs a benchmark or corpus script end to end (most in a subprocess): about two minutes in all on
+# 2 cores, so they run with the slow checks (make test-slow, also in CI), not in the default suite.
+pytestmark = pytest.mark.slow
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -159,7 +163,6 @@ def test_bench_compare_times_both_trees_in_turns(corpus, tmp_path):
     assert median["old"]["dev_nll"] == median["new"]["dev_nll"]  # the same tree trains the same model
 
 
-@pytest.mark.slow
 def test_bench_reliability_counts_kills_loads_and_bad_inputs(tmp_path):
     out = tmp_path / "reliability.json"
     proc = run_script("bench_reliability.py", "--kills", "2", "--loads", "50", "--flips", "20", "--out", str(out))
@@ -320,7 +323,6 @@ def test_bench_scale_times_every_stage_and_measures_each_process(tmp_path, monke
     assert alone["kept"] == len(set(words)) and 0 < alone["rss_mb"] < rows["dedupe"]["rss_mb"] * 10
 
 
-@pytest.mark.slow
 def test_bench_drift_compares_two_processes_and_two_threads_with_one(tmp_path):
     out = tmp_path / "drift.json"
     run_script("bench_drift.py", "--stages", "1", "3", "--out", str(out))

@@ -13,37 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tiny_words, write_words
+from conftest import TINY_TRAIN_FLAGS as TINY
+from conftest import assert_bad_input, assert_png, make_tiny_words, snapshot, write_words
 from conftest import run_cli as cli
 from makemore import api
 from makemore.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from makemore.cli import EXAMPLES
 
-TINY = ["--model", "mlp", "--n-embd", "4", "--n-hidden", "16", "--batch-size", "32", "--quiet"]
 SUBCOMMANDS = ["train", "sample", "score", "eval", "plot", "lr-find", "datasets", "models", "gradcheck", "serve"]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("makemore")
-
-
-def snapshot(*dirs: Path) -> dict:
-    """Every path under ``dirs`` with its bytes (None for directories)."""
-    state = {}
-    for d in dirs:
-        for p in sorted(d.rglob("*")):
-            state[str(p)] = None if p.is_dir() else p.read_bytes()
-    return state
-
-
-@pytest.fixture
-def cli_run(trained_run):
-    """(run directory, words file, words) of the session's small trained run; read-only."""
-    return trained_run.out_dir, trained_run.words_path, trained_run.words
-
-
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    """Run from an empty temporary directory so that stray files would be seen."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 # -- train ----------------------------------------------------------------------------------
@@ -243,22 +221,6 @@ def test_top_level_help_and_version(capsys):
 # -- bad input ------------------------------------------------------------------------------
 
 
-def assert_bad_input(capsys, args, *watched: Path, match: str | None = None):
-    """Exit code 2, exactly one line on stderr starting with 'makemore', nothing written."""
-    before = snapshot(*watched)
-    code, out, err = cli(capsys, *args)
-    assert code == 2, (code, out, err)
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("makemore")
-    assert "Traceback" not in err
-    assert out == ""
-    assert snapshot(*watched) == before
-    if match:
-        assert re.search(match, lines[0]), lines[0]
-    return lines[0]
-
-
 def test_bad_input_files(in_tmp, capsys, tiny_words):
     (in_tmp / "adir").mkdir()
     (in_tmp / "latin1.txt").write_bytes("emma\nzoé\n".encode("latin-1"))
@@ -350,11 +312,6 @@ def test_option_help_comes_from_the_configs(capsys):
 
 
 # -- plots, lr-find, gradcheck ----------------------------------------------------------------
-
-
-def assert_png(path: Path):
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
 
 
 @pytest.mark.parametrize("what", ["loss", "embedding", "bigram", "activations"])

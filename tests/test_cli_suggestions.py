@@ -9,25 +9,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_cli import TINY, assert_bad_input
 
+from conftest import TINY_TRAIN_FLAGS as TINY
+from conftest import assert_bad_input, write_words
 from conftest import run_cli as cli
-from conftest import write_words
 from makemore import api
 from makemore.checkpoint import read_meta
 from makemore.cli import build_parser, run_config_from_args, suggest
-
-
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    """Run from an empty temporary directory so that stray files would be seen."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def cli_run(trained_run):
-    return trained_run.out_dir, trained_run.words_path, trained_run.words
 
 
 @pytest.mark.parametrize(

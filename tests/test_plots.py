@@ -11,25 +11,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from conftest import PNG_MAGIC, assert_png
 from makemore import plots
 from makemore.errors import MakemoreError
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def assert_png(path, tmp_path, min_bytes: int = 5_000):
-    """A valid, non-trivial PNG and nothing else (no temp files) in the directory."""
-    from pathlib import Path
-
-    path = Path(path)
-    data = path.read_bytes()
-    assert data[:8] == PNG_MAGIC
-    assert len(data) > min_bytes
-    assert data[12:16] == b"IHDR"
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert width > 100 and height > 100
-    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file() and p != path]
-    assert leftovers == []
 
 
 def chars(n: int) -> list[str]:

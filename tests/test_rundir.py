@@ -107,7 +107,7 @@ def test_every_checkpoint_and_run_json_record_one_run_id_kept_across_resume(tmp_
     assert read_meta(second / "last.safetensors")["run_id"] not in ids  # another seed: another run
     api.train(tiny_mlp_config(words_file, steps=20, eval_interval=10), tmp_path / "again", progress=False)
     assert read_meta(tmp_path / "again" / "last.safetensors")["run_id"] in ids  # the same recipe: the same run
-    api.train(None, first, resume=True, steps=30, progress=False)
+    api.resume(first, steps=30, progress=False)
     assert read_meta(first / "last.safetensors")["run_id"] in ids
     assert api.load_run(first).meta["run_id"] in ids
 
@@ -122,7 +122,7 @@ def test_a_checkpoint_copied_in_from_another_run_is_refused(tmp_path, words_file
         api.load_run(second, which)
     if which == "last":
         with pytest.raises(MakemoreError, match="belongs to another run"):
-            api.train(None, second, resume=True, steps=30, progress=False)
+            api.resume(second, steps=30, progress=False)
     api.load_run(first, which)  # the original still loads
 
 

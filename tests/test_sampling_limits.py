@@ -161,8 +161,9 @@ def test_the_time_limit_holds_when_one_match_backtracks():
     with pytest.raises(api.BudgetExhausted) as caught:
         items_of(TableModel(NEVER_ENDS), stats=stats, **config)
     elapsed = time.monotonic() - started
-    # how many rows were drawn before the limit depends on the machine's load: not asserted
-    assert stats.stopped == "time_limit" and caught.value.items == [] and stats.tried >= 1 and stats.found == 0
+    # how many rows were drawn before the limit depends on the machine's load, and so does whether the
+    # draws left were found surely too few before the limit ("hopeless"): either way it stopped in time
+    assert stats.stopped in ("time_limit", "hopeless") and caught.value.items == [] and stats.found == 0
     assert elapsed < 0.5 + 5  # the limit, and a generous margin for a busy machine
 
 

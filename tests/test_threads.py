@@ -80,9 +80,9 @@ def test_a_run_records_its_count_and_resume_keeps_it(tmp_path, tiny_words, monke
 
     monkeypatch.setattr(threads.CpuLook, "busy_elsewhere", lambda self, *_: 1.0)  # a core is taken: auto says 1
     applied.clear()
-    api.train(None, tmp_path / "run", resume=True, steps=9, progress=False)
+    api.resume(tmp_path / "run", steps=9, progress=False)
     assert applied[0] == 2  # the recorded count: the resumed run computes what the run would have
-    api.train(None, tmp_path / "run", resume=True, steps=12, threads=1, progress=False)
+    api.resume(tmp_path / "run", steps=12, threads=1, progress=False)
     meta = load_checkpoint(tmp_path / "run" / "last.safetensors").meta
     assert meta["train"]["threads"] == 1 and meta["state"]["step"] == 12
 

@@ -71,7 +71,8 @@ def test_dropout_module_follows_train_and_eval():
     assert "p=0.5" in repr(module) and not list(module.parameters()) and not module.state_dict()
 
 
-# -- the kinds: what generic code asks a model ----------------------------------------------
+# -- the kinds: what generic code asks a model (read_contexts, batchers, block sizes and position
+# limits of every family: test_contract.py) ---------------------------------------------------
 
 
 def _corpus(words):
@@ -86,39 +87,6 @@ def _model(family, vocab, **options):
 
     config = get_family(family).model.fit_config(make_config(family, options), longest_item=6)
     return build_model(family, config, vocab.size)
-
-
-def test_window_models_read_their_boundary_padded_windows():
-    vocab, corpus = _corpus(["abc", "ba"])
-    model = _model("mlp", vocab, block_size=2)
-    a, b, c = (vocab.encode(ch).item() for ch in "abc")
-    assert model.read_contexts(corpus) == [[[0, 0], [0, a], [a, b], [b, c]], [[0, 0], [0, b], [b, a]]]
-    X, Y = model.batcher(corpus).X, model.batcher(corpus).Y
-    assert X.tolist() == [row for item in model.read_contexts(corpus) for row in item] and Y.numel() == 7
-
-
-def test_sequence_models_read_the_whole_prefix():
-    vocab, corpus = _corpus(["abc", "ba"])
-    a, b, c = (vocab.encode(ch).item() for ch in "abc")
-    for family in ("gru", "transformer"):
-        model = _model(family, vocab, n_embd=8) if family == "gru" else _model(family, vocab, n_embd=8, n_head=2)
-        assert model.read_contexts(corpus) == [[[0], [0, a], [0, a, b], [0, a, b, c]], [[0], [0, b], [0, b, a]]]
-        x, y = next(model.batcher(corpus).chunks())
-        assert x.shape == y.shape == (2, 4)
-
-
-def test_positions_and_the_block_size_a_sequence_model_gets_from_the_data():
-    from makemore.models import get_family, make_config
-
-    vocab, _ = _corpus(["abc"])
-    assert _model("transformer", vocab, n_embd=8, n_head=2).block_size == 7  # longest item 6, + 1
-    assert _model("transformer", vocab, n_embd=8, n_head=2).position_limit == 6
-    assert _model("lstm", vocab, n_embd=8).position_limit is None  # no position table
-    assert _model("mlp", vocab).position_limit is None
-    given = make_config("transformer", {"block_size": 12})
-    assert get_family("transformer").model.fit_config(given, longest_item=6) is given
-    window = make_config("mlp")
-    assert get_family("mlp").model.fit_config(window, longest_item=6) is window
 
 
 def test_kind_flags_embeddings_and_the_hand_written_backward():

@@ -1,13 +1,13 @@
-"""RNN / GRU / LSTM: shapes, initial loss, causality, loss masking, cached sampling state."""
+"""RNN / GRU / LSTM: the cells, their dropouts, the packed and padded paths, the cached state.
+
+Shapes, the initial loss, causality, loss masking, the state dict and the rest of every
+family's contract: test_contract.py."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load, save
 from torch import nn
 
 from makemore.errors import MakemoreError
@@ -19,13 +19,7 @@ CONFIGS = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig}
 CELLS = list(CONFIGS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and stall on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(cell: str, seed: int = 0, **overrides) -> RNNModel:
@@ -64,78 +58,18 @@ def test_bad_config_is_an_error():
         RNNModel(RNNConfig(weight_dropout=-0.1), V)
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_shapes_for_any_length(cell):
-    model = make(cell, n_embd=8, n_hidden=16, block_size=5)
-    assert model.block_size == 5  # recorded only
-    for T in (1, 5, 9):
-        idx = torch.randint(0, V, (3, T))
-        logits, loss = model(idx, torch.randint(0, V, (3, T)))
-        assert logits.shape == (3, T, V) and loss.shape == ()
-        assert model(idx)[1] is None
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_initial_loss_is_about_ln_vocab(cell):
-    model = make(cell)
-    _, loss = model(torch.randint(0, V, (64, 16)), torch.randint(0, V, (64, 16)))
-    assert abs(loss.item() - math.log(V)) < 0.1
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_causality(cell):
-    model = make(cell, n_embd=8, n_hidden=16, n_layers=2).eval()
-    idx = torch.randint(0, V, (4, 10))
-    with torch.no_grad():
-        ref = model(idx)[0]
-        for t in (0, 4, 9):
-            changed = idx.clone()
-            changed[:, t] = (changed[:, t] + 1) % V
-            out = model(changed)[0]
-            torch.testing.assert_close(out[:, :t], ref[:, :t], atol=0, rtol=0)
-            assert ((out[:, t] - ref[:, t]).abs().amax(dim=1) > 1e-6).all()
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_loss_ignores_padding(cell):
-    model = make(cell, n_embd=8, n_hidden=16).eval()
-    items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
-    idx, targets = padded_batch(items)
-    with torch.no_grad():
-        _, loss = model(idx, targets)
-        # the mean over every real target of every item, each item run on its own
-        total, count = 0.0, 0
-        for w in items:
-            x = torch.tensor([[0] + w])
-            y = torch.tensor([w + [0]])
-            logits, _ = model(x)
-            total += F.cross_entropy(logits[0], y[0], reduction="sum").item()
-            count += len(w) + 1
-        assert loss.item() == pytest.approx(total / count, rel=1e-5)
-        # tokens in padded positions change nothing at valid positions
-        noisy = idx.clone()
-        pad = targets == -1
-        noisy[pad] = torch.randint(1, V, (int(pad.sum()),))
-        logits_a, loss_a = model(idx, targets)
-        logits_b, loss_b = model(noisy, targets)
-        torch.testing.assert_close(logits_a[~pad], logits_b[~pad], atol=0, rtol=0)
-        assert loss_a.item() == loss_b.item()
-
-
 @pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # printed by mkldnn.flags
-@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "no-onednn"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_packed_training_pass_matches_the_padded_one(cell, onednn):
-    """With targets each row runs only up to its last target; loss and gradients are those
-    of the full padded computation, logits of the skipped positions are zero. On CPU the
-    LSTM runs the padded batch through oneDNN and packs its output; without oneDNN it, like
-    the other cells, runs a packed sequence: both paths are checked."""
+def test_packed_training_pass_without_onednn_matches_the_padded_one(cell):
+    """On CPU the LSTM runs the padded batch through oneDNN and packs its output (the default,
+    checked for every cell in test_contract.py); without oneDNN it, like the other cells, runs
+    a packed sequence: loss and gradients are still those of the full padded computation."""
     items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
     idx, targets = padded_batch(items)
     targets[2, 1] = -1  # an ignored target before a real one: that position still runs
     needed = RNNModel.needed_mask(targets)
-    assert needed.sum(1).tolist() == [7, 3, 5]
-    with torch.backends.mkldnn.flags(enabled=onednn):
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert not make("lstm", n_embd=8, n_hidden=16).runs_padded(torch.zeros(3, 7, 8), needed)
         assert_packed_pass_matches_padded(
             lambda: make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.0), idx, targets, needed
         )
@@ -143,7 +77,9 @@ def test_packed_training_pass_matches_the_padded_one(cell, onednn):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_cached_next_token_logits_match_full_recomputation(cell, n_layers):
+def test_the_cache_feeds_only_the_new_tokens(cell, n_layers):
+    """The hidden state carries the prefix: the prefix is run once and every later step feeds one
+    token (that the logits equal a full recomputation is in test_contract.py)."""
     model = make(cell, n_embd=8, n_hidden=16, n_layers=n_layers).eval()
     fed = []
     model.rnn[0].register_forward_pre_hook(lambda m, args: fed.append(args[0].size(1)))
@@ -152,7 +88,6 @@ def test_cached_next_token_logits_match_full_recomputation(cell, n_layers):
     cache = None
     for _ in range(6):
         logits, cache = model.next_token_logits(idx, cache)
-        assert logits.shape == (5, V)
         with torch.no_grad():
             full = model(idx)[0][:, -1, :]
         torch.testing.assert_close(logits, full, atol=1e-5, rtol=0)
@@ -160,17 +95,6 @@ def test_cached_next_token_logits_match_full_recomputation(cell, n_layers):
         idx = torch.cat([idx, nxt], dim=1)
     # the prefix is run once; every later step feeds one token (full recomputations alternate)
     assert fed[0::2] == [3, 1, 1, 1, 1, 1]
-    with pytest.raises(MakemoreError):
-        model.next_token_logits(idx[:, :2], cache)  # shorter than what the cache has seen
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_dropout_is_active_only_in_training(cell):
-    model = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.5)
-    idx = torch.randint(0, V, (4, 6))
-    assert not torch.allclose(model(idx)[0], model(idx)[0])
-    model.eval()
-    torch.testing.assert_close(model(idx)[0], model(idx)[0])
 
 
 def _between_layers(model: RNNModel) -> tuple[list, list]:
@@ -216,31 +140,6 @@ def test_weight_dropout_masks_hidden_to_hidden_weights_in_training_only(cell):
     plain = make(cell, n_embd=8, n_hidden=16, n_layers=2, dropout=0.0).eval()
     plain.load_state_dict(model.state_dict())
     torch.testing.assert_close(model(idx)[0], plain(idx)[0], atol=0, rtol=0)  # eval: no dropout
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_a_few_adamw_steps_lower_the_loss(cell):
-    model = make(cell, n_embd=8, n_hidden=32)
-    idx, targets = padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(20):
-        _, loss = model(idx, targets)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0] - 0.5
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_state_dict_round_trip_through_safetensors(cell):
-    model = make(cell, n_embd=8, n_hidden=16, n_layers=2).eval()
-    clone = make(cell, seed=1, n_embd=8, n_hidden=16, n_layers=2).eval()
-    clone.load_state_dict(load(save(model.state_dict())))
-    idx = torch.randint(0, V, (3, 7))
-    with torch.no_grad():
-        torch.testing.assert_close(clone(idx)[0], model(idx)[0], atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("cell", CELLS)

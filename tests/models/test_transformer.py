@@ -1,4 +1,7 @@
-"""Transformer: shapes, initial loss, attention maths, causality, padding, KV cache."""
+"""Transformer: its config, tied weights, attention maths, attention dropout, the KV cache.
+
+Shapes, the initial loss, causality, padding, packing, the block_size limit and the rest of
+every family's contract: test_contract.py."""
 
 from __future__ import annotations
 
@@ -7,24 +10,17 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load, save
+from safetensors.torch import save
 
 from makemore.errors import MakemoreError
 from makemore.models.base import Dropout
 from makemore.models.transformer import Transformer, TransformerConfig, causal_attention_with_dropout
-from sequence_helpers import assert_packed_pass_matches_padded, padded_batch
 
 V = 27
 SMALL = dict(block_size=12, n_layer=2, n_head=2, n_embd=16, dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and stall on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(seed: int = 0, **overrides) -> Transformer:
@@ -45,32 +41,6 @@ def test_bad_config_is_an_error():
         Transformer(TransformerConfig(block_size=8, n_embd=30, n_head=4), V)
     with pytest.raises(MakemoreError):
         Transformer(TransformerConfig(block_size=8, dropout=-0.1), V)
-
-
-@pytest.mark.parametrize("tie", [False, True])
-@pytest.mark.parametrize("bias", [False, True])
-def test_shapes(tie, bias):
-    model = make(tie_weights=tie, bias=bias)
-    assert model.input_kind == "sequence" and model.block_size == 12 and model.vocab_size == V
-    for T in (1, 7, 12):
-        idx = torch.randint(0, V, (3, T))
-        logits, loss = model(idx, torch.randint(0, V, (3, T)))
-        assert logits.shape == (3, T, V) and loss.shape == ()
-        assert model(idx)[1] is None
-
-
-def test_longer_than_block_size_is_an_error():
-    model = make()
-    with pytest.raises(MakemoreError, match="block_size 12"):
-        model(torch.zeros(2, 13, dtype=torch.long))
-
-
-@pytest.mark.parametrize("tie", [False, True])
-def test_initial_loss_is_about_ln_vocab(tie):
-    torch.manual_seed(0)
-    model = Transformer(TransformerConfig(block_size=16, tie_weights=tie), V)  # default sizes
-    _, loss = model(torch.randint(0, V, (64, 16)), torch.randint(0, V, (64, 16)))
-    assert abs(loss.item() - math.log(V)) < 0.1
 
 
 def test_tied_head_shares_the_embedding_and_saves_once():
@@ -113,85 +83,27 @@ def test_matches_explicit_attention_reference():
         torch.testing.assert_close(model(idx)[0], _reference_forward(model, idx), atol=1e-5, rtol=1e-5)
 
 
-def test_causality():
-    model = make().eval()
-    idx = torch.randint(0, V, (4, 12))
-    with torch.no_grad():
-        ref = model(idx)[0]
-        for t in (0, 5, 11):
-            changed = idx.clone()
-            changed[:, t] = (changed[:, t] + 1) % V
-            out = model(changed)[0]
-            torch.testing.assert_close(out[:, :t], ref[:, :t], atol=1e-6, rtol=0)
-            assert ((out[:, t] - ref[:, t]).abs().amax(dim=1) > 1e-6).all()
-
-
-def test_loss_ignores_padding():
-    model = make().eval()
-    items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
-    idx, targets = padded_batch(items)
-    with torch.no_grad():
-        _, loss = model(idx, targets)
-        total, count = 0.0, 0
-        for w in items:  # every item on its own, unpadded
-            logits, _ = model(torch.tensor([[0] + w]))
-            total += F.cross_entropy(logits[0], torch.tensor(w + [0]), reduction="sum").item()
-            count += len(w) + 1
-        assert loss.item() == pytest.approx(total / count, rel=1e-5)
-        noisy = idx.clone()
-        pad = targets == -1
-        noisy[pad] = torch.randint(1, V, (int(pad.sum()),))
-        logits_a, loss_a = model(idx, targets)
-        logits_b, loss_b = model(noisy, targets)
-        torch.testing.assert_close(logits_a[~pad], logits_b[~pad], atol=1e-6, rtol=0)
-        assert loss_a.item() == pytest.approx(loss_b.item(), abs=1e-6)
-
-
-def test_packed_training_pass_matches_the_padded_one():
-    """With targets, only positions up to each row's last target are computed; loss and
-    gradients are those of the full padded computation."""
-    items = [[3, 1, 4, 1, 5, 9], [2, 6], [5, 3, 5, 8]]
-    idx, targets = padded_batch(items)
-    targets[2, 1] = -1  # an ignored target before a real one: that position is still computed
-    rows = Transformer.needed_positions(targets)
-    assert rows.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 15, 16, 17, 18]  # T = 7: 0..6, 7..9, 14..18
-    needed = torch.zeros(targets.numel(), dtype=torch.bool)
-    needed[rows] = True
-    assert_packed_pass_matches_padded(make, idx, targets, needed.view_as(targets))
-
-
-def test_needed_positions_is_none_without_padding():
-    assert Transformer.needed_positions(None) is None
-    assert Transformer.needed_positions(torch.tensor([[1, 2, 0], [3, 0, -1]])).tolist() == [0, 1, 2, 3, 4]
-    assert Transformer.needed_positions(torch.tensor([[1, 2, 0], [3, -1, 0]])) is None
-
-
 @pytest.mark.parametrize("tie", [False, True])
-def test_kv_cache_matches_full_recomputation(tie):
+def test_kv_cache_processes_only_the_newest_token(tie):
+    """The prefix is processed once, later steps only the newest token, up to block_size (that
+    the logits equal a full recomputation, and the block_size limit, are in test_contract.py)."""
     model = make(tie_weights=tie).eval()
     fed = []
     model.blocks[0].attn.c_attn.register_forward_hook(lambda m, i, o: fed.append(i[0].size(1)))
     g = torch.Generator().manual_seed(3)
     idx = torch.cat([torch.zeros(5, 1, dtype=torch.long), torch.randint(1, V, (5, 2), generator=g)], dim=1)
     cache = None
-    steps = 0
     while True:
         logits, cache = model.next_token_logits(idx, cache)
-        assert logits.shape == (5, V)
         with torch.no_grad():
             full = model(idx)[0][:, -1, :]
         torch.testing.assert_close(logits, full, atol=1e-5, rtol=0)
-        steps += 1
         if idx.size(1) == model.block_size:
             break
         nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g)
         idx = torch.cat([idx, nxt], dim=1)
-    assert steps == 10
-    # the prefix is processed once; later steps process only the newest token
+    # the prefix is processed once; later steps process only the newest token (full recomputations alternate)
     assert fed[0::2] == [3] + [1] * 9
-    # generating past block_size is an error
-    with pytest.raises(MakemoreError, match="block_size"):
-        model.next_token_logits(torch.cat([idx, idx[:, :1]], dim=1), cache)
 
 
 def test_kv_cache_accepts_several_new_tokens_at_once():
@@ -217,39 +129,6 @@ def test_kv_cache_from_a_single_start_token_over_a_full_block():
     assert idx.size(1) == 41  # 40 generated tokens after the start token
     with pytest.raises(MakemoreError, match="block_size 40"):
         model.next_token_logits(idx, cache)
-
-
-def test_dropout_is_active_only_in_training():
-    model = make(dropout=0.3)
-    idx = torch.randint(0, V, (4, 8))
-    assert not torch.allclose(model(idx)[0], model(idx)[0])
-    model.eval()
-    torch.testing.assert_close(model(idx)[0], model(idx)[0])
-
-
-@pytest.mark.parametrize("tie", [False, True])
-def test_a_few_adamw_steps_lower_the_loss(tie):
-    model = make(tie_weights=tie)
-    idx, targets = padded_batch([[3, 1, 4, 1, 5], [9, 2, 6], [5, 3, 5, 8, 9, 7]])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(20):
-        _, loss = model(idx, targets)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0] - 0.5
-
-
-@pytest.mark.parametrize("tie", [False, True])
-def test_state_dict_round_trip_through_safetensors(tie):
-    model = make(tie_weights=tie).eval()
-    clone = make(seed=1, tie_weights=tie).eval()
-    clone.load_state_dict(load(save(model.state_dict())))
-    idx = torch.randint(0, V, (3, 9))
-    with torch.no_grad():
-        torch.testing.assert_close(clone(idx)[0], model(idx)[0], atol=0, rtol=0)
 
 
 def test_attention_with_dropout_written_out_matches_sdpa_without_dropout():

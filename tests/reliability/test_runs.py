@@ -121,7 +121,7 @@ def test_a_killed_write_leaves_a_temp_file_that_the_next_writer_removes(words, t
     api.train(_config(words, steps=4), run, progress=False)
     stale = run / ".last.safetensors.abc123.tmp"
     stale.write_bytes(b"half a checkpoint")
-    api.train(None, run, resume=True, steps=6, progress=False)
+    api.resume(run, steps=6, progress=False)
     assert not stale.exists()
     assert sorted(p.name for p in run.iterdir()) == [
         "best.safetensors",
@@ -172,8 +172,8 @@ def test_divergence_keeps_the_last_finite_checkpoint_and_resume_asks_for_a_chang
     assert meta["state"]["step"] == 4 and all(v == v for v in meta["metrics"].values())  # finite, not NaN
     monkeypatch.undo()
     with pytest.raises(MakemoreError, match="stopped at step 5 .*resume with a lower lr"):
-        api.train(None, run, resume=True, progress=False)
-    metrics = api.train(None, run, resume=True, lr=0.001, progress=False)  # a change: allowed
+        api.resume(run, progress=False)
+    metrics = api.resume(run, lr=0.001, progress=False)  # a change: allowed
     assert metrics["steps"] == 10 and read_meta(run / "last.safetensors")["train"]["lr"] == 0.001
 
 
@@ -197,9 +197,9 @@ def test_resume_of_a_finished_run_says_so(words, tmp_path):
     api.train(_config(words, steps=4), tmp_path / "run", progress=False)
     before = listing(tmp_path / "run")
     with pytest.raises(MakemoreError, match="already finished .4 of 4 steps."):
-        api.train(None, tmp_path / "run", resume=True, progress=False)
+        api.resume(tmp_path / "run", progress=False)
     with pytest.raises(MakemoreError, match="already at step 4"):
-        api.train(None, tmp_path / "run", resume=True, steps=3, progress=False)
+        api.resume(tmp_path / "run", steps=3, progress=False)
     assert listing(tmp_path / "run") == before
 
 
@@ -296,7 +296,7 @@ def test_resume_reads_metrics_that_are_not_utf8(tmp_path):
     api.train(_config(words, steps=4), run, progress=False)
     with open(run / "metrics.jsonl", "ab") as fh:
         fh.write(b'{"step": 5, "train_loss": "\xff\xfe"}\n')  # garbage after the checkpoint
-    api.train(None, run, resume=True, steps=6, progress=False)
+    api.resume(run, steps=6, progress=False)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in rows if "train_loss" in r] == [1, 2, 3, 4, 5, 6]
 
