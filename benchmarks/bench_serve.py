@@ -31,11 +31,23 @@ from benchlib import run_info, write_json  # benchmarks/benchlib.py
 SERVING = re.compile(r"^serving .* at http://(\S+):(\d+)/\s*$")
 
 
+def ctrl_c_stops() -> None:
+    """In the server's process before it starts: SIGINT at its default, so that the SIGINT this
+    script sends stops it like Ctrl-C even when this script was started in the background
+    (a non-interactive shell's ``&`` ignores SIGINT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_server(run: str) -> tuple[subprocess.Popen, int]:
     """``makemore serve RUN --port 0`` and the port it listens on."""
     command = [sys.executable, "-m", "makemore", "serve", run, "--port", "0", "--quiet"]
     proc = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_stops,
     )
     for line in proc.stderr:
         match = SERVING.match(line)

@@ -164,7 +164,14 @@ def test_a_foreign_host_header_is_refused_on_loopback(live):
 
 def test_serve_prints_the_url_warns_off_loopback_and_stops_cleanly_on_ctrl_c(trained_run):
     command = [sys.executable, "-m", "makemore", "serve", str(trained_run.out_dir), "--host", "0.0.0.0", "--port", "0"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT at its default in the server, as a terminal's Ctrl-C finds it (a background job's is ignored)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         lines = [proc.stderr.readline() for _ in range(3)]
         assert lines[0].startswith("makemore: warning: --host 0.0.0.0: other machines can reach this server")
