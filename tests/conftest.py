@@ -183,3 +183,20 @@ def assert_png(path, directory: Path | None = None, min_bytes: int = 5_000) -> N
     if directory is not None:
         leftovers = [p.name for p in directory.rglob("*") if p.is_file() and p != path]
         assert leftovers == []
+
+
+def mlp_loss_nan_from(monkeypatch, step: int) -> None:
+    """From the ``step``-th training batch on, the MLP's loss (and its gradients) is NaN."""
+    from makemore.models import mlp as mlp_module
+
+    original, calls = mlp_module.MLP.forward, {"n": 0}
+
+    def forward(self, idx, targets=None):
+        logits, loss = original(self, idx, targets)
+        if self.training and targets is not None:
+            calls["n"] += 1
+            if calls["n"] >= step:
+                loss = loss * float("nan")
+        return logits, loss
+
+    monkeypatch.setattr(mlp_module.MLP, "forward", forward)

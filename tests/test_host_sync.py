@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from conftest import make_tiny_words, tiny_mlp_config, write_words
+from conftest import make_tiny_words, mlp_loss_nan_from, tiny_mlp_config, write_words
 from makemore import api, distributed
 from makemore.callbacks import StopTogether, UpdateRatios
 from makemore.checkpoint import read_meta
@@ -19,7 +19,6 @@ from makemore.config import TrainConfig
 from makemore.data import EncodedCorpus, Vocab
 from makemore.errors import MakemoreError
 from makemore.models import build_model, make_config
-from makemore.models import mlp as mlp_module
 from makemore.rundir import RunDir
 from makemore.trainer import Callback, LossNotFinite, Trainer, TrainingInterrupted, autograd_forward_backward
 
@@ -219,17 +218,7 @@ def _diverging_config(words_path, **train):
 
 def test_a_deferred_divergence_keeps_the_last_finite_checkpoint(tmp_path, monkeypatch):
     words = write_words(tmp_path / "words.txt", make_tiny_words())
-    original, calls = mlp_module.MLP.forward, {"n": 0}
-
-    def forward(self, idx, targets=None):
-        logits, loss = original(self, idx, targets)
-        if self.training and targets is not None:
-            calls["n"] += 1
-            if calls["n"] >= 6:
-                loss = loss * float("nan")
-        return logits, loss
-
-    monkeypatch.setattr(mlp_module.MLP, "forward", forward)
+    mlp_loss_nan_from(monkeypatch, 6)
     monkeypatch.setattr(Trainer, "defer_checks", True)
     run = tmp_path / "run"
     with pytest.raises(MakemoreError, match="loss became nan at step 6; stopped, the last good checkpoint .step 4."):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import mlp_loss_nan_from
 from makemore import api
 from makemore.batching import WindowBatcher
 from makemore.checkpoint import load_checkpoint, read_meta
@@ -22,7 +23,6 @@ from makemore.config import TrainConfig
 from makemore.datasets import load_data
 from makemore.errors import MakemoreError
 from makemore.models import build_model
-from makemore.models import mlp as mlp_module
 from makemore.trainer import Trainer, lr_at
 
 
@@ -167,22 +167,11 @@ def test_resume_by_signal_from_the_cli(tmp_path, words_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, words_path, monkeypatch):
-    original_forward = mlp_module.MLP.forward
-    calls = {"n": 0}
-
-    def forward_going_nan(self, idx, targets=None):
-        logits, loss = original_forward(self, idx, targets)
-        if self.training and targets is not None:
-            calls["n"] += 1
-            if calls["n"] >= 30:
-                loss = loss * float("nan")
-        return logits, loss
-
-    monkeypatch.setattr(mlp_module.MLP, "forward", forward_going_nan)
+    mlp_loss_nan_from(monkeypatch, 30)
     out = tmp_path / "run"
     with pytest.raises(MakemoreError, match="nan at step 30.*step 20"):
         api.train(_config(words_path), out, progress=False)
-    monkeypatch.setattr(mlp_module.MLP, "forward", original_forward)
+    monkeypatch.undo()  # the MLP's own forward again, to load the run
     meta = read_meta(out / "last.safetensors")
     assert meta["state"]["step"] == 20
     run = api.load_run(out, "last")

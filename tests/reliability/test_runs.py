@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_tiny_words, write_words
+from conftest import make_tiny_words, mlp_loss_nan_from, write_words
 from makemore import api
 from makemore.checkpoint import read_meta
 from makemore.cli import main
 from makemore.errors import MakemoreError
-from makemore.models import mlp as mlp_module
 
 TRAIN = "--model mlp --n-embd 4 --n-hidden 16 --batch-size 16 --eval-interval 50 --log-interval 50 -q".split()
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -141,23 +140,8 @@ def _config(words: Path, **train) -> api.RunConfig:
     )
 
 
-def _nan_from(monkeypatch, step: int) -> None:
-    """From the ``step``-th training batch on, the MLP's loss is NaN."""
-    original, calls = mlp_module.MLP.forward, {"n": 0}
-
-    def forward(self, idx, targets=None):
-        logits, loss = original(self, idx, targets)
-        if self.training and targets is not None:
-            calls["n"] += 1
-            if calls["n"] >= step:
-                loss = loss * float("nan")
-        return logits, loss
-
-    monkeypatch.setattr(mlp_module.MLP, "forward", forward)
-
-
 def test_divergence_before_any_checkpoint_leaves_nothing(words, tmp_path, monkeypatch):
-    _nan_from(monkeypatch, 1)
+    mlp_loss_nan_from(monkeypatch, 1)
     with pytest.raises(MakemoreError, match="before the first checkpoint, nothing is kept"):
         api.train(_config(words, steps=10), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
@@ -165,7 +149,7 @@ def test_divergence_before_any_checkpoint_leaves_nothing(words, tmp_path, monkey
 
 def test_divergence_keeps_the_last_finite_checkpoint_and_resume_asks_for_a_change(words, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    _nan_from(monkeypatch, 5)
+    mlp_loss_nan_from(monkeypatch, 5)
     with pytest.raises(MakemoreError, match="loss became nan at step 5; stopped, the last good checkpoint .step 4."):
         api.train(_config(words, steps=10), run, progress=False)
     meta = read_meta(run / "last.safetensors")
