@@ -29,7 +29,7 @@ import torch
 from benchlib import run_info, time_in_turns, write_json  # benchmarks/benchlib.py
 from makemore import api
 from makemore.models import build_model
-from makemore.trainer import Trainer
+from makemore.train.trainer import Trainer
 
 BATCHINGS = ("random", "length")
 PATHS = ("padded", "packed")

@@ -77,7 +77,7 @@ def main() -> None:
         work = Path(tmp)
         words = opts.input
         if not words:
-            from makemore.datasets import DEFAULT_DATASET, builtin_path
+            from makemore.data.datasets import DEFAULT_DATASET, builtin_path
 
             lines = builtin_path(DEFAULT_DATASET).read_text(encoding="utf-8").splitlines()[:1500]
             words = str(work / "words.txt")

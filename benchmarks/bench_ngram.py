@@ -19,8 +19,8 @@ import torch
 
 from benchlib import write_json  # benchmarks/benchlib.py
 from makemore import api
+from makemore.evaluate.scoring import evaluate_nll
 from makemore.models import build_model, make_config
-from makemore.scoring import evaluate_nll
 
 VARIANTS = [
     ("add-k k=1", {"smoothing": "add-k", "k": 1.0}),

@@ -104,7 +104,7 @@ def stage_read(path: Path, options: dict) -> dict:
 
 
 def stage_dedupe(path: Path, options: dict) -> dict:
-    from makemore.itemsets import first_occurrences
+    from makemore.data.itemsets import first_occurrences
 
     data = _load(path)
     started = time.perf_counter()
@@ -129,7 +129,7 @@ def stage_ngram(path: Path, options: dict) -> dict:
 def _default_model(data):
     """The default preset's config and model for ``data``, as ``makemore train`` builds them."""
     from makemore import api
-    from makemore.training import build
+    from makemore.train.training import build
 
     return build(api.RunConfig(), data)
 
@@ -137,7 +137,7 @@ def _default_model(data):
 def stage_step(path: Path, options: dict) -> dict:
     import torch
 
-    from makemore.trainer import Trainer
+    from makemore.train.trainer import Trainer
 
     torch.set_num_threads(options["threads"])
     data = _load(path)
@@ -156,7 +156,7 @@ def stage_step(path: Path, options: dict) -> dict:
 def stage_eval(path: Path, options: dict) -> dict:
     import torch
 
-    from makemore import scoring
+    from makemore.evaluate import scoring
 
     torch.set_num_threads(options["threads"])
     data = _load(path)

@@ -44,7 +44,7 @@ def sample_worker(items: int, threads: int, warmup: int, calls: int, run_dir: st
     import torch
 
     from makemore import api
-    from makemore.threads import choose
+    from makemore.train.threads import choose
 
     torch.set_num_threads(choose(threads))  # 0: makemore's auto policy
     run = api.load_run(run_dir)
@@ -60,12 +60,12 @@ def worker(options: list[str], threads: int, warmup: int, steps: int, data: str 
     import torch
 
     from makemore import api
-    from makemore.threads import choose
+    from makemore.train.threads import choose
 
     torch.set_num_threads(choose(threads))  # 0: makemore's auto policy, as `makemore train` applies it
     from makemore.cli import build_parser, run_config_from_args
-    from makemore.execution import forward_backward_for
-    from makemore.training import build  # noqa: PLC2701 - what train builds
+    from makemore.train.execution import forward_backward_for
+    from makemore.train.training import build  # noqa: PLC2701 - what train builds
 
     argv = ["train", "-o", "unused", *options] + (["-i", data] if data else [])
     config = run_config_from_args(build_parser().parse_args(argv))
@@ -81,7 +81,7 @@ def worker(options: list[str], threads: int, warmup: int, steps: int, data: str 
 
 
 def _trainer(model, loaded, config, forward_backward):
-    from makemore.trainer import Trainer
+    from makemore.train.trainer import Trainer
 
     model.train()
     return Trainer(model, model.batcher(loaded.corpus("train")), config.train, forward_backward=forward_backward)

@@ -31,7 +31,7 @@ from benchlib import run_info, write_json  # benchmarks/benchlib.py
 
 def run_once(budget: str, input_path: str | None, extra: list[str]) -> dict:
     """One ``makemore train --time budget`` in a fresh process: its wall time and what it chose."""
-    from makemore.budget import parse_duration
+    from makemore.train.budget import parse_duration
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"

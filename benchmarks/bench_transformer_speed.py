@@ -41,9 +41,9 @@ from torch import nn
 from benchlib import run_info, time_in_turns, write_json  # benchmarks/benchlib.py
 from makemore import api
 from makemore.config import TrainConfig
+from makemore.generate.sampling import generate_tokens
 from makemore.models.transformer import Transformer, TransformerConfig
-from makemore.sampling import generate_tokens
-from makemore.trainer import Trainer
+from makemore.train.trainer import Trainer
 
 # -- the reference: karpathy/makemore's Transformer, re-implemented for comparison ---------
 

@@ -82,6 +82,6 @@ def step_timing_parser(doc: str, configs: list[str], out: str) -> argparse.Argum
 def training_step(model, config, data) -> Callable[[], float]:
     """One makemore training step (``Trainer.step``: batch, forward, backward, optimizer) of
     ``model`` per call, with ``config.train``'s settings and no callbacks."""
-    from makemore.trainer import Trainer
+    from makemore.train.trainer import Trainer
 
     return Trainer(model, model.batcher(data.corpus("train")), config.train).step

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from makemore import api
+from makemore.data.wordsfile import parse_lines
 from makemore.files import atomic_write_bytes
-from makemore.wordsfile import parse_lines
 
 CHUNK = 1_000_000  # items sampled together
 

@@ -19,10 +19,10 @@ from conftest import (
     write_words,
 )
 from makemore import api
-from makemore.checkpoint import load_checkpoint, save_checkpoint
-from makemore.data import EncodedCorpus, Vocab, split_words
+from makemore.data.corpus import EncodedCorpus, Vocab, split_words
 from makemore.errors import MakemoreError
 from makemore.models import build_model
+from makemore.store.checkpoint import load_checkpoint, save_checkpoint
 
 
 def direct_log_probs(model, vocab, words):

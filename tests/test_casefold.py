@@ -6,9 +6,9 @@ import pytest
 
 from conftest import run_cli, tiny_mlp_config, write_words
 from makemore import api
-from makemore.checkpoint import read_meta
-from makemore.description import is_casefolded
-from makemore.sampling import folded
+from makemore.generate.sampling import folded
+from makemore.store.checkpoint import read_meta
+from makemore.store.description import is_casefolded
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import pytest
 from makemore import api
 from makemore.config import PRESETS, DataConfig, Preset, RunConfig, TrainConfig, default_train_config
 from makemore.errors import ConfigError
+from makemore.generate.sampling import SampleConfig
 from makemore.models import REGISTRY, get_family, make_config, with_options
-from makemore.sampling import SampleConfig
 
 
 def test_the_default_run_is_the_default_preset():
@@ -103,7 +103,8 @@ def test_render_spells_fields_as_the_reader_knows_them():
 def test_the_config_module_mirrors_the_values_it_cannot_import():
     """config.py imports no torch (the CLI parses before importing it), so it holds copies of
     two values that live with torch code: they must stay equal."""
-    from makemore import batching, config, wordsfile
+    from makemore import config
+    from makemore.data import batching, wordsfile
 
     assert config.BATCHINGS == batching.BATCHINGS
     assert config.DEFAULT_MAX_ITEM_LEN == wordsfile.DEFAULT_MAX_ITEM_LEN == DataConfig().max_item_len

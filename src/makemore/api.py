@@ -12,7 +12,6 @@ Example:
     >>> api.sample(run, api.SampleConfig(num=5, seed=1))
 """
 
-from makemore.budget import parse_duration
 from makemore.config import (
     DEFAULT_PRESET,
     PRESETS,
@@ -23,10 +22,10 @@ from makemore.config import (
     default_train_config,
     preset_config,
 )
-from makemore.constraints import BudgetExhausted, SampleStats
-from makemore.data import EncodedCorpus, Vocab
-from makemore.datasets import SPLITS, Data, builtin_datasets, builtin_path, load_data
-from makemore.diagnostics import (
+from makemore.data.corpus import EncodedCorpus, Vocab
+from makemore.data.datasets import SPLITS, Data, builtin_datasets, builtin_path, load_data
+from makemore.errors import ConfigError, MakemoreError
+from makemore.evaluate.diagnostics import (
     activation_stats,
     bigram_counts,
     char_embedding,
@@ -34,19 +33,20 @@ from makemore.diagnostics import (
     training_windows,
     update_ratios,
 )
-from makemore.distributed import is_main_process
-from makemore.errors import ConfigError, MakemoreError
-from makemore.heldout import FileEval, evaluate_file, evaluate_items
+from makemore.evaluate.heldout import FileEval, evaluate_file, evaluate_items
+from makemore.evaluate.scoring import CharScore, Classification, WordScore, evaluate, score
+from makemore.evaluate.scoring import classify_run as classify
+from makemore.generate.constraints import BudgetExhausted, SampleStats
+from makemore.generate.ranking import ItemScore, edit_distances
+from makemore.generate.sampling import SampleConfig, Sampler, sample, training_items
 from makemore.models import make_config, model_names, with_options
-from makemore.ranking import ItemScore, edit_distances
-from makemore.rundir import RunDir
-from makemore.runs import Run, load_run
-from makemore.sampling import SampleConfig, Sampler, sample, training_items
-from makemore.scoring import CharScore, Classification, WordScore, evaluate, score
-from makemore.scoring import classify_run as classify
-from makemore.sweep import lr_find
-from makemore.trainer import TrainingInterrupted
-from makemore.training import resume, train
+from makemore.store.rundir import RunDir
+from makemore.store.runs import Run, load_run
+from makemore.train.budget import parse_duration
+from makemore.train.distributed import is_main_process
+from makemore.train.sweep import lr_find
+from makemore.train.trainer import TrainingInterrupted
+from makemore.train.training import resume, train
 
 __all__ = [
     "DEFAULT_PRESET",

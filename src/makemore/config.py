@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 # This module imports no torch (the command line reads its option declarations before it
 # imports anything heavy): the model families are imported where a config is built, and the
 # two values below mirror batching.BATCHINGS and wordsfile.DEFAULT_MAX_ITEM_LEN (test_config checks).
-BATCHINGS = ("length", "random")  # TrainConfig.batching (makemore.batching)
-DEFAULT_MAX_ITEM_LEN = 256  # DataConfig.max_item_len (makemore.wordsfile)
+BATCHINGS = ("length", "random")  # TrainConfig.batching (makemore.data.batching)
+DEFAULT_MAX_ITEM_LEN = 256  # DataConfig.max_item_len (makemore.data.wordsfile)
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 BACKWARDS = ("autograd", "manual")
-BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends (makemore.distributed)
+BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends (makemore.train.distributed)
 DTYPES = ("float32", "bf16")
 
 

@@ -76,7 +76,7 @@ def test_dropout_module_follows_train_and_eval():
 
 
 def _corpus(words):
-    from makemore.data import EncodedCorpus, Vocab
+    from makemore.data.corpus import EncodedCorpus, Vocab
 
     vocab = Vocab.from_words(words)
     return vocab, EncodedCorpus.from_words(words, vocab)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from makemore import api
+from makemore.evaluate.scoring import evaluate_nll
 from makemore.models import build_model, make_config
-from makemore.scoring import evaluate_nll
 
 
 def test_logits_are_one_hot_times_w():

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load, save
 
-from makemore.data import EncodedCorpus, Vocab
+from makemore.data.corpus import EncodedCorpus, Vocab
 from makemore.errors import MakemoreError
 from makemore.models import REGISTRY, build_model, get_family, make_config
 from sequence_helpers import assert_packed_pass_matches_padded, padded_batch

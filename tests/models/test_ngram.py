@@ -205,7 +205,7 @@ def test_dense_and_sorted_counting_paths_agree(monkeypatch, order):
 @pytest.mark.parametrize("buckets", [10**30, -(10**30)])
 def test_fitting_a_batcher_a_few_examples_at_a_time_counts_as_fitting_every_example(monkeypatch, order, buckets):
     """fit_batcher counts FIT_CHUNK examples at a time (and merges the chunks' tables): the same tables."""
-    from makemore.data import EncodedCorpus, Vocab
+    from makemore.data.corpus import EncodedCorpus, Vocab
 
     monkeypatch.setattr(ngram, "_DENSE_BUCKETS", buckets)
     whole, *_ = fitted(WORDS, order, smoothing="kneser-ney")

@@ -185,7 +185,7 @@ def _edit_tensor(name: str, shape: tuple[int, ...] = (), value: float | None = N
 
 
 def _sign(tensors: dict, metadata: dict) -> None:
-    from makemore.checkpoint import CHECKSUM_KEY, tensors_sha256
+    from makemore.store.checkpoint import CHECKSUM_KEY, tensors_sha256
 
     meta = json.loads(metadata["makemore"])
     metadata["makemore"] = json.dumps({**meta, CHECKSUM_KEY: tensors_sha256(tensors)})

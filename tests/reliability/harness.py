@@ -122,7 +122,7 @@ def checkpoint_step(run_dir: str | Path) -> int | None:
     Returns:
         the step, or None.
     """
-    from makemore.checkpoint import read_meta
+    from makemore.store.checkpoint import read_meta
 
     last = Path(run_dir) / "last.safetensors"
     return read_meta(last)["state"]["step"] if last.exists() else None
@@ -335,7 +335,7 @@ def _same_optimizer(a: dict | None, b: dict | None) -> str:
 
 def _same_checkpoint(dir_a: Path, dir_b: Path, which: str) -> str:
     """'' when checkpoint ``which`` of two runs holds the same tensors, optimizer, RNG and state."""
-    from makemore.checkpoint import load_checkpoint
+    from makemore.store.checkpoint import load_checkpoint
 
     path_a, path_b = dir_a / f"{which}.safetensors", dir_b / f"{which}.safetensors"
     if not (path_a.exists() and path_b.exists()):
@@ -395,7 +395,7 @@ def same_run(dir_a: str | Path, dir_b: str | Path) -> tuple[bool, str]:
 
 WRITER = """
 import sys, torch
-from makemore.checkpoint import save_checkpoint
+from makemore.store.checkpoint import save_checkpoint
 i = 0
 while True:
     save_checkpoint(sys.argv[1], model_state={"w": torch.full((4096,), float(i))}, meta={"state": {"step": i}})
@@ -418,7 +418,7 @@ def torn_read_race(path: str | Path, loads: int = 1000, seed: int = 0) -> dict:
         (header and tensors disagree), ``distinct_steps`` (how many writes were seen) and ``writes``
         (the step of the last load: about how many writes happened).
     """
-    from makemore.checkpoint import load_checkpoint
+    from makemore.store.checkpoint import load_checkpoint
 
     path, rng = Path(path), random.Random(seed)
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=subprocess_env())

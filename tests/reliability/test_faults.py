@@ -144,7 +144,7 @@ def test_a_checkpoint_rewritten_while_it_is_read_is_never_torn(tmp_path):
 
 
 def test_same_run_sees_any_difference(references, tmp_path):
-    from makemore.checkpoint import load_checkpoint, save_checkpoint
+    from makemore.store.checkpoint import load_checkpoint, save_checkpoint
 
     straight, _ = references.get("mlp")
     assert harness.same_run(straight, straight) == (True, "")

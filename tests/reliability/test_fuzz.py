@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from conftest import make_tiny_words, write_words
 from makemore import api
-from makemore.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from makemore.cli import main
-from makemore.data import EncodedCorpus, Vocab, parse_words
-from makemore.description import config_from_meta
+from makemore.data.corpus import EncodedCorpus, Vocab, parse_words
 from makemore.errors import MakemoreError
+from makemore.store.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from makemore.store.description import config_from_meta
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -15,9 +15,9 @@ import torch
 
 from conftest import make_tiny_words, mlp_loss_nan_from, write_words
 from makemore import api
-from makemore.checkpoint import read_meta
 from makemore.cli import main
 from makemore.errors import MakemoreError
+from makemore.store.checkpoint import read_meta
 
 TRAIN = "--model mlp --n-embd 4 --n-hidden 16 --batch-size 16 --eval-interval 50 --log-interval 50 -q".split()
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -162,7 +162,7 @@ def test_divergence_keeps_the_last_finite_checkpoint_and_resume_asks_for_a_chang
 
 
 def test_a_dev_loss_that_is_not_finite_saves_nothing(words, tmp_path, monkeypatch):
-    from makemore import execution
+    from makemore.train import execution
 
     run = tmp_path / "run"
     real = execution.evaluate_nll
@@ -235,7 +235,7 @@ def test_undecodable_argv_is_named(capsys):
 
 
 def test_no_tensor_allocated_for_a_header_that_asks_for_a_huge_model(tmp_path):
-    from makemore.checkpoint import load_checkpoint, save_checkpoint
+    from makemore.store.checkpoint import load_checkpoint, save_checkpoint
 
     words = write_words(tmp_path / "words.txt", make_tiny_words())
     api.train(_config(words, steps=2), tmp_path / "run", progress=False)
@@ -260,7 +260,7 @@ def test_many_more_items_than_batches_is_fine(tmp_path, capsys):
 
 
 def test_a_header_cannot_point_new_only_at_another_file(tmp_path, capsys):
-    from makemore.checkpoint import load_checkpoint, save_checkpoint
+    from makemore.store.checkpoint import load_checkpoint, save_checkpoint
 
     words = write_words(tmp_path / "words.txt", make_tiny_words())
     api.train(_config(words, steps=2), tmp_path / "run", progress=False)
@@ -286,7 +286,7 @@ def test_resume_reads_metrics_that_are_not_utf8(tmp_path):
 
 
 def test_a_bad_character_is_reported_with_its_item():
-    from makemore.data import EncodedCorpus, Vocab
+    from makemore.data.corpus import EncodedCorpus, Vocab
 
     with pytest.raises(MakemoreError) as info:
         EncodedCorpus.from_words(["abc", "cab", "abz"], Vocab(("a", "b", "c")))

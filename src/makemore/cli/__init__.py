@@ -39,7 +39,7 @@ def _apply_threads(args) -> int | None:
         return None
     if count < 0:
         raise MakemoreError(f"--threads: must be 0 (auto) or more, got {count}")
-    from makemore import threads
+    from makemore.train import threads
 
     return threads.apply(threads.choose(count))
 
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(args, int):
         return args
     from makemore.cli import commands  # the API, and torch: only now
-    from makemore.trainer import TrainingInterrupted
+    from makemore.train.trainer import TrainingInterrupted
 
     previous = None
     try:
@@ -115,6 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if previous is not None and not process:  # a call from Python gets its thread count back
-            from makemore import threads
+            from makemore.train import threads
 
             threads.apply(previous)

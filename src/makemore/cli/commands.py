@@ -7,7 +7,6 @@ import secrets
 import sys
 
 from makemore import api, files, plots
-from makemore.budget import format_duration
 from makemore.cli import launch
 from makemore.cli.options import (
     MODEL,
@@ -21,10 +20,11 @@ from makemore.cli.options import (
     render,
     run_config_from_args,
 )
-from makemore.data import parse_words, read_words
+from makemore.data.corpus import parse_words, read_words
 from makemore.errors import MakemoreError
-from makemore.manual_backprop import format_gradcheck, gradcheck
 from makemore.models import get_family, model_names
+from makemore.models.manual_backprop import format_gradcheck, gradcheck
+from makemore.train.budget import format_duration
 
 RESUME_CHANGES = ("steps", "lr", "grad_clip", "threads")  # what --resume may change
 

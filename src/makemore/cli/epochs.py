@@ -36,8 +36,8 @@ def steps_for_epochs(config: RunConfig, epochs: float) -> int:
 
 def examples_per_epoch(config: RunConfig) -> int:
     """The training split's examples, as the run's model counts them in a batch."""
-    from makemore.batching import WindowBatcher
-    from makemore.datasets import load_data
+    from makemore.data.batching import WindowBatcher
+    from makemore.data.datasets import load_data
     from makemore.models import build_model, get_family
 
     data = load_data(config.data)

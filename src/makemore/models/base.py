@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from makemore.batching import SequenceBatcher, WindowBatcher
-from makemore.data import EncodedCorpus
+from makemore.data.batching import SequenceBatcher, WindowBatcher
+from makemore.data.corpus import EncodedCorpus
 
 IGNORE_INDEX = -1
 

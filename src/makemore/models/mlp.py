@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from makemore import distributed, validation
+from makemore import validation
 from makemore.errors import MakemoreError
 from makemore.models.base import Dropout, ModelConfig, WindowModel
 from makemore.models.layers import BatchNorm
+from makemore.train import distributed
 
 TANH_GAIN = 5.0 / 3.0
 
@@ -146,7 +147,7 @@ class BatchNormMLP(MLP):
         Fills ``.grad`` of every parameter and updates the BatchNorm running statistics.
         Returns the batch loss.
         """
-        from makemore import manual_backprop
+        from makemore.models import manual_backprop
 
         problem = self.manual_backward_error()
         if problem:

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import torch
 
 from makemore import validation
-from makemore.batching import Batcher
+from makemore.data.batching import Batcher
 from makemore.errors import MakemoreError
 from makemore.models.base import IGNORE_INDEX, CountModel, ModelConfig
 

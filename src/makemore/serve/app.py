@@ -21,13 +21,13 @@ from typing import Any
 import torch
 
 from makemore import api, plots
-from makemore.diagnostics import count_pairs
+from makemore.data.itemsets import KnownItems
 from makemore.errors import ConfigError, MakemoreError
-from makemore.itemsets import KnownItems
-from makemore.runs import training_data
-from makemore.scoring import evaluate_nll
+from makemore.evaluate.diagnostics import count_pairs
+from makemore.evaluate.scoring import evaluate_nll
 from makemore.serve import params
 from makemore.serve.params import RequestError, bad
+from makemore.store.runs import training_data
 
 PLOTS = ("bigram", "loss")
 

@@ -10,10 +10,10 @@ import re
 import secrets
 from typing import Any
 
-from makemore.conditional import parse_label
-from makemore.data import Vocab
+from makemore.data.corpus import Vocab
 from makemore.errors import ConfigError, MakemoreError
-from makemore.sampling import SampleConfig
+from makemore.generate.conditional import parse_label
+from makemore.generate.sampling import SampleConfig
 
 try:  # the parser of the re module (private, but stable since Python 3.0; renamed in 3.11)
     from re import _parser as sre_parse

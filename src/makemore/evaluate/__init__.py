@@ -1,0 +1,1 @@
+"""What a run knows: NLL and per-item scores, held-out files, diagnostics for plots."""

@@ -1,0 +1,1 @@
+"""Generating items: the Sampler, batched token generation, constraints, labels to draw, ranking."""
