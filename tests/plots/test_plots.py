@@ -1,11 +1,15 @@
-"""Tests for makemore.plots: every plot writes a real PNG atomically; the helpers compute
-what they claim (bigram selection, activation statistics, lr suggestion)."""
+"""Tests for makemore.plots: every plot returns a figure that renders to a real PNG, in memory or
+written atomically, without leaking figures; the helpers compute what they claim (bigram
+selection, activation statistics, lr suggestion)."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import matplotlib.axes
+import matplotlib.image
+import matplotlib.pyplot
 import pytest
 import torch
 from torch import nn
@@ -28,8 +32,9 @@ def test_bigram_27_shows_all(tmp_path):
     g = torch.Generator().manual_seed(0)
     counts = torch.randint(0, 5000, (27, 27), generator=g)
     out = tmp_path / "bigram.png"
-    info = plots.plot_bigram_counts(counts, chars(27), out)
-    assert info == {"path": str(out), "shown": 27, "total": 27}
+    plot = plots.plot_bigram_counts(counts, chars(27))
+    assert plot.info == {"shown": 27, "total": 27}
+    assert plots.write_png(plot.figure, out) == out
     assert_png(out, tmp_path)
 
 
@@ -52,8 +57,9 @@ def test_bigram_60_keeps_boundary_and_most_frequent(tmp_path, monkeypatch):
     monkeypatch.setattr(matplotlib.axes.Axes, "imshow", spy_imshow)
     labels = chars(V)
     out = tmp_path / "sub" / "bigram.png"
-    info = plots.plot_bigram_counts(counts, labels, out, max_chars=max_chars)
-    assert info == {"path": str(out), "shown": max_chars, "total": V}
+    plot = plots.plot_bigram_counts(counts, labels, max_chars=max_chars)
+    assert plot.info == {"shown": max_chars, "total": V}
+    assert plots.write_png(plot.figure, out) == out
     # the shown sub-matrix is exactly the boundary + 11 most frequent, in vocabulary order
     keep = [0] + sorted(frequent)
     assert torch.equal(torch.as_tensor(seen["data"]), counts[keep][:, keep].double())
@@ -62,16 +68,17 @@ def test_bigram_60_keeps_boundary_and_most_frequent(tmp_path, monkeypatch):
 
 def test_bigram_default_max_chars_with_60(tmp_path):
     counts = torch.randint(0, 100, (60, 60), generator=torch.Generator().manual_seed(1))
-    info = plots.plot_bigram_counts(counts, chars(60), tmp_path / "b.png")
-    assert info["shown"] == 32 and info["total"] == 60
+    plot = plots.plot_bigram_counts(counts, chars(60))
+    assert plot.info["shown"] == 32 and plot.info["total"] == 60
+    plots.write_png(plot.figure, tmp_path / "b.png")
     assert_png(tmp_path / "b.png", tmp_path)
 
 
 def test_bigram_bad_input(tmp_path):
     with pytest.raises(MakemoreError, match="labels"):
-        plots.plot_bigram_counts(torch.zeros(3, 3), [".", "a"], tmp_path / "x.png")
+        plots.plot_bigram_counts(torch.zeros(3, 3), [".", "a"])
     with pytest.raises(MakemoreError, match="square"):
-        plots.plot_bigram_counts(torch.zeros(3, 4), [".", "a", "b"], tmp_path / "x.png")
+        plots.plot_bigram_counts(torch.zeros(3, 4), [".", "a", "b"])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -95,14 +102,16 @@ def metrics_rows(n: int = 300):
 @pytest.mark.parametrize("smooth", [0, 20])
 def test_loss_curves(tmp_path, smooth):
     out = tmp_path / "loss.png"
-    assert plots.plot_loss_curves(metrics_rows(), out, smooth=smooth) == str(out)
+    plot = plots.plot_loss_curves(metrics_rows(), smooth=smooth)
+    assert plot.info == {}
+    assert plots.write_png(plot.figure, out) == out
     assert_png(out, tmp_path)
 
 
 def test_loss_curves_only_dev(tmp_path):
     rows = [{"step": s, "dev_loss": 2.5 - 0.01 * s} for s in range(0, 100, 10)]
     out = tmp_path / "loss.png"
-    plots.plot_loss_curves(rows, out)
+    plots.write_png(plots.plot_loss_curves(rows).figure, out)
     assert_png(out, tmp_path)
 
 
@@ -126,9 +135,9 @@ def test_smooth_blocks_matches_lecture_view_mean():
 
 def test_loss_curves_empty(tmp_path):
     with pytest.raises(MakemoreError, match="no metrics to plot"):
-        plots.plot_loss_curves([], tmp_path / "loss.png")
+        plots.plot_loss_curves([])
     with pytest.raises(MakemoreError, match="no metrics to plot"):
-        plots.plot_loss_curves([{"step": 1}, {"step": 2, "train_loss": None}], tmp_path / "loss.png")
+        plots.plot_loss_curves([{"step": 1}, {"step": 2, "train_loss": None}])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -139,7 +148,9 @@ def test_loss_curves_empty(tmp_path):
 def test_embedding(tmp_path, E):
     w = torch.randn(27, E, generator=torch.Generator().manual_seed(E))
     out = tmp_path / "emb.png"
-    assert plots.plot_embedding(w, chars(27), out) == str(out)
+    plot = plots.plot_embedding(w, chars(27))
+    assert plot.info == {}
+    assert plots.write_png(plot.figure, out) == out
     assert_png(out, tmp_path)
 
 
@@ -153,8 +164,8 @@ def test_embedding_pca_is_deterministic_and_sign_independent(tmp_path, monkeypat
         return real_scatter(self, x, y, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy_scatter)
-    plots.plot_embedding(w, chars(20), tmp_path / "a.png")
-    plots.plot_embedding(-w, chars(20), tmp_path / "b.png")  # flipped table: same picture up to sign
+    plots.png_bytes(plots.plot_embedding(w, chars(20)).figure)
+    plots.png_bytes(plots.plot_embedding(-w, chars(20)).figure)  # flipped table: same picture up to sign
     (x1, y1), (x2, y2) = captured
     # the first component carries the most variance of any direction
     centred = w.double() - w.double().mean(0)
@@ -292,13 +303,17 @@ def test_plot_activations(tmp_path):
     torch.manual_seed(0)
     stats = plots.collect_activation_stats(ToyMLP(), *toy_batch())
     out = tmp_path / "act.png"
-    assert plots.plot_activations(stats, out) == str(out)
+    plot = plots.plot_activations(stats)
+    assert plot.info == {"panels": ["activations", "activation_grads", "weight_grads"]}
+    assert plots.write_png(plot.figure, out) == out
     assert_png(out, tmp_path)
 
     steps = list(range(0, 100, 10))
     ratios = {n: [10 ** (-3 + 0.1 * math.sin(s)) for s in steps] for n, _, _ in stats["weight_grads"]}
     out2 = tmp_path / "act2.png"
-    plots.plot_activations(stats, out2, update_ratios=ratios, ratio_steps=steps)
+    plot2 = plots.plot_activations(stats, update_ratios=ratios, ratio_steps=steps)
+    assert plot2.info["panels"] == plot.info["panels"] + ["update_ratios"]
+    plots.write_png(plot2.figure, out2)
     assert out2.read_bytes()[:8] == PNG_MAGIC and out2.stat().st_size > 5_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["act.png", "act2.png"]
     # differs from the plot without ratios (an extra panel)
@@ -317,11 +332,12 @@ def test_plot_activations_update_ratios_as_log10(tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy_plot)
     log10 = {"W1": [-1.5, -2.25, -3.0], "W2": [-0.5, -1.0, -4.0]}
-    plots.plot_activations({}, tmp_path / "a.png", update_ratios=log10, ratio_steps=[1, 11, 21], ratios_are_log10=True)
+    plot = plots.plot_activations({}, update_ratios=log10, ratio_steps=[1, 11, 21], ratios_are_log10=True)
+    assert plot.info == {"panels": ["update_ratios"]}
     assert drawn == log10
     drawn.clear()
     plain = {k: [10**v for v in vals] for k, vals in log10.items()}
-    plots.plot_activations({}, tmp_path / "b.png", update_ratios=plain, ratio_steps=[1, 11, 21])
+    plots.plot_activations({}, update_ratios=plain, ratio_steps=[1, 11, 21])
     assert drawn.keys() == log10.keys()
     for k in log10:
         assert drawn[k] == pytest.approx(log10[k], abs=1e-12)
@@ -340,14 +356,14 @@ def test_plot_activations_without_tanh_and_errors(tmp_path):
     stats = plots.collect_activation_stats(Linear(), torch.randn(8, 4), torch.randint(0, 3, (8,)))
     assert stats["activations"] == [] and stats["activation_grads"] == []
     out = tmp_path / "w.png"
-    plots.plot_activations(stats, out)
+    plots.write_png(plots.plot_activations(stats).figure, out)
     assert_png(out, tmp_path)
 
     empty = {"activations": [], "activation_grads": [], "weight_grads": []}
     with pytest.raises(MakemoreError):
-        plots.plot_activations(empty, tmp_path / "e.png")
+        plots.plot_activations(empty)
     with pytest.raises(MakemoreError, match="ratio_steps"):
-        plots.plot_activations(empty, tmp_path / "e.png", update_ratios={"w": [1e-3, 1e-3]}, ratio_steps=[0])
+        plots.plot_activations(empty, update_ratios={"w": [1e-3, 1e-3]}, ratio_steps=[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.png"]
 
 
@@ -419,10 +435,12 @@ def test_plot_lr_find(tmp_path):
     lrs, losses = u_curve()
     lr = plots.suggest_lr(lrs, losses)
     out = tmp_path / "lr.png"
-    assert plots.plot_lr_find(lrs, losses, out, suggestion=lr) == str(out)
+    plot = plots.plot_lr_find(lrs, losses, suggestion=lr)
+    assert plot.info == {}
+    assert plots.write_png(plot.figure, out) == out
     assert_png(out, tmp_path)
     out2 = tmp_path / "lr2.png"
-    plots.plot_lr_find(lrs, losses, out2)
+    plots.write_png(plots.plot_lr_find(lrs, losses).figure, out2)
     assert out2.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -435,7 +453,58 @@ def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
     monkeypatch.setattr(plots.Figure, "savefig", boom)
     lrs, losses = u_curve()
     with pytest.raises(RuntimeError):
-        plots.plot_lr_find(lrs, losses, tmp_path / "lr.png")
+        plots.write_png(plots.plot_lr_find(lrs, losses).figure, tmp_path / "lr.png")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(MakemoreError, match="format"):
-        plots.plot_lr_find(lrs, losses, tmp_path / "lr.xyz")
+        plots.write_png(plots.plot_lr_find(lrs, losses).figure, tmp_path / "lr.xyz")
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def test_png_bytes_is_a_png_of_figsize_times_dpi():
+    lrs, losses = u_curve()
+    data = plots.png_bytes(plots.plot_lr_find(lrs, losses).figure)  # figsize (10, 6), dpi 100
+    assert isinstance(data, bytes) and data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.image.imread(io.BytesIO(data), format="png").shape[:2] == (600, 1000)
+    small = plots.png_bytes(plots.plot_lr_find(lrs, losses).figure, dpi=50)
+    assert matplotlib.image.imread(io.BytesIO(small), format="png").shape[:2] == (300, 500)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda: plots.plot_bigram_counts(torch.arange(49).view(7, 7), chars(7)),
+        lambda: plots.plot_embedding(torch.randn(9, 3, generator=torch.Generator().manual_seed(0)), chars(9)),
+        lambda: plots.plot_loss_curves(metrics_rows(60), smooth=5),
+        lambda: plots.plot_lr_find(*u_curve(60), suggestion=1e-2),
+        lambda: plots.plot_activations({}, update_ratios={"w": [1e-3, 2e-3, 5e-4]}),
+    ],
+    ids=["bigram", "embedding", "loss", "lr_find", "activations"],
+)
+def test_write_png_writes_what_png_bytes_returns(tmp_path, draw):
+    out = tmp_path / "plot.png"
+    assert plots.write_png(draw().figure, out) == out
+    assert out.read_bytes() == plots.png_bytes(draw().figure)
+    assert_png(out, tmp_path)
+
+
+def test_rendering_leaks_no_figure(tmp_path):
+    before = len(matplotlib.pyplot.get_fignums())
+    for _ in range(3):
+        plot = plots.plot_loss_curves(metrics_rows(60))
+        plots.png_bytes(plot.figure)
+        assert plot.figure.axes == []  # released: its artists are gone
+        plots.write_png(plots.plot_loss_curves(metrics_rows(60)).figure, tmp_path / "loss.png")
+    assert len(matplotlib.pyplot.get_fignums()) == before
+
+
+def test_png_bytes_releases_the_figure_when_rendering_fails(monkeypatch):
+    def boom(self, fname, *a, **k):
+        raise RuntimeError("renderer failed")
+
+    plot = plots.plot_lr_find(*u_curve())
+    monkeypatch.setattr(plots.Figure, "savefig", boom)
+    with pytest.raises(RuntimeError):
+        plots.png_bytes(plot.figure)
+    assert plot.figure.axes == []

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from makemore.errors import MakemoreError
-from makemore.plots.common import SATURATION, UPDATE_RATIO_GUIDE, _as_float_list, _density, _save, _std
+from makemore.plots.common import SATURATION, UPDATE_RATIO_GUIDE, Plot, _as_float_list, _density, _std
 
 
 def collect_activation_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
@@ -108,32 +108,31 @@ def _left_as_it_was(model: nn.Module) -> Iterator[None]:
 
 def plot_activations(
     stats: dict,
-    out_path,
     *,
     update_ratios: dict[str, list[float]] | None = None,
     ratio_steps: list[int] | None = None,
     ratios_are_log10: bool = False,
-) -> str:
+) -> Plot:
     """Lecture-3 diagnostics in one image: tanh outputs, their gradients, weight gradients,
     and the update:data ratio over training.
 
     Args:
         stats: as returned by :func:`collect_activation_stats`; empty or missing parts are
             skipped.
-        out_path: image file to write.
         update_ratios: per parameter name, the update:data ratio ``std(lr * grad) / std(data)``
             at each recorded step (plotted as log10, with a guide at -3).
         ratio_steps: the step of each recorded ratio (default 0, 1, 2, ...).
         ratios_are_log10: set when ``update_ratios`` already holds log10 values (as the
             lecture's ``ud`` list does).
     Returns:
-        The path written, as a string.
+        The plot, with ``info == {"panels": [...]}``: the panels drawn, top to bottom, among
+        ``"activations"``, ``"activation_grads"``, ``"weight_grads"`` and ``"update_ratios"``.
     """
     acts = [(n, t) for n, t in (stats or {}).get("activations", []) if t.numel()]
     agrads = [(n, t) for n, t in (stats or {}).get("activation_grads", []) if t.numel()]
     wgrads = [(n, g, p) for n, g, p in (stats or {}).get("weight_grads", []) if g.numel()]
     ratios = {k: list(v) for k, v in (update_ratios or {}).items() if len(v)}
-    parts = (("acts", acts), ("agrads", agrads), ("wgrads", wgrads), ("ratios", ratios))
+    parts = (("activations", acts), ("activation_grads", agrads), ("weight_grads", wgrads), ("update_ratios", ratios))
     panels = [name for name, present in parts if present]
     if not panels:
         raise MakemoreError("no activation statistics or update ratios to plot")
@@ -141,20 +140,20 @@ def plot_activations(
     fig = Figure(figsize=(16, 4.5 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, panel in zip(axes, panels):
-        if panel == "acts":
+        if panel == "activations":
             _activations_panel(ax, acts)
-        elif panel == "agrads":
+        elif panel == "activation_grads":
             _activation_grads_panel(ax, agrads)
-        elif panel == "wgrads":
+        elif panel == "weight_grads":
             _weight_grads_panel(ax, wgrads)
         else:
             _ratios_panel(ax, ratios, ratio_steps, ratios_are_log10)
-        if panel != "ratios":  # densities: start at 0 so that the shapes compare honestly
+        if panel != "update_ratios":  # densities: start at 0 so that the shapes compare honestly
             ax.set_ylim(bottom=0)
             ax.set_ylabel("density")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=9, loc="upper right")
-    return str(_save(fig, out_path))
+    return Plot(fig, {"panels": panels})
 
 
 def _activations_panel(ax, acts: list[tuple[str, torch.Tensor]]) -> None:

@@ -1,14 +1,17 @@
-"""What every plot shares: the figure writer (atomic, no GUI backend) and small helpers."""
+"""What every plot shares: the result type, the two outputs (PNG bytes in memory, or an
+atomically written file; no GUI backend) and small helpers."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # never pick an interactive backend; we only write files
+matplotlib.use("Agg")  # never pick an interactive backend; we only render images
 
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -20,17 +23,52 @@ SATURATION = 0.97  # |tanh| above this counts as saturated (lecture 3)
 UPDATE_RATIO_GUIDE = -3.0  # log10 update:data ratio guide line (lecture 3)
 
 
-def _save(fig: Figure, out_path, *, dpi: int = 100) -> Path:
-    """Write ``fig`` atomically to ``out_path`` and release it.
+@dataclass(frozen=True)
+class Plot:
+    """A drawn plot: the figure and what it shows beyond its pixels.
+
+    Attributes:
+        figure: a standalone figure (not registered with pyplot); render it once with
+            :func:`png_bytes` or :func:`write_png`, which release it.
+        info: facts about the picture, e.g. ``{"shown": 12, "total": 60}`` for a bigram
+            heatmap that left tokens out; ``{}`` when there is nothing to add.
+    """
+
+    figure: Figure
+    info: dict = field(default_factory=dict)
+
+
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """Render ``fig`` as PNG in memory and release it.
+
+    Args:
+        fig: the figure to render.
+        dpi: resolution; the image is ``figsize * dpi`` pixels.
+    Returns:
+        The PNG file's bytes.
+    """
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        fig.clear()  # drop the artists now; the figure may outlive this call in a caller's cache
+    return buf.getvalue()
+
+
+def write_png(fig: Figure, path, *, dpi: int = 100) -> Path:
+    """Write ``fig`` atomically to ``path`` and release it; a reader never sees half an image.
 
     Args:
         fig: the figure to write.
-        out_path: target file; its suffix picks the format (``.png`` when there is none).
+        path: target file; its suffix picks the format (``.png`` when there is none, and
+            any other format matplotlib writes, e.g. ``.svg``, is accepted).
         dpi: resolution.
     Returns:
         The target path.
+    Raises:
+        MakemoreError: the suffix names a format matplotlib cannot write (nothing is written).
     """
-    out = Path(out_path)
+    out = Path(path)
     suffix = out.suffix or ".png"
     fmt = suffix[1:].lower()
     try:

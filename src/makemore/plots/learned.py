@@ -6,20 +6,19 @@ import torch
 from matplotlib.figure import Figure
 
 from makemore.errors import ConfigError, MakemoreError
-from makemore.plots.common import _save
+from makemore.plots.common import Plot
 
 
-def plot_bigram_counts(counts: torch.Tensor, labels: list[str], out_path, *, max_chars: int = 32) -> dict:
+def plot_bigram_counts(counts: torch.Tensor, labels: list[str], *, max_chars: int = 32) -> Plot:
     """Heatmap of bigram counts with each cell's pair and count written in it (lecture 1).
 
     Args:
         counts: ``(V, V)`` counts; row = previous token, column = next token.
         labels: display string of each token; ``labels[0]`` is the boundary token.
-        out_path: image file to write.
         max_chars: most tokens to show; beyond it the boundary token and the
             ``max_chars - 1`` most frequent others (by row + column totals) are kept.
     Returns:
-        ``{"path": str, "shown": tokens shown, "total": V}``.
+        The plot, with ``info == {"shown": tokens shown, "total": V}``.
     """
     if not isinstance(counts, torch.Tensor) or counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         shape = tuple(counts.shape) if isinstance(counts, torch.Tensor) else type(counts).__name__
@@ -45,8 +44,7 @@ def plot_bigram_counts(counts: torch.Tensor, labels: list[str], out_path, *, max
     if n < V:
         title += f"; the boundary and the {n - 1} most frequent of {V - 1} characters"
     ax.set_title(title, fontsize=max(12.0, 0.8 * size))  # stays readable on big figures
-    path = _save(fig, out_path)
-    return {"path": str(path), "shown": int(n), "total": int(V)}
+    return Plot(fig, {"shown": int(n), "total": int(V)})
 
 
 def _most_frequent(counts: torch.Tensor, max_chars: int) -> torch.Tensor:
@@ -80,7 +78,7 @@ def _write_cells(ax, sub: torch.Tensor, names: list[str], size: float) -> None:
             ax.text(j, i, text, parse_math=False, **style)
 
 
-def plot_embedding(weights: torch.Tensor, labels: list[str], out_path) -> str:
+def plot_embedding(weights: torch.Tensor, labels: list[str]) -> Plot:
     """Scatter plot of character embeddings, each dot labelled with its character (lecture 2).
 
     Args:
@@ -89,9 +87,8 @@ def plot_embedding(weights: torch.Tensor, labels: list[str], out_path) -> str:
             table, signs fixed so the largest loading of each component is positive, so the
             picture is deterministic).
         labels: display string of each row.
-        out_path: image file to write.
     Returns:
-        The path written, as a string.
+        The plot (its ``info`` is empty).
     """
     if not isinstance(weights, torch.Tensor) or weights.ndim != 2 or weights.shape[0] == 0 or weights.shape[1] == 0:
         shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
@@ -113,7 +110,7 @@ def plot_embedding(weights: torch.Tensor, labels: list[str], out_path) -> str:
     ax.set_ylabel(ylabel)
     ax.grid(True, which="minor")
     ax.grid(True, alpha=0.4)
-    return str(_save(fig, out_path))
+    return Plot(fig)
 
 
 def _project_2d(w: torch.Tensor) -> tuple[torch.Tensor, str, str, str]:

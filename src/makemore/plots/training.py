@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
 from makemore.errors import ConfigError, MakemoreError
-from makemore.plots.common import _as_float_list, _ema, _save, _smooth_blocks
+from makemore.plots.common import Plot, _as_float_list, _ema, _smooth_blocks
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -30,18 +30,17 @@ def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
-def plot_loss_curves(rows: list[dict], out_path, *, smooth: int = 0) -> str:
+def plot_loss_curves(rows: list[dict], *, smooth: int = 0) -> Plot:
     """Train/dev loss over steps, with the learning rate on a second axis.
 
     Args:
         rows: metrics records, each with ``"step"`` and optionally ``"train_loss"``,
             ``"dev_loss"``, ``"lr"`` (missing, None or non-finite values are skipped).
-        out_path: image file to write.
         smooth: when > 1, the train loss is also drawn averaged over consecutive blocks of
             this many points (like the lecture's ``.view(-1, k).mean(1)``; a shorter last
             block is averaged as well, so no point is dropped).
     Returns:
-        The path written, as a string.
+        The plot (its ``info`` is empty).
     """
     if smooth < 0:
         raise ConfigError("smooth", f"must be >= 0, got {smooth}")
@@ -81,7 +80,7 @@ def plot_loss_curves(rows: list[dict], out_path, *, smooth: int = 0) -> str:
         ax2.set_ylabel("learning rate")
     ax.legend(handles=handles, loc="upper right")
     ax.set_title("training curves")
-    return str(_save(fig, out_path))
+    return Plot(fig)
 
 
 def _check_sweep(lrs, losses) -> tuple[list[float], list[float]]:
@@ -137,16 +136,15 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> float:
     return min(max(math.exp(log_lr), lrs[top]), lrs[low])
 
 
-def plot_lr_find(lrs: list[float], losses: list[float], out_path, *, suggestion: float | None = None) -> str:
+def plot_lr_find(lrs: list[float], losses: list[float], *, suggestion: float | None = None) -> Plot:
     """Loss against learning rate on a log x axis, with the suggested lr marked.
 
     Args:
         lrs: learning rates of the sweep (finite, positive).
         losses: loss at each learning rate (non-finite points are left out).
-        out_path: image file to write.
         suggestion: lr to mark with a vertical line (e.g. from :func:`suggest_lr`).
     Returns:
-        The path written, as a string.
+        The plot (its ``info`` is empty).
     """
     lrs, losses = _check_sweep(lrs, losses)
     pts = sorted((a, b) for a, b in zip(lrs, losses) if math.isfinite(b))
@@ -176,4 +174,4 @@ def plot_lr_find(lrs: list[float], losses: list[float], out_path, *, suggestion:
     ax.set_title("learning-rate sweep")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    return str(_save(fig, out_path))
+    return Plot(fig)
