@@ -129,7 +129,7 @@ def stage_ngram(path: Path, options: dict) -> dict:
 def _default_model(data):
     """The default preset's config and model for ``data``, as ``makemore train`` builds them."""
     from makemore import api
-    from makemore.train.training import build
+    from makemore.train.plan import build
 
     return build(api.RunConfig(), data)
 

@@ -65,7 +65,7 @@ def worker(options: list[str], threads: int, warmup: int, steps: int, data: str 
     torch.set_num_threads(choose(threads))  # 0: makemore's auto policy, as `makemore train` applies it
     from makemore.cli import build_parser, run_config_from_args
     from makemore.train.execution import forward_backward_for
-    from makemore.train.training import build  # noqa: PLC2701 - what train builds
+    from makemore.train.plan import build  # noqa: PLC2701 - what train builds
 
     argv = ["train", "-o", "unused", *options] + (["-i", data] if data else [])
     config = run_config_from_args(build_parser().parse_args(argv))

@@ -42,7 +42,8 @@ from benchlib import run_info, time_in_turns, write_json  # benchmarks/benchlib.
 from makemore import api
 from makemore.config import TrainConfig
 from makemore.generate.sampling import generate_tokens
-from makemore.models.transformer import Transformer, TransformerConfig
+from makemore.models.configs import TransformerConfig
+from makemore.models.transformer import Transformer
 from makemore.train.trainer import Trainer
 
 # -- the reference: karpathy/makemore's Transformer, re-implemented for comparison ---------

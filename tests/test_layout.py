@@ -27,3 +27,35 @@ def test_modules_and_functions_are_short_or_say_why(path):
 
 def test_the_check_sees_every_module():
     assert len(MODULES) > 20 and PACKAGE / "cli" / "parser.py" in MODULES
+
+
+# what the command line and the web server may import of the library: the API (a thin layer
+# over it), and the torch-free declarations and helpers the parser needs before torch is loaded
+THIN_LAYER_IMPORTS = {
+    "makemore.__version__",
+    "makemore.IMPORTED_AT",
+    "makemore.serve",  # the command that serves
+    "makemore.api",
+    "makemore.config",
+    "makemore.errors",
+    "makemore.files",
+    "makemore.generate.config",
+    "makemore.models",
+    "makemore.options",
+    "makemore.plots",
+    "makemore.train.threads",  # --threads of the commands that read a run, applied before the API loads
+}
+
+
+@pytest.mark.parametrize("layer", ["cli", "serve"])
+def test_the_cli_and_the_server_use_the_api(layer):
+    internal = set()
+    for path in (PACKAGE / layer).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("makemore")):
+                continue
+            for alias in node.names:
+                names = {node.module, f"{node.module}.{alias.name}"}
+                if not names & THIN_LAYER_IMPORTS and not node.module.startswith(f"makemore.{layer}"):
+                    internal.add(f"{node.module}.{alias.name} ({path.name})")
+    assert internal == set(), "import these through makemore.api"

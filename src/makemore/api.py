@@ -18,11 +18,13 @@ from makemore.config import (
     DataConfig,
     Preset,
     RunConfig,
+    ScoreConfig,
+    ServeConfig,
     TrainConfig,
     default_train_config,
     preset_config,
 )
-from makemore.data.corpus import EncodedCorpus, Vocab
+from makemore.data.corpus import EncodedCorpus, Vocab, parse_words, read_words
 from makemore.data.datasets import SPLITS, Data, builtin_datasets, builtin_path, load_data
 from makemore.errors import ConfigError, MakemoreError
 from makemore.evaluate.diagnostics import (
@@ -40,10 +42,12 @@ from makemore.generate.constraints import BudgetExhausted, SampleStats
 from makemore.generate.ranking import ItemScore, edit_distances
 from makemore.generate.sampling import SampleConfig, Sampler, sample, training_items
 from makemore.models import make_config, model_names, with_options
+from makemore.models.manual_backprop import format_gradcheck, gradcheck
 from makemore.store.rundir import RunDir
-from makemore.store.runs import Run, load_run
+from makemore.store.runs import Run, load_run, training_data
 from makemore.train.budget import parse_duration
 from makemore.train.distributed import is_main_process
+from makemore.train.plan import examples_per_epoch
 from makemore.train.sweep import lr_find
 from makemore.train.trainer import TrainingInterrupted
 from makemore.train.training import resume, train
@@ -68,6 +72,8 @@ __all__ = [
     "RunDir",
     "SampleConfig",
     "SampleStats",
+    "ScoreConfig",
+    "ServeConfig",
     "TrainConfig",
     "TrainingInterrupted",
     "Vocab",
@@ -83,6 +89,9 @@ __all__ = [
     "evaluate",
     "evaluate_file",
     "evaluate_items",
+    "examples_per_epoch",
+    "format_gradcheck",
+    "gradcheck",
     "is_main_process",
     "load_data",
     "load_run",
@@ -90,6 +99,8 @@ __all__ = [
     "make_config",
     "model_names",
     "parse_duration",
+    "parse_words",
+    "read_words",
     "preset_config",
     "sample",
     "Sampler",
@@ -97,6 +108,7 @@ __all__ = [
     "train",
     "resume",
     "training_curve",
+    "training_data",
     "training_items",
     "training_windows",
     "update_ratios",

@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from makemore import validation
+from makemore import options, validation
 from makemore.errors import MakemoreError
+from makemore.models import REGISTRY  # torch-free: the families' names and configs
+from makemore.options import CLI, JSON, option
 
 if TYPE_CHECKING:
     from makemore.models import ModelConfig
@@ -30,24 +32,39 @@ BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends (makemore.trai
 DTYPES = ("float32", "bf16")
 
 
+RUN_SURFACES = (CLI, JSON)  # the studio's training form will add the page
+
+
+def run_option(default: Any, help: str, **how: Any) -> Any:
+    """A data or training option: offered on the command line and in JSON."""
+    return option(default, help, surfaces=RUN_SURFACES, **how)
+
+
 @dataclass
 class DataConfig:
     """Where the items come from and how they are split."""
 
-    input: str = ""  # words file, or builtin:NAME; empty = the built-in names corpus
-    max_item_len: int = DEFAULT_MAX_ITEM_LEN  # longest item accepted, in characters
-    split_seed: int = 42  # 42 reproduces the lectures' split
-    dedupe: bool = False  # drop repeated items before splitting
-    labelled: bool = False  # lines are label<TAB>item: train a model conditional on the label
-    label_column: str = ""  # CSV input: the column (header name or number from 1) holding the labels
-    item_column: str = ""  # CSV input: the column holding the items (reads the input as CSV)
-    lowercase: bool = False  # fold the items to lower case before training (the built-in corpora are already)
+    input: str = run_option(
+        "", "words file, one item per line (default: the built-in names corpus; builtin:NAME for others)", short="-i"
+    )
+    max_item_len: int = run_option(DEFAULT_MAX_ITEM_LEN, f"longest item accepted, in characters (default "
+                                   f"{DEFAULT_MAX_ITEM_LEN})", least=1)  # fmt: skip
+    split_seed: int = run_option(42, "seed of the 80/10/10 split (default 42: the lectures' split)")
+    dedupe: bool = run_option(False, "drop repeated items before splitting")
+    labelled: bool = run_option(
+        False, "lines are LABEL<TAB>ITEM: train a model conditional on the label (sample/score --label)"
+    )
+    label_column: str = run_option("", "CSV input: the column of labels (header name or number)", metavar="COLUMN")
+    item_column: str = run_option(
+        "", "read the input as CSV with a header line; the column of items (header name or number from 1)",
+        metavar="COLUMN",
+    )  # fmt: skip
+    lowercase: bool = run_option(
+        False, "fold the items to lower case before training; the run then folds what you type too"
+    )
 
     def __post_init__(self) -> None:
-        validation.text(self, "input", "label_column", "item_column")
-        validation.integers(self, 1, "max_item_len")
-        validation.integers(self, -(2**63), "split_seed")
-        validation.flags(self, "dedupe", "labelled", "lowercase")
+        options.check(self)
         if self.label_column and not self.item_column:
             validation.fail(
                 self, "label_column", "needs item_column too (the CSV column holding the items)", ("item_column",)
@@ -102,58 +119,56 @@ def format_duration(seconds: float) -> str:
     return "".join(f"{v}{unit}" for v, unit in ((h, "h"), (m, "m"), (s, "s")) if v)
 
 
+TIME_HELP = (
+    "train for this long instead of --steps: 90s, 5m, 1h, 1m30s or seconds; the steps that fit "
+    "(evaluations included) are measured on a copy of the model and recorded in the run"
+)
+
+
 @dataclass
 class TrainConfig:
     """How to train a neural model (ignored by count models)."""
 
-    steps: int = 20000  # optimisation steps
-    time_budget: float = 0.0  # seconds the whole run may take (0 = off); when set, it chooses steps
-    batch_size: int = 128  # examples (window models) or items (sequence models, on average) per step; 0 = full batch
-    batching: str = "length"  # sequence models: "length" (items of about one length, equal characters) or "random"
-    optimizer: str = "adamw"  # "adamw" or "sgd"
-    lr: float = 0.01  # peak learning rate
-    schedule: str = "cosine"  # "cosine", "step" (x step_factor at step_at of the run) or "constant"
-    warmup_steps: int = 0  # linear warm-up steps
-    min_lr_ratio: float = 0.01  # cosine floor as a fraction of lr
-    step_at: float = 0.75  # step schedule: fraction of the run where lr drops
-    step_factor: float = 0.1  # step schedule: lr multiplier after the drop
-    weight_decay: float = 0.0  # AdamW decoupled weight decay on matrices; L2-free for SGD
-    momentum: float = 0.0  # SGD momentum
-    grad_clip: float = 0.0  # max global grad norm (0 = off)
-    ema: float = 0.0  # weight averaging: decay of a moving average of the weights (0 = off), best when better
-    eval_interval: int = 1000  # steps between dev evaluations (and checkpoints)
-    log_interval: int = 100  # steps between metrics rows
-    patience: int = 0  # stop after this many evaluations without dev improvement (0 = off)
-    seed: int = 1337  # initialisation, batches and dropout
-    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
-    threads: int = 0  # CPU intra-op threads (0 = auto: the cores free at the start; the count is recorded)
-    backward: str = "autograd"  # "autograd" or "manual" (models with a hand-written backward)
-    backend: str = "auto"  # processes started by torchrun: "auto" (nccl on CUDA, gloo on CPU), "gloo" or "nccl"
-    compile: bool = False  # CUDA: run the training forward and backward through torch.compile
-    dtype: str = "float32"  # "float32" or "bf16" (the training forward under bfloat16 autocast; weights stay float32)
-    track_update_ratio: int = 0  # every N steps record log10 update:data std ratios (0 = off)
+    steps: int = run_option(20000, "optimisation steps", least=1)
+    time_budget: float = run_option(0.0, TIME_HELP, flag="time", metavar="DURATION", parse="duration", least=0,
+                                    most=MAX_TIME_BUDGET)  # fmt: skip
+    batch_size: int = run_option(128, "examples (window models) or items (sequence models, on average) per step; "
+                                 "0 = full batch", least=0, note=" (0 = full batch)")  # fmt: skip
+    batching: str = run_option("length", 'sequence models: "length" (items of about one length, equal characters) '
+                               'or "random"', choices=BATCHINGS, what="batching")  # fmt: skip
+    optimizer: str = run_option("adamw", '"adamw" or "sgd"', choices=OPTIMIZERS, what="optimizer")
+    lr: float = run_option(0.01, "peak learning rate", least=0)
+    schedule: str = run_option("cosine", '"cosine", "step" (x step_factor at step_at of the run) or "constant"',
+                               choices=SCHEDULES, what="schedule")  # fmt: skip
+    warmup_steps: int = run_option(0, "linear warm-up steps", least=0, note=" (0 = off)")
+    min_lr_ratio: float = run_option(0.01, "cosine floor as a fraction of lr", least=0, most=1)
+    step_at: float = run_option(0.75, "step schedule: fraction of the run where lr drops", least=0, most=1)
+    step_factor: float = run_option(0.1, "step schedule: lr multiplier after the drop", least=0)
+    weight_decay: float = run_option(0.0, "AdamW decoupled weight decay on matrices; L2-free for SGD", least=0)
+    momentum: float = run_option(0.0, "SGD momentum", least=0, below=1)
+    grad_clip: float = run_option(0.0, "max global grad norm (0 = off)", least=0)
+    ema: float = run_option(0.0, "weight averaging: decay of a moving average of the weights (0 = off), best when "
+                            "better", least=0, below=1)  # fmt: skip
+    eval_interval: int = run_option(1000, "steps between dev evaluations (and checkpoints)", least=1)
+    log_interval: int = run_option(100, "steps between metrics rows", least=1)
+    patience: int = run_option(0, "stop after this many evaluations without dev improvement (0 = off)", least=0,
+                               note=" (0 = off)")  # fmt: skip
+    seed: int = run_option(1337, "initialisation, batches and dropout", checked=False)
+    device: str = run_option("cpu", '"cpu", "cuda", "cuda:N" or "auto"', checked=False)
+    threads: int = run_option(0, "CPU intra-op threads (0 = auto: the cores free at the start; the count is "
+                              "recorded)", least=0, note=" (0 = auto)")  # fmt: skip
+    backward: str = run_option("autograd", '"autograd" or "manual" (models with a hand-written backward)',
+                               choices=BACKWARDS)  # fmt: skip
+    backend: str = run_option("auto", 'processes started by torchrun: "auto" (nccl on CUDA, gloo on CPU), "gloo" '
+                              'or "nccl"', choices=BACKENDS, what="backend")  # fmt: skip
+    compile: bool = run_option(False, "CUDA: run the training forward and backward through torch.compile")
+    dtype: str = run_option("float32", '"float32" or "bf16" (the training forward under bfloat16 autocast; weights '
+                            "stay float32)", choices=DTYPES, what="dtype")  # fmt: skip
+    track_update_ratio: int = run_option(0, "every N steps record log10 update:data std ratios (0 = off)", least=0,
+                                         note=" (0 = off)")  # fmt: skip
 
     def __post_init__(self) -> None:
-        validation.integers(self, 1, "steps", "eval_interval", "log_interval")
-        validation.integers(self, 0, "batch_size", note=" (0 = full batch)")
-        validation.integers(self, 0, "warmup_steps", "patience", "track_update_ratio", note=" (0 = off)")
-        validation.integers(self, 0, "threads", note=" (0 = auto)")
-        validation.one_of(self, "optimizer", OPTIMIZERS, "optimizer")
-        validation.one_of(self, "schedule", SCHEDULES, "schedule")
-        validation.one_of(self, "backward", BACKWARDS)
-        validation.one_of(self, "batching", BATCHINGS, "batching")
-        validation.one_of(self, "backend", BACKENDS, "backend")
-        validation.one_of(self, "dtype", DTYPES, "dtype")
-        validation.flags(self, "compile")
-        validation.number(self, "lr", least=0)
-        validation.number(self, "time_budget", least=0, most=MAX_TIME_BUDGET)
-        validation.number(self, "min_lr_ratio", least=0, most=1)
-        validation.number(self, "step_at", least=0, most=1)
-        validation.number(self, "step_factor", least=0)
-        validation.number(self, "weight_decay", least=0)
-        validation.number(self, "momentum", least=0, below=1)
-        validation.number(self, "grad_clip", least=0)
-        validation.number(self, "ema", least=0, below=1)
+        options.check(self)
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**64):
             validation.fail(self, "seed", f"must be an integer from 0 to 2**64 - 1, got {self.seed!r}")
         if not (isinstance(self.device, str) and re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device)):
@@ -176,7 +191,10 @@ class RunConfig:
     training defaults.
     """
 
-    model: str | None = None  # family name (see makemore.models); None = the default preset's
+    model: str | None = run_option(
+        None, "model family, trained with the family's own defaults (default: the 'default' preset; see "
+        "makemore models)", choices=tuple(REGISTRY), checked=False,
+    )  # fmt: skip
     model_config: ModelConfig | None = None  # the family's config dataclass
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig | None = None
@@ -279,3 +297,46 @@ def preset_config(name: str) -> RunConfig:
     if name not in PRESETS:
         validation.fail(None, "preset", f"unknown preset {name!r} (choose from: {', '.join(PRESETS)})")
     return PRESETS[name].run_config()
+
+
+@dataclass
+class ScoreConfig:
+    """How items are scored (``makemore score``, the page's Score tab)."""
+
+    label: str | None = option(
+        None, "a model trained with --labelled: score the items as items of this label (default: each under its "
+        "most probable label)", surfaces=(CLI, JSON),
+    )  # fmt: skip
+    detail: bool = option(False, "print the per-character table (context the model read, next character, "
+                          "probability, log-probability)", surfaces=(CLI,))  # fmt: skip
+    classify: bool = option(False, "a model trained with --labelled: print ITEM<TAB>LABEL P(LABEL|ITEM)... for every "
+                            "label, most probable first (P(LABEL) as in training; with --input, one item per line)",
+                            surfaces=(CLI,))  # fmt: skip
+
+    def __post_init__(self) -> None:
+        options.check(self)
+        if self.classify and (self.detail or self.label is not None):
+            validation.fail(
+                self, "classify", "gives P(label | item) for every label; it goes without detail and label",
+                ("detail", "label"),
+            )  # fmt: skip
+
+
+SERVE_THREADS = 1  # one intra-op thread per request (why: cli.commands.cmd_serve)
+
+
+@dataclass
+class ServeConfig:
+    """Where ``makemore serve`` listens and how it uses the machine (command line only)."""
+
+    host: str = option("127.0.0.1", "address to listen on (default 127.0.0.1: this machine only; any other prints "
+                       "a warning)", surfaces=(CLI,))  # fmt: skip
+    port: int = option(8000, "port to listen on (default 8000; 0 = a free one)", least=0, most=65535,
+                       surfaces=(CLI,))  # fmt: skip
+    threads: int = option(SERVE_THREADS, "CPU threads for PyTorch; 0 means as many as the cores other processes "
+                          f"leave free when the server starts (default {SERVE_THREADS})", least=0, metavar="N",
+                          surfaces=(CLI,))  # fmt: skip
+    quiet: bool = option(False, "no line per request on stderr", short="-q", surfaces=(CLI,))
+
+    def __post_init__(self) -> None:
+        options.check(self)

@@ -334,7 +334,7 @@ def test_plot_activations_draws_the_recorded_update_ratios(tmp_path, words_file,
     assert [r["step"] for r in recorded] == [1, 3, 5]
     seen = {}
     real = plots.plot_activations
-    monkeypatch.setattr(plots, "plot_activations", lambda stats, out, **kw: seen.update(kw) or real(stats, out, **kw))
+    monkeypatch.setattr(plots, "plot_activations", lambda stats, **kw: seen.update(kw) or real(stats, **kw))
     code, _, err = cli(capsys, "plot", "activations", run, "-o", tmp_path / "act.png")
     assert code == 0, err
     assert seen["ratio_steps"] == [1, 3, 5]

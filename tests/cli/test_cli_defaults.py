@@ -29,9 +29,9 @@ def _train_config(*args: str) -> api.RunConfig:
 
 def _help_defaults(prefix: str) -> dict[str, object]:
     """field -> the default that ``train --help`` shows for it (fields whose help shows one)."""
-    train = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
+    train = next(a for a in build_parser().actions if a.dest == "command").choices["train"]
     shown = {}
-    for action in train._actions:
+    for action in train.actions:
         match = re.search(r"default (.+?)(?: \(default preset; --model/--preset: their own\))?$", action.help or "")
         if action.dest.startswith(prefix) and match:
             shown[action.dest[len(prefix) :]] = ast.literal_eval(match.group(1))
@@ -60,11 +60,11 @@ def test_train_help_shows_the_model_options_the_default_run_gets():
 
 
 def test_help_says_where_a_family_or_preset_sets_its_own():
-    train = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
-    helps = {a.dest: " ".join(a.help.split()) for a in train._actions if a.help}
+    train = next(a for a in build_parser().actions if a.dest == "command").choices["train"]
+    helps = {a.dest: " ".join(a.help.split()) for a in train.actions if a.help}
     assert helps["t_steps"].endswith("default 6000 (default preset; --model/--preset: their own)")
     assert helps["t_momentum"].endswith("default 0.0")  # nothing sets another
-    assert "the 'default' preset: family lstm, with the preset's own settings" in helps["model"]
+    assert "the default preset trains family lstm" in helps["model"]
     group = next(g for g in train._action_groups if g.title == "training options")
     assert "--model FAMILY trains with the family's own defaults" in " ".join(group.description.split())
 

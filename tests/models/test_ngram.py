@@ -14,7 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from makemore.errors import MakemoreError
 from makemore.models import ngram
-from makemore.models.ngram import NGramConfig, NGramModel
+from makemore.models.configs import NGramConfig
+from makemore.models.ngram import NGramModel
 
 ALPHABET = "abcdefgh"
 

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from makemore.errors import MakemoreError
-from makemore.models.rnn import GRUConfig, LSTMConfig, RNNConfig, RNNModel
+from makemore.models.configs import GRUConfig, LSTMConfig, RNNConfig
+from makemore.models.rnn import RNNModel
 from sequence_helpers import assert_packed_pass_matches_padded, padded_batch
 
 V = 27

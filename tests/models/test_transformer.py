@@ -14,7 +14,8 @@ from safetensors.torch import save
 
 from makemore.errors import MakemoreError
 from makemore.models.base import Dropout
-from makemore.models.transformer import Transformer, TransformerConfig, causal_attention_with_dropout
+from makemore.models.configs import TransformerConfig
+from makemore.models.transformer import Transformer, causal_attention_with_dropout
 
 V = 27
 SMALL = dict(block_size=12, n_layer=2, n_head=2, n_embd=16, dropout=0.0)

@@ -12,8 +12,9 @@ from safetensors.torch import load, save
 from torch import nn
 
 from makemore.errors import MakemoreError
+from makemore.models.configs import WaveNetConfig
 from makemore.models.layers import BatchNorm
-from makemore.models.wavenet import FlattenConsecutive, WaveNet, WaveNetConfig
+from makemore.models.wavenet import FlattenConsecutive, WaveNet
 
 V = 27
 

@@ -435,7 +435,7 @@ def _reader_cases() -> list[Case]:
         Case("serve: no run", ["serve"], "RUN"),
         Case("serve: no such run", ["serve", "missing"], "no such run directory"),
         Case("serve: directory without a run", ["serve", "{ws}"], "no checkpoint"),
-        Case("serve: --port 70000", ["serve", "{run}", "--port", "70000"], "--port: must be from 0 to 65535"),
+        Case("serve: --port 70000", ["serve", "{run}", "--port", "70000"], "--port: must be an integer from 0 to 65535"),
         Case("serve: --port -1", ["serve", "{run}", "--port", "-1"], "--port"),
         Case("serve: --threads -1", ["serve", "{run}", "--threads", "-1"], "--threads"),
         Case("serve: --port not a number", ["serve", "{run}", "--port", "http"], "--port"),

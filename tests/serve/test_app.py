@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 
 import pytest
 
@@ -209,6 +210,21 @@ def test_plots_are_pngs_drawn_once_and_a_missing_one_is_a_400(app):
     assert app.plot("bigram", {"run": "1"}).startswith(PNG)
     with pytest.raises(RequestError, match="^loss: no loss curve: .*metrics.jsonl"):
         app.plot("loss", {"run": "1"})  # a count model records no metrics
+
+
+def test_plots_are_rendered_in_memory_without_a_temporary_directory(trained_run, monkeypatch):
+    def no_temp(*args, **kwargs):
+        raise AssertionError("the server touched a temporary file or directory")
+
+    for name in ("mkdtemp", "mkstemp", "TemporaryDirectory", "NamedTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, no_temp)
+    app = load_app([trained_run.out_dir])  # a fresh app: nothing drawn yet
+    try:
+        for kind in ("bigram", "loss"):
+            image = app.plot(kind, {"run": "0"})
+            assert image.startswith(PNG) and len(image) > 5_000
+    finally:
+        app.close()
 
 
 def test_a_run_whose_training_file_is_gone_is_served_without_marks(tmp_path):

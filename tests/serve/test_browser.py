@@ -393,3 +393,79 @@ def test_a_case_folded_run_reads_capitals_and_can_show_its_items_capitalised(pag
     shot.by_id(page, "capitalise").click()
     assert items_shown(page) == items
     shot.by_id(page, "prefix").clear()
+
+
+CONTROLS = """
+return [...document.querySelectorAll('#generate-controls input, #generate-controls select')].map((e) => {
+  const label = e.closest('label');
+  const text = [...label.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent);
+  return {id: e.id, tag: e.tagName.toLowerCase(), type: e.type, label: text.join('').trim(), title: e.title,
+    min: e.min, max: e.max, step: e.step};
+});
+"""
+HIGH = "nopqrstu"  # the letters of the labelled run's "hi" items
+PAGE_ONLY = {"capitalise"}  # the view's own check box: not a sampling option
+
+
+def test_the_generate_form_has_one_control_per_declared_option(page, server):
+    from makemore.generate.config import SampleConfig
+    from makemore.options import page_controls
+    from makemore.serve import params
+
+    declared = list(page_controls(SampleConfig, params.MAX_TEXT))
+    assert api_get(server, "/api/options") == (200, {"generate": declared})
+    shot.choose_run(page, PLAIN)
+    shown = {c["id"]: c for c in page.execute_script(CONTROLS) if c["id"] not in PAGE_ONLY}
+    assert len(shown) == len(declared) and set(shown) == {c["name"].replace("_", "-") for c in declared}
+    limit = info_of_runs(server)[PLAIN]["length_limit"]
+    for control in declared:
+        element = shown[control["name"].replace("_", "-")]
+        assert element["label"] == control["label"], element
+        assert element["title"].startswith(control["help"]), element
+        kind = control["kind"]
+        if control["choices_from"] == "labels":
+            assert element["tag"] == "select"
+        elif kind == "bool":
+            assert element["type"] == "checkbox"
+        elif kind in ("int", "float"):
+            assert element["type"] == "number" and element["step"] == ("any" if kind == "float" else "1")
+            most = limit if control["run_length"] else control["most"]
+            assert element["max"] == ("" if most is None else f"{most:g}"), element
+        else:
+            assert element["type"] == "text"
+
+
+def info_of_runs(server) -> list[dict]:
+    status, answer = api_get(server, "/api/runs")
+    assert status == 200
+    return answer["runs"]
+
+
+def test_values_typed_in_generated_controls_reach_the_server(page):
+    shot.choose_run(page, PLAIN)
+    record_requests(page)
+    shot.fill(page, "max-len", 5)
+    shot.fill(page, "prefix", "a")
+    shot.fill(page, "contains", " b , ,")  # comma-separated, trimmed, empties dropped
+    shot.by_id(page, "unique").click()
+    shot.generate(page, 20)
+    assert shot.error_text(page) == ""
+    body = json.loads(sent_bodies(page)[-1])
+    assert (body["max_len"], body["prefix"], body["contains"], body["unique"]) == (5, "a", ["b"], True)
+    assert "seed" not in body and "label" not in body and "min_len" not in body  # empty: the server's default
+    items = items_shown(page)
+    assert len(items) == 20 and len(set(items)) == 20
+    assert all(item.startswith("a") and "b" in item and len(item) <= 5 for item in items), items
+
+
+def test_the_label_control_sends_the_chosen_label(page):
+    from selenium.webdriver.support.ui import Select
+
+    shot.choose_run(page, LABELLED)
+    record_requests(page)
+    Select(shot.by_id(page, "label")).select_by_value("hi")
+    shot.generate(page, 20)
+    assert shot.error_text(page) == ""
+    assert json.loads(sent_bodies(page)[-1])["label"] == ["hi"]
+    chars = "".join(items_shown(page))  # a smoothed count model: mostly, not only, the label's letters
+    assert sum(c in HIGH for c in chars) > 0.8 * len(chars), items_shown(page)

@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 from makemore import files
 from makemore.errors import MakemoreError
 from makemore.files import atomic_write_text
-from makemore.models.mlp import MLP, MLPConfig
+from makemore.models.configs import MLPConfig
+from makemore.models.mlp import MLP
 from makemore.store import checkpoint
 from makemore.store.checkpoint import (
     CHECKSUM_KEY,

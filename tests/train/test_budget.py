@@ -449,7 +449,7 @@ def test_a_replanned_run_records_its_plans_and_follows_the_new_schedule(tmp_path
 
 
 def test_set_steps_lays_the_schedule_over_the_new_count(words_file):
-    from makemore.train.training import build  # noqa: PLC0415 - the model of a config, as train builds it
+    from makemore.train.plan import build  # noqa: PLC0415 - the model of a config, as train builds it
 
     config = tiny_mlp_config(words_file, steps=40)
     data = api.load_data(config.data)

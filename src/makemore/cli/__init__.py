@@ -73,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parsed(list(sys.argv[1:] if argv is None else argv), process)
     if isinstance(args, int):
         return args
+    from makemore.api import TrainingInterrupted
     from makemore.cli import commands  # the API, and torch: only now
-    from makemore.train.trainer import TrainingInterrupted
 
     previous = None
     try:

@@ -16,15 +16,13 @@ from makemore.cli.options import (
     family_settings,
     flag_name,
     given,
-    init_fields,
+    given_of,
     render,
     run_config_from_args,
 )
-from makemore.data.corpus import parse_words, read_words
+from makemore.config import format_duration
 from makemore.errors import MakemoreError
 from makemore.models import get_family, model_names
-from makemore.models.manual_backprop import format_gradcheck, gradcheck
-from makemore.train.budget import format_duration
 
 RESUME_CHANGES = ("steps", "lr", "grad_clip", "threads")  # what --resume may change
 
@@ -117,9 +115,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     stderr: the seed drawn (without --seed) and how many items are in the training file."""
     output = files.check_output(args.output, force=args.force) if args.output else None
     seed = secrets.randbelow(900_000) + 100_000 if args.seed is None else args.seed  # six digits: easy to type
-    # the sample flags are SampleConfig's fields, spelled the same
-    fields = {f.name: getattr(args, f.name) for f in init_fields(api.SampleConfig)}
-    config = api.SampleConfig(**{**fields, "seed": seed})
+    config = api.SampleConfig(**{**given_of(args, api.SampleConfig), "seed": seed})
     run = api.load_run(args.run, args.which)
     typed = (config.prefix, config.suffix, *config.contains, *config.not_contains, config.exclude_chars)
     _fold_note(run, (*typed, config.similar_to, config.regex))
@@ -156,7 +152,7 @@ def _fold_note(run: api.Run, texts) -> None:
 
 def _read_stdin_items() -> list[str]:
     raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
-    return parse_words(raw, source="standard input", max_len=len(raw) + 1) if raw.strip() else []
+    return api.parse_words(raw, source="standard input", max_len=len(raw) + 1) if raw.strip() else []
 
 
 def _score_file(args: argparse.Namespace) -> int:
@@ -170,7 +166,7 @@ def _score_file(args: argparse.Namespace) -> int:
     run = api.load_run(args.run, args.which)
     if args.classify:  # a plain list: one item per line
         _check_labelled(run)
-        _print_classes(api.classify(run, read_words(args.input)))
+        _print_classes(api.classify(run, api.read_words(args.input)))
         return 0
     result = api.evaluate_file(run, args.input, per_item=True)
     sys.stdout.writelines(f"{item}\t{nll:.4f}\n" for item, nll in result.scores)
@@ -242,13 +238,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     out = files.check_output(args.output, suffixes=(".png",), force=args.force)
     if args.what == "loss":
-        plots.plot_loss_curves(api.training_curve(args.run), out, smooth=args.smooth)
+        plots.write_png(plots.plot_loss_curves(api.training_curve(args.run), smooth=args.smooth).figure, out)
         print(out)
         return 0
     run = api.load_run(args.run, args.which)
     labels = run.vocab.display_labels()
     if args.what == "bigram":
-        info = plots.plot_bigram_counts(api.bigram_counts(run), labels, out, max_chars=args.max_chars)
+        plot = plots.plot_bigram_counts(api.bigram_counts(run), labels, max_chars=args.max_chars)
+        plots.write_png(plot.figure, out)
+        info = plot.info
         if info["shown"] < info["total"]:
             print(
                 f"showing the boundary and the {info['shown'] - 1} most frequent of {info['total'] - 1} characters "
@@ -256,15 +254,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     elif args.what == "embedding":
-        plots.plot_embedding(api.char_embedding(run), labels, out)
+        plots.write_png(plots.plot_embedding(api.char_embedding(run), labels).figure, out)
     else:  # activations
         stats = api.activation_stats(run, args.batch_size)
         ratios, steps = api.update_ratios(args.run)
         if not ratios:
             print("no update ratios recorded (train with --track-update-ratio 100 to plot them)", file=sys.stderr)
-        plots.plot_activations(
-            stats, out, update_ratios=ratios or None, ratio_steps=steps or None, ratios_are_log10=True
+        plot = plots.plot_activations(
+            stats, update_ratios=ratios or None, ratio_steps=steps or None, ratios_are_log10=True
         )
+        plots.write_png(plot.figure, out)
     print(out)
     return 0
 
@@ -275,7 +274,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         run_config_from_args(args), start=args.start, end=args.end, steps=args.steps, progress=not args.quiet
     )
     suggestion = plots.suggest_lr(lrs, losses)
-    plots.plot_lr_find(lrs, losses, out, suggestion=suggestion)
+    plots.write_png(plots.plot_lr_find(lrs, losses, suggestion=suggestion).figure, out)
     print(f"suggested lr {suggestion:.3g}  (plot: {out})")
     return 0
 
@@ -330,7 +329,9 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     import torch
 
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    print(format_gradcheck(gradcheck(dtype=dtype, batch_size=args.batch_size, seed=args.seed, fused=args.fused)))
+    print(
+        api.format_gradcheck(api.gradcheck(dtype=dtype, batch_size=args.batch_size, seed=args.seed, fused=args.fused))
+    )
     return 0
 
 
@@ -343,16 +344,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     from makemore import serve  # only this command needs http.server
 
-    serve.resolve(args.host, args.port)  # a bad --host or --port before the runs are loaded
+    config = api.ServeConfig(**given_of(args, api.ServeConfig))
+    serve.resolve(config.host, config.port)  # a bad --host or --port before the runs are loaded
     app = serve.load_app(args.runs)
     try:
-        server = serve.make_server(app, args.host, args.port, quiet=args.quiet)
+        server = serve.make_server(app, config.host, config.port, quiet=config.quiet)
     except BaseException:
         app.close()
         raise
-    if not serve.is_loopback(args.host):
+    if not serve.is_loopback(config.host):
         print(
-            f"makemore: warning: --host {args.host}: other machines can reach this server, which has no "
+            f"makemore: warning: --host {config.host}: other machines can reach this server, which has no "
             "authentication (the default 127.0.0.1 is this machine only)",
             file=sys.stderr,
         )

@@ -28,20 +28,9 @@ def steps_for_epochs(config: RunConfig, epochs: float) -> int:
         MakemoreError: ``epochs`` is not a finite number above 0, or the data is bad.
     """
     check_epochs(epochs)
+    from makemore import api  # torch: only when --epochs is given
+
     batch_size = config.train.batch_size
     if batch_size == 0:  # every example in each step
         return max(1, math.ceil(epochs))
-    return max(1, math.ceil(epochs * examples_per_epoch(config) / batch_size))
-
-
-def examples_per_epoch(config: RunConfig) -> int:
-    """The training split's examples, as the run's model counts them in a batch."""
-    from makemore.data.batching import WindowBatcher
-    from makemore.data.datasets import load_data
-    from makemore.models import build_model, get_family
-
-    data = load_data(config.data)
-    model_cls = get_family(config.model).model
-    model = build_model(config.model, model_cls.fit_config(config.model_config, data.longest_item), data.vocab.size)
-    batcher = model.batcher(data.corpus("train"))
-    return batcher.num_targets if isinstance(batcher, WindowBatcher) else len(batcher.corpus)
+    return max(1, math.ceil(epochs * api.examples_per_epoch(config) / batch_size))

@@ -1,11 +1,10 @@
 """Config dataclasses as command-line options, and config fields back as flags.
 
-Model and training options are generated from the config dataclasses (their trailing
-``# comments`` are the help), so the CLI and the Python API accept the same settings; a
+Every flag of a config field is generated from its declaration (``makemore.options``: help,
+spelling, metavar), so the CLI, the JSON API and the page offer the same settings; a
 ``ConfigError`` naming a field is shown with the flag that sets it. The parser is built
-without importing torch: the model families' options are read from their declarations
-(``declarations``), and the help shows the defaults ``makemore train`` really uses (the
-default preset's, over the family's, over ``TrainConfig``'s).
+without importing torch (the configs are plain dataclasses), and the help shows the defaults
+``makemore train`` really uses (the default preset's, over the family's, over ``TrainConfig``'s).
 """
 
 from __future__ import annotations
@@ -13,15 +12,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import textwrap
-from pathlib import Path
 from typing import Any
 
 from makemore import config as configs
-from makemore.cli import declarations, suggest
+from makemore import options
+from makemore.cli import suggest
 from makemore.cli.epochs import check_epochs
 from makemore.errors import ConfigError, MakemoreError
+from makemore.generate.config import SampleConfig
+from makemore.models import REGISTRY
+from makemore.options import CLI, Declared
 
-MODEL, TRAIN = "m_", "t_"  # dest prefixes of the generated options
+MODEL, TRAIN = "m_", "t_"  # dest prefixes of the generated model and training options
 # training options that mean nothing to an lr sweep (it sets the lr of every step itself)
 SCHEDULE_FIELDS = tuple(
     "steps lr schedule warmup_steps min_lr_ratio step_at step_factor "
@@ -30,10 +32,6 @@ SCHEDULE_FIELDS = tuple(
 # what fitting a count model reads of TrainConfig (training.train: the device it counts on, the
 # process group it joins, the --time it fits in); any other training option does not apply
 COUNTING_FIELDS = ("device", "backend", "time_budget")
-TIME_HELP = (
-    "train for this long instead of --steps: 90s, 5m, 1h, 1m30s or seconds; the steps that fit "
-    "(evaluations included) are measured on a copy of the model and recorded in the run"
-)
 EPOCHS_HELP = (
     "train for N passes over the training split instead of --steps (N may be fractional): steps = "
     "N x the split's examples / --batch-size, rounded up, computed once the data is read; the examples "
@@ -41,23 +39,39 @@ EPOCHS_HELP = (
     "shows each family's kind)"
 )
 THEIRS = "--model/--preset: their own"
+_PARSERS = {"duration": "duration"}  # Option.parse -> the argparse type below that reads it
 
 
 def init_fields(cls) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.init]
 
 
-def add_dataclass_options(parser, fields: dict[str, tuple[Any, str]], prefix: str) -> None:
-    """Add ``--field-name`` options (default None = not given) for ``{name: (default, help)}``."""
-    for name, (default, help_text) in fields.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(
-                flag, dest=prefix + name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+def add_options(container, declared: list[Declared], prefix: str = "", helps: dict[str, str] | None = None) -> None:
+    """Add one flag per declared option (default None = not given; ``prefix + name`` the dest).
+
+    Args:
+        container: a parser or an argument group.
+        declared: the options (``options.declared(cls, CLI)``).
+        prefix: the dests' prefix (``MODEL``, ``TRAIN`` or none).
+        helps: field -> help text, where it is not the declaration's own.
+    """
+    for d in declared:
+        how = d.option
+        flags = [f for f in (how.short, d.flag) if f]
+        text = (helps or {}).get(d.name, how.help).replace("%", "%%")
+        if helps is None and "default" not in text and d.default not in (None, "", (), False, 0):
+            text += f" (default {d.default:g})" if d.kind == "float" else f" (default {d.default})"
+        common = dict(dest=prefix + d.name, default=None, help=text)
+        if d.kind == "bool":  # --no-X where a preset or family may have turned it on
+            negatable = bool(prefix) or d.default is True
+            container.add_argument(
+                *flags, action=argparse.BooleanOptionalAction if negatable else "store_true", **common
             )
+        elif d.kind == "list":
+            container.add_argument(*flags, action="append", metavar=how.metavar or d.name.upper(), **common)
         else:
-            kind = type(default) if default is not None else str
-            parser.add_argument(flag, dest=prefix + name, type=kind, default=None, metavar=name.upper(), help=help_text)
+            kind = duration if how.parse == "duration" else {"int": int, "float": float, "str": str}[d.kind]
+            container.add_argument(*flags, type=kind, metavar=how.metavar or d.name.upper(), **common)
 
 
 def default_run() -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -68,17 +82,17 @@ def default_run() -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 def family_settings(family: str, model: dict | None = None, train: dict | None = None) -> tuple[dict, dict]:
     """Every model and training option of ``family`` (its defaults, then ``model``/``train``)."""
-    declared = declarations.families()[family]
+    config = REGISTRY[family].config
     base = {f.name: f.default for f in init_fields(configs.TrainConfig)}
     return (
-        {**{o.name: o.default for o in declared.options}, **(model or {})},
-        {**base, **declared.train_defaults, **(train or {})},
+        {**{d.name: d.default for d in options.declared(config, CLI)}, **(model or {})},
+        {**base, **config.train_defaults, **(train or {})},
     )
 
 
 def _other_runs() -> list[tuple[dict, dict]]:
     """The settings of every --model FAMILY and every --preset NAME."""
-    runs = [family_settings(name) for name in declarations.families()]
+    runs = [family_settings(name) for name in REGISTRY]
     runs += [family_settings(p.model, p.model_options, p.train_options) for p in configs.PRESETS.values()]
     return runs
 
@@ -87,77 +101,39 @@ def _default_note(value: Any, varies: bool) -> str:
     return f"default {value!r}" + (f" (default preset; {THEIRS})" if varies else "")
 
 
-def model_fields() -> dict[str, tuple[Any, str]]:
-    """Every family's config fields (union), each with the families that have it and, for the
-    default preset's family, the default ``makemore train`` uses."""
-    fields: dict[str, tuple[Any, list[str]]] = {}
-    comments: dict[str, str] = {}
-    for family, declared in declarations.families().items():
-        for option in declared.options:
-            if option.comment:
-                comments.setdefault(option.name, option.comment.replace("%", "%%"))
-            fields.setdefault(option.name, (option.default, []))[1].append(family)
+def model_options() -> tuple[list[Declared], dict[str, str]]:
+    """Every family's model options (the union, the first family's declaration of each) and
+    their help: the families that have it and, for the default preset's family, the default
+    ``makemore train`` uses."""
+    declared: dict[str, Declared] = {}
+    families: dict[str, list[str]] = {}
+    for family, entry in REGISTRY.items():
+        for d in options.declared(entry.config, CLI):
+            declared.setdefault(d.name, d)
+            families.setdefault(d.name, []).append(family)
     _, used, _ = default_run()
     others = [model for model, _ in _other_runs()]
-    out = {}
-    for name, (default, families) in fields.items():
-        parts = [comments.get(name), f"model option ({', '.join(families)})"]
+    helps = {}
+    for name, d in declared.items():
+        parts = [d.option.help, f"model option ({', '.join(families[name])})"]
         if name in used:
             parts.append(_default_note(used[name], any(o.get(name, used[name]) != used[name] for o in others)))
-        out[name] = (default, "; ".join(filter(None, parts)))
-    return out
+        helps[name] = "; ".join(filter(None, parts))
+    return list(declared.values()), helps
 
 
-def train_fields(exclude: tuple[str, ...] = ()) -> dict[str, tuple[Any, str]]:
-    """TrainConfig's fields with their comments and the defaults ``makemore train`` uses."""
-    comments = declarations.class_comments(Path(configs.__file__), "TrainConfig")
+def train_options(exclude: tuple[str, ...] = ()) -> tuple[list[Declared], dict[str, str]]:
+    """TrainConfig's options (but ``exclude``) and their help with the defaults ``makemore train`` uses."""
     _, _, used = default_run()
     others = [train for _, train in _other_runs()]
-    out = {}
-    for f in init_fields(configs.TrainConfig):
-        if f.name in exclude:
-            continue
-        varies = any(o[f.name] != used[f.name] for o in others)
-        note = _default_note(used[f.name], varies)
-        out[f.name] = (f.default, "; ".join(filter(None, [comments.get(f.name, "").replace("%", "%%"), note])))
-    return out
-
-
-def add_data_options(parser) -> None:
-    parser.add_argument(
-        "-i",
-        "--input",
-        default=None,
-        help="words file, one item per line (default: built-in names corpus; builtin:NAME for others)",
-    )
-    parser.add_argument(
-        "--max-item-len", type=int, default=None, help="longest item accepted, in characters (default 256)"
-    )
-    parser.add_argument(
-        "--split-seed", type=int, default=None, help="seed of the 80/10/10 split (default 42: the lectures' split)"
-    )
-    parser.add_argument("--dedupe", action="store_true", default=None, help="drop repeated items before splitting")
-    parser.add_argument(
-        "--lowercase",
-        action="store_true",
-        default=None,
-        help="fold the items to lower case before training; the run then folds what you type too",
-    )
-    parser.add_argument(
-        "--labelled",
-        action="store_true",
-        default=None,
-        help="lines are LABEL<TAB>ITEM: train a model conditional on the label (sample/score --label)",
-    )
-    parser.add_argument(
-        "--label-column", default=None, metavar="COLUMN", help="CSV input: the column of labels (header name or number)"
-    )
-    parser.add_argument(
-        "--item-column",
-        default=None,
-        metavar="COLUMN",
-        help="read the input as CSV with a header line; the column of items (header name or number from 1)",
-    )
+    declared = [d for d in options.declared(configs.TrainConfig, CLI) if d.name not in exclude]
+    helps = {}
+    for d in declared:
+        if d.name == "time_budget":
+            continue  # a duration, off by default
+        varies = any(o[d.name] != used[d.name] for o in others)
+        helps[d.name] = "; ".join(filter(None, [d.option.help, _default_note(used[d.name], varies)]))
+    return declared, helps
 
 
 TRAINING_DEFAULTS = (
@@ -169,26 +145,21 @@ TRAINING_DEFAULTS = (
 
 def add_run_options(parser, *, exclude_train: tuple[str, ...] = ()) -> None:
     """Data, model family or preset, model options and training options (``--epochs`` with ``--steps``)."""
-    add_data_options(parser)
+    add_options(parser, options.declared(configs.DataConfig, CLI))
     family = default_run()[0]
-    parser.add_argument(
-        "--model",
-        default=None,
-        choices=list(declarations.families()),
-        help=f"model family, trained with the family's own defaults (default: the 'default' preset: family "
-        f"{family}, with the preset's own settings; see makemore models)",
-    )
+    model = options.find(configs.RunConfig, "model")
+    shown = f"{model.option.help}; the default preset trains family {family}"
+    parser.add_argument("--model", default=None, choices=model.option.choices, help=shown)
     parser.add_argument(
         "--preset",
         default=None,
         choices=list(configs.PRESETS),
         help="a named configuration (model, options and training), e.g. the lectures'",
     )
-    add_dataclass_options(parser.add_argument_group("model options (see: makemore models)"), model_fields(), MODEL)
-    group = parser.add_argument_group("training options", textwrap.fill(TRAINING_DEFAULTS.format(family=family), 76))
-    add_dataclass_options(group, train_fields((*exclude_train, "time_budget")), TRAIN)
-    if "time_budget" not in exclude_train:  # TrainConfig.time_budget, spelled as a duration
-        group.add_argument("--time", dest=TRAIN + "time_budget", type=duration, metavar="DURATION", help=TIME_HELP)
+    add_options(parser.group("model options (see: makemore models)"), *model_options()[:1], MODEL,
+                model_options()[1])  # fmt: skip
+    group = parser.group("training options", textwrap.fill(TRAINING_DEFAULTS.format(family=family), 76))
+    add_options(group, *train_options(exclude_train)[:1], TRAIN, train_options(exclude_train)[1])
     if "steps" not in exclude_train:
         group.add_argument("--epochs", type=float, default=None, metavar="N", help=EPOCHS_HELP)
 
@@ -207,16 +178,20 @@ def given(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
 
 
-DATA_FLAGS = ("input", "max_item_len", "split_seed", "dedupe", "labelled", "label_column", "item_column", "lowercase")
+def given_of(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The options of config ``cls`` given on the command line (dests: the field names)."""
+    return {
+        d.name: getattr(args, d.name) for d in options.declared(cls, CLI) if getattr(args, d.name, None) is not None
+    }
 
 
 def data_given(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in DATA_FLAGS if getattr(args, k, None) is not None}
+    return given_of(args, configs.DataConfig)
 
 
 def flag_name(field: str, value: Any = None) -> str:
     """The flag of a model or training field (``time_budget`` is ``--time``; False is ``--no-...``)."""
-    flag = "--time" if field == "time_budget" else "--" + field.replace("_", "-")
+    flag = options.flag(configs.TrainConfig, field) if field == "time_budget" else "--" + field.replace("_", "-")
     return "--no-" + flag[2:] if value is False else flag
 
 
@@ -240,7 +215,7 @@ def check_run_options(args: argparse.Namespace) -> str:
         the model family.
     """
     family = family_of(args)
-    known = [option.name for option in declarations.families()[family].options]
+    known = [d.name for d in options.declared(REGISTRY[family].config, CLI)]
     for field, value in given(args, MODEL).items():
         if field not in known:
             near = suggest.closest(field, known)
@@ -300,20 +275,30 @@ def run_config_from_args(args: argparse.Namespace) -> configs.RunConfig:
     return config
 
 
+def _configs() -> list[type]:
+    """The config classes whose fields the CLI offers."""
+    known = [configs.DataConfig, configs.TrainConfig, configs.RunConfig, configs.ScoreConfig, configs.ServeConfig]
+    return [*known, SampleConfig, *(family.config for family in REGISTRY.values())]
+
+
+def _config_class(owner: str | None) -> type | None:
+    """The config class a ``ConfigError`` names (its ``owner``)."""
+    return next((cls for cls in _configs() if cls.__name__ == owner), None)
+
+
 def flag_for(parser: argparse.ArgumentParser, field: str, owner: str | None = None) -> str:
-    """How the user of ``parser`` sets config field ``field`` (its long flag; the field if none)."""
-    prefixes = {"TrainConfig": (TRAIN,), "DataConfig": ("",), "SampleConfig": ("",)}.get(owner or "", ())
-    if owner and owner.endswith("Config") and owner not in ("TrainConfig", "DataConfig", "SampleConfig", "RunConfig"):
-        prefixes = (MODEL,)
-    actions = {action.dest: action for action in parser._actions}
-    for prefix in (*prefixes, "", MODEL, TRAIN):
-        action = actions.get(prefix + field)
-        if action is None or action.help == argparse.SUPPRESS:
-            continue
-        if action.option_strings:
-            return max(action.option_strings, key=lambda flag: (not flag.startswith("--no-"), len(flag)))
-        return action.metavar or action.dest.upper()
-    return field
+    """How the user of ``parser`` sets config field ``field`` (its long flag; the field if none).
+
+    A field of a config is spelled by its declaration; a function's argument (no owner) by the
+    parser's flag of that name, if it has one.
+    """
+    cls = _config_class(owner)
+    if cls is not None and options.find(cls, field) is not None:
+        return options.flag(cls, field)
+    flags = getattr(parser, "flags", {})
+    declared = (options.find(cls, field) for cls in _configs())
+    spelled = [d.flag for d in declared if d is not None] + ["--" + field.replace("_", "-")]
+    return next((flag for flag in spelled if flag in flags), field)
 
 
 def render(exc: ConfigError, parser: argparse.ArgumentParser) -> str:

@@ -12,9 +12,13 @@ import argparse
 import sys
 from typing import Any
 
+from makemore import options
 from makemore.cli import launch, suggest
 from makemore.cli.examples import EXAMPLES, TOP_LEVEL_EXAMPLES
-from makemore.cli.options import SCHEDULE_FIELDS, add_run_options
+from makemore.cli.options import SCHEDULE_FIELDS, add_options, add_run_options
+from makemore.config import SERVE_THREADS, ScoreConfig, ServeConfig
+from makemore.generate.config import SampleConfig
+from makemore.options import CLI
 
 REMOVED_IN = "0.3"
 HIDDEN = argparse.SUPPRESS
@@ -26,7 +30,32 @@ INPUT_HELP = (
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (the closest flag or choice suggested), exit code 2, and
-    one message for all the processes of a torchrun launch (``launch``)."""
+    one message for all the processes of a torchrun launch (``launch``).
+
+    It keeps the actions it is given (``actions``, and ``flags``: option string -> action), its
+    argument groups' included (``group``), so that suggestions and error messages
+    read them without argparse's private attributes.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.actions: list[argparse.Action] = []
+        self.flags: dict[str, argparse.Action] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        return self.keep(super().add_argument(*args, **kwargs))
+
+    def add_subparsers(self, **kwargs):
+        return self.keep(super().add_subparsers(**kwargs))
+
+    def group(self, title: str, description: str | None = None) -> Group:
+        """An argument group (``add_argument_group``) whose arguments this parser keeps."""
+        return Group(self, self.add_argument_group(title, description))
+
+    def keep(self, action: argparse.Action) -> argparse.Action:
+        self.actions.append(action)
+        self.flags.update(dict.fromkeys(action.option_strings, action))
+        return action
 
     def error(self, message: str, see: str | None = None):
         message = suggest.invalid_choice(message)
@@ -43,6 +72,16 @@ class Parser(argparse.ArgumentParser):
     def print_help(self, file=None):
         if launch.is_main():
             super().print_help(file)
+
+
+class Group:
+    """An argument group whose arguments its parser keeps (see ``Parser``)."""
+
+    def __init__(self, parser: Parser, group):
+        self.parser, self.group = parser, group
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        return self.parser.keep(self.group.add_argument(*args, **kwargs))
 
 
 class CommandParser(Parser):
@@ -75,7 +114,6 @@ def _add_run_reader(p: argparse.ArgumentParser, *, positional: bool = True) -> N
 
 
 READER_THREADS = 0  # sample, score, eval, plot: auto (why: benchmarks/RESULTS.md#threads-beside-a-busy-core)
-SERVE_THREADS = 1  # serve: one per request (why: commands.cmd_serve)
 
 
 def _add_threads(p: argparse.ArgumentParser, default: int) -> None:
@@ -126,75 +164,18 @@ def _add_sample(sub) -> None:
     )
     p.add_argument("--out-dir", dest="outputs", action=Spelled, help=HIDDEN)
     p.add_argument("--force", action="store_true", help="replace a read-only output file, or write through a symlink")
-    p.add_argument("-n", "--num", type=int, default=20, help="how many items (default 20)")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help="random seed: the same seed gives the same items (default: a new one each time, printed on stderr)",
-    )
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
-    p.add_argument("--top-k", type=int, default=0, help="sample from the k most likely characters (default: all)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: all)")
-    p.add_argument("--prefix", default="", help="every item starts with this")
-    p.add_argument("--min-len", type=int, default=0, help="shortest item, in characters")
-    p.add_argument(
-        "--max-len",
-        type=int,
-        default=None,
-        help="longest item, in characters (default: model limit or 2x longest training item)",
-    )
-    p.add_argument("--new-only", action="store_true", help="drop items present in the training file")
-    p.add_argument("--unique", action="store_true", help="drop repeated items")
-    p.add_argument("--batch-size", type=int, default=1000, help="items generated together (default 1000)")
-    p.add_argument(
-        "--label",
-        action="append",
-        default=[],
-        metavar="LABEL[=WEIGHT]",
-        help="a model trained with --labelled: items of this label (repeatable, weighted: --label elf=0.7 "
-        "--label dwarf=0.3; default: the labels as often as in training)",
-    )
-    _add_constraints(p)
-
-
-def _add_constraints(p: argparse.ArgumentParser) -> None:
-    """The constraint, budget and ranking flags of ``sample`` (dests are SampleConfig's fields)."""
-    p.add_argument("--suffix", default="", help="every item ends with this")
-    p.add_argument("--contains", action="append", default=[], metavar="S", help="every item contains S (repeatable)")
-    p.add_argument("--not-contains", action="append", default=[], metavar="S", help="no item contains S (repeatable)")
-    p.add_argument("--exclude-chars", default="", metavar="CHARS", help="no item contains any of these characters")
-    p.add_argument("--regex", default="", metavar="R", help="every item matches this regular expression (re.search)")
-    p.add_argument(
-        "--max-tries",
-        type=int,
-        default=None,
-        metavar="N",
-        help="most items drawn in all (default 1,000 per item asked, at least 100,000; 0 = no limit)",
-    )
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop with what was found after this long (default 30 with --suffix, --contains, --not-contains "
-        "or --regex; 0 = none)",
-    )
-    p.add_argument(
-        "--similar-to",
-        default="",
-        metavar="WORD",
-        help="print the items closest to WORD (edit distance; ties: the more plausible first), closest first",
-    )
-    p.add_argument(
-        "--pool", type=int, default=0, help="with --similar-to: items generated to pick from (default 10 per item)"
-    )
+    add_options(p, options.declared(SampleConfig, CLI), helps=SAMPLE_HELP)
     p.add_argument(
         "--scores",
         action="store_true",
         help="print ITEM<TAB>NLL<TAB>new|known (mean NLL per character, as 'score'; whether it is in the "
         "training file; with --similar-to a 4th column, the edit distance)",
     )
+
+
+SAMPLE_HELP = {
+    "seed": "random seed: the same seed gives the same items (default: a new one each time, printed on stderr)"
+}
 
 
 def _add_readers(sub) -> None:
@@ -211,24 +192,8 @@ def _add_readers(sub) -> None:
     )
     p.add_argument("-o", "--out-dir", dest="old_run", default=None, help=HIDDEN)
     _add_run_reader(p, positional=False)
-    p.add_argument(
-        "--detail",
-        action="store_true",
-        help="print the per-character table (context the model read, next character, probability, log-probability)",
-    )
     p.add_argument("-i", "--input", default=None, metavar="FILE", help=INPUT_HELP + "; one ITEM<TAB>NLL line each")
-    p.add_argument(
-        "--label",
-        default=None,
-        help="a model trained with --labelled: score the items as items of this label "
-        "(default: each under its most probable label)",
-    )
-    p.add_argument(
-        "--classify",
-        action="store_true",
-        help="a model trained with --labelled: print ITEM<TAB>LABEL P(LABEL|ITEM)... for every label, most probable "
-        "first (P(LABEL) as in training; with --input, one item per line)",
-    )
+    add_options(p, options.declared(ScoreConfig, CLI))
 
     p = sub(
         "eval",
@@ -284,14 +249,7 @@ def _add_serve(sub) -> None:
         usage="makemore serve RUN [RUN ...] [--host 127.0.0.1] [--port 8000]",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories to serve (the only ones it reads)")
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1: this machine only; any other prints a warning)",
-    )
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 = a free one)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no line per request on stderr")
-    _add_threads(p, SERVE_THREADS)
+    add_options(p, options.declared(ServeConfig, CLI))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -388,6 +346,8 @@ def old_spellings(args: argparse.Namespace) -> list[str]:
             notes.append("'--num-steps N' is now '--steps N'")
         args.output = args.output or "lr-find.png"
         args.steps = 1000 if args.steps is None else args.steps
+    elif command == "serve":  # its --threads is ServeConfig's, applied as the readers' are
+        args.reader_threads = SERVE_THREADS if args.threads is None else args.threads
     elif command == "gradcheck":
         if args.old_batch is not None:
             args.batch_size = args.batch_size if args.batch_size is not None else args.old_batch

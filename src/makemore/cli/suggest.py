@@ -87,7 +87,7 @@ def closest(name: str, known: Iterable[str]) -> list[str]:
 def _flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     """Each visible long flag's name -> how it is shown (``-n/--num``)."""
     out = {}
-    for action in parser._actions:
+    for action in parser.actions:
         if action.help == argparse.SUPPRESS or not action.option_strings:
             continue
         shown = "/".join(action.option_strings[:2]) if len(action.option_strings[0]) == 2 else None
@@ -135,12 +135,12 @@ def _is_number(arg: str) -> bool:
 
 def _stray_positional(parser: argparse.ArgumentParser) -> bool:
     """A command that takes no positional arguments, but ``-i FILE``."""
-    options = {s for action in parser._actions for s in action.option_strings}
-    return "-i" in options and not any(not a.option_strings for a in parser._actions if a.help != argparse.SUPPRESS)
+    options = {s for action in parser.actions for s in action.option_strings}
+    return "-i" in options and not any(not a.option_strings for a in parser.actions if a.help != argparse.SUPPRESS)
 
 
 def _positional_hint(arg: str, parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> str:
-    options = {s for action in parser._actions for s in action.option_strings}
+    options = {s for action in parser.actions for s in action.option_strings}
     if "-o" in options and getattr(namespace, "out_dir", "") is None:
         return f"-i {arg} (the words file) or -o {arg} (the run directory)"
     return f"-i {arg} (the words file)"

@@ -9,20 +9,23 @@ from typing import Any
 import torch
 
 from makemore import validation
+from makemore.data.datasets import Data
 from makemore.errors import MakemoreError
 from makemore.plots import collect_activation_stats
 from makemore.store.rundir import RunDir
 from makemore.store.runs import Run, training_data
 
 
-def training_windows(run: Run, block_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """(X, Y) examples of the run's training split (for plots and diagnostics)."""
-    return training_data(run).corpus("train").windows(block_size)
+def training_windows(run: Run, block_size: int = 1, data: Data | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X, Y) examples of the run's training split (for plots and diagnostics); ``data``: the
+    run's data already read (``training_data``), else it is read again."""
+    return (data or training_data(run)).corpus("train").windows(block_size)
 
 
-def bigram_counts(run: Run) -> torch.Tensor:
-    """(V, V) counts of (previous, next) token pairs in the run's training split."""
-    X, Y = training_windows(run, 1)
+def bigram_counts(run: Run, data: Data | None = None) -> torch.Tensor:
+    """(V, V) counts of (previous, next) token pairs in the run's training split (``data``: the
+    run's data already read, else it is read again)."""
+    X, Y = training_windows(run, 1, data)
     return count_pairs(X[:, 0], Y, run.vocab.size)
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from makemore.data.batching import Batcher
 from makemore.data.corpus import EncodedCorpus, Vocab
-from makemore.data.datasets import SPLITS
+from makemore.data.datasets import SPLITS, Data
 from makemore.errors import ConfigError, MakemoreError
 from makemore.generate.conditional import label_distribution
 from makemore.models import IGNORE_INDEX, LanguageModel
@@ -246,7 +246,14 @@ def score(run: Run, words: list[str], label: str | None = None) -> list[WordScor
     return results
 
 
-def evaluate(run: Run, splits=SPLITS) -> dict[str, float]:
-    """Mean NLL per character on the run's train/dev/test splits (re-read from its input)."""
-    data = training_data(run)
-    return {name: evaluate_nll(run.model, run.model.batcher(data.corpus(name))) for name in splits}
+def evaluate(run: Run, splits=SPLITS, data: Data | None = None) -> dict[str, float | None]:
+    """Mean NLL per character on the run's train/dev/test splits (None for an empty split).
+
+    Args:
+        run: a loaded run.
+        splits: the splits to evaluate.
+        data: the run's data already read (``training_data``); else it is read again from its input.
+    """
+    data = data or training_data(run)
+    corpora = {name: data.corpus(name) for name in splits}
+    return {name: evaluate_nll(run.model, run.model.batcher(c)) if len(c) else None for name, c in corpora.items()}

@@ -8,47 +8,11 @@ P(label | item) (``scoring.classify``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from makemore.data.corpus import Vocab
 from makemore.errors import ConfigError
-
-
-def parse_label(spec: str) -> tuple[str, float]:
-    """``"elf"`` -> ("elf", 1.0); ``"elf=0.7"`` -> ("elf", 0.7).
-
-    A label whose text holds ``=`` is given whole when what follows the last ``=`` is not
-    a number (``"a=b"`` -> ("a=b", 1.0)).
-
-    Raises:
-        ConfigError: (field ``label``) an empty label, or a weight that is not positive.
-    """
-    name, sep, weight = spec.rpartition("=")
-    if not sep:
-        name, value = spec, 1.0
-    else:
-        try:
-            value = float(weight)
-        except ValueError:
-            name, value = spec, 1.0
-    if not name.strip():
-        raise ConfigError("label", f"{spec!r}: empty label (give LABEL or LABEL=WEIGHT)", owner="SampleConfig")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError("label", f"{spec!r}: the weight must be a positive number", owner="SampleConfig")
-    return name, value
-
-
-def check_label_specs(specs) -> tuple[str, ...]:
-    """``SampleConfig.label`` as a tuple of checked ``LABEL[=WEIGHT]`` strings (a string is one label)."""
-    if isinstance(specs, (list, str)):
-        specs = (specs,) if isinstance(specs, str) else tuple(specs)
-    if not (isinstance(specs, tuple) and all(isinstance(x, str) for x in specs)):
-        raise ConfigError("label", f"must be label names (LABEL or LABEL=WEIGHT), got {specs!r}", owner="SampleConfig")
-    for spec in specs:
-        parse_label(spec)
-    return specs
+from makemore.generate.config import check_label_specs, parse_label  # noqa: F401 - used here and by callers
 
 
 def label_distribution(vocab: Vocab, counts: dict[str, int], specs: tuple[str, ...] = ()) -> torch.Tensor:

@@ -27,69 +27,16 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import regex
 import torch
 
 from makemore import validation
 from makemore.data.corpus import BOUNDARY, Vocab
 from makemore.errors import ConfigError, MakemoreError
+from makemore.generate.config import compile_regex, rejects, validate_fields  # noqa: F401 - used here and by callers
 
 DEFAULT_TIME_LIMIT = 30.0  # seconds, when a constraint rejects items and no time_limit is given
 TRIES_PER_ITEM, MIN_TRIES = 1000, 100_000  # default max_tries: 1,000 draws per item, at least 100,000
 GIVE_UP_BATCHES = 20  # batches in a row whose items unique/new_only all drop before sampling gives up
-_TEXT_FIELDS = ("suffix", "exclude_chars", "regex", "similar_to")
-
-
-def validate_fields(config) -> None:
-    """Check the constraint fields of a ``SampleConfig`` (lists become tuples).
-
-    Raises:
-        ConfigError: naming the field (a bad type, an empty substring, a line break, a
-            regular expression that does not compile, a budget that could never stop).
-    """
-    validation.text(config, *_TEXT_FIELDS)
-    for name in ("contains", "not_contains"):
-        value = getattr(config, name)
-        if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            validation.fail(config, name, f"must be a list of strings, got {value!r}")
-        if not all(isinstance(s, str) and s for s in value):
-            validation.fail(config, name, f"must be non-empty strings, got {list(value)!r}")
-        setattr(config, name, tuple(value))
-    for name in ("suffix", "similar_to", "contains", "not_contains"):
-        value = getattr(config, name)
-        if any("\n" in s or "\r" in s for s in ([value] if isinstance(value, str) else value)):
-            validation.fail(config, name, "items never contain a line break")
-    compile_regex(config)
-    if config.max_tries is not None:
-        validation.integers(config, 0, "max_tries", note=" (0 = no limit)")
-    if config.time_limit is not None:
-        validation.number(config, "time_limit", least=0)
-    if rejects(config) and config.max_tries == 0 and config.time_limit == 0:
-        validation.fail(
-            config, "max_tries", "0 (no limit) needs a time_limit, or sampling may never end", ("time_limit",)
-        )
-
-
-def compile_regex(config) -> regex.Pattern | None:
-    """``config.regex`` compiled (None when empty): the one reading of a pattern everywhere.
-
-    Raises:
-        ConfigError: on ``regex``, for a pattern that does not compile, including a repeat
-            count too large (``a{4294967296}``), which Python's ``re`` raises as OverflowError.
-    """
-    if not config.regex:
-        return None
-    try:
-        return regex.compile(config.regex)
-    except (regex.error, OverflowError, ValueError, RecursionError, MemoryError) as exc:
-        problem = " ".join(str(exc).split()) or type(exc).__name__
-        validation.fail(config, "regex", f"not a valid regular expression ({problem})")
-
-
-def rejects(config) -> bool:
-    """Whether some constraint is met by dropping items (not by generating them)."""
-    long_not_contains = any(len(s) > 1 for s in config.not_contains)
-    return bool(config.suffix or config.contains or long_not_contains or config.regex)
 
 
 def shortest_with(prefix: str, suffix: str) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 
@@ -20,7 +19,8 @@ from makemore.data.corpus import Vocab
 from makemore.data.itemsets import KnownItems
 from makemore.errors import MakemoreError
 from makemore.generate import constraints
-from makemore.generate.conditional import check_label_specs, label_distribution
+from makemore.generate.conditional import label_distribution
+from makemore.generate.config import MAX_ITEMS, POOL_PER_ITEM, SampleConfig  # noqa: F401 - where callers find them
 from makemore.generate.constraints import (
     GIVE_UP_BATCHES,
     BudgetExhausted,
@@ -39,68 +39,6 @@ from makemore.models import LanguageModel
 from makemore.store.runs import Run, training_data
 
 Known = set[str] | KnownItems  # the training file's items: a set, or looked up in bulk
-MAX_ITEMS = 1_000_000  # most items one request may ask for (sample -n, --pool)
-POOL_PER_ITEM = 10  # default pool of similar_to: 10 items generated per item returned
-
-
-@dataclass
-class SampleConfig:
-    """Options for generating items."""
-
-    num: int = 20  # how many items
-    seed: int = 0  # RNG seed (same seed, same items)
-    temperature: float = 1.0  # < 1 sharper, > 1 flatter; 0 = greedy
-    top_k: int = 0  # keep the k most likely tokens (0 = all)
-    top_p: float = 1.0  # nucleus: keep the smallest set with this much probability (1 = all)
-    prefix: str = ""  # every item starts with this
-    min_len: int = 0  # no item shorter than this (in characters, prefix included)
-    max_len: int | None = None  # no item longer than this (None: model's limit or 2x the longest training item)
-    new_only: bool = False  # drop items that are in the training file
-    unique: bool = False  # drop repeats
-    batch_size: int = 1000  # rows generated together
-    suffix: str = ""  # every item ends with this
-    contains: tuple[str, ...] = ()  # every item contains each of these
-    not_contains: tuple[str, ...] = ()  # no item contains any of these
-    exclude_chars: str = ""  # no item contains any of these characters (they are never drawn)
-    regex: str = ""  # every item matches this regular expression (as re.search: anchor it with ^ and $)
-    max_tries: int | None = None  # most rows drawn in all (None: 1,000 per item, at least 100,000; 0 = no limit)
-    time_limit: float | None = None  # seconds (None: 30 when a constraint drops items, else none; 0 = none)
-    similar_to: str = ""  # return the items closest to this word (edit distance), closest first; never the word
-    pool: int = 0  # with similar_to: items generated to choose from (0 = 10 per item asked)
-    label: tuple[str, ...] = ()  # models trained on labels: LABEL or LABEL=WEIGHT (default: as in training)
-
-    def __post_init__(self) -> None:
-        validation.integers(self, 0, "num", "min_len")
-        if self.num > MAX_ITEMS:
-            validation.fail(self, "num", f"at most {MAX_ITEMS:,} items at a time, got {self.num:,}")
-        if self.max_len is not None:  # an item has at least one character
-            validation.integers(self, 1, "max_len", note=" (leave it out for the model's limit)")
-        validation.integers(self, 1, "batch_size")
-        validation.integers(self, 0, "top_k", note=" (0 = all)")
-        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**64):
-            validation.fail(self, "seed", f"must be an integer from 0 to 2**64 - 1, got {self.seed!r}")
-        validation.number(self, "temperature", least=0)
-        validation.number(self, "top_p", above=0, most=1)
-        validation.text(self, "prefix")
-        validation.flags(self, "new_only", "unique")
-        if self.max_len is not None and self.min_len > self.max_len:
-            validation.fail(self, "min_len", f"{self.min_len} is more than max_len {self.max_len}", ("max_len",))
-        constraints.validate_fields(self)
-        self.label = check_label_specs(self.label)
-        validation.integers(self, 0, "pool", note=" (0 = 10 per item asked)")
-        if self.pool and not self.similar_to:
-            validation.fail(self, "pool", "is the pool similar_to picks from; give similar_to too", ("similar_to",))
-        if self.pool > MAX_ITEMS or (self.pool and self.pool < self.num):
-            validation.fail(
-                self, "pool", f"must be from num ({self.num:,}) to {MAX_ITEMS:,}, got {self.pool:,}", ("num",)
-            )
-
-    @property
-    def pool_size(self) -> int:
-        """Items generated for one request: ``num``, or with ``similar_to`` the pool to rank."""
-        if not self.similar_to:
-            return self.num
-        return self.pool or max(self.num, min(MAX_ITEMS, POOL_PER_ITEM * self.num))
 
 
 class Sampler:

@@ -1,36 +1,60 @@
 """Model registry: family name -> (config dataclass, model class).
 
-Adding a family is one file under ``models/`` (a ``ModelConfig`` subclass and a model that
-subclasses one of the kinds in ``models/base.py``) plus one line in ``REGISTRY``. Every model
-is built as ``model_cls(config, vocab_size)``.
+Adding a family is one file under ``models/`` (a model that subclasses one of the kinds in
+``models/base.py``), its config dataclass in ``models/configs.py``, and one line in
+``REGISTRY``. Every model is built as ``model_cls(config, vocab_size)``.
+
+Importing this package imports no torch: the configs are plain dataclasses, and a family's
+model class is imported when it is first asked for (``Family.model``), so the command line
+reads every family's options at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+import importlib
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from makemore.errors import ConfigError, MakemoreError
-from makemore.models import bigram, mlp, ngram, rnn, transformer, wavenet
-from makemore.models.base import IGNORE_INDEX, LanguageModel, ModelConfig
+from makemore.models import configs
+from makemore.models.configs import ModelConfig
+
+if TYPE_CHECKING:
+    from makemore.models.base import LanguageModel
 
 
 class Family(NamedTuple):
+    """A family's config class and where its model class lives (``module.Class`` under models/)."""
+
     config: type[ModelConfig]
-    model: type[LanguageModel]
+    where: str
+
+    @property
+    def model(self) -> type[LanguageModel]:
+        module, name = self.where.rsplit(".", 1)
+        return getattr(importlib.import_module(f"makemore.models.{module}"), name)
 
 
 REGISTRY: dict[str, Family] = {
-    "ngram": Family(ngram.NGramConfig, ngram.NGramModel),
-    "bigram": Family(bigram.BigramConfig, bigram.BigramModel),
-    "mlp": Family(mlp.MLPConfig, mlp.MLP),
-    "bn-mlp": Family(mlp.BNMLPConfig, mlp.BatchNormMLP),
-    "wavenet": Family(wavenet.WaveNetConfig, wavenet.WaveNet),
-    "rnn": Family(rnn.RNNConfig, rnn.RNNModel),
-    "gru": Family(rnn.GRUConfig, rnn.RNNModel),
-    "lstm": Family(rnn.LSTMConfig, rnn.RNNModel),
-    "transformer": Family(transformer.TransformerConfig, transformer.Transformer),
+    "ngram": Family(configs.NGramConfig, "ngram.NGramModel"),
+    "bigram": Family(configs.BigramConfig, "bigram.BigramModel"),
+    "mlp": Family(configs.MLPConfig, "mlp.MLP"),
+    "bn-mlp": Family(configs.BNMLPConfig, "mlp.BatchNormMLP"),
+    "wavenet": Family(configs.WaveNetConfig, "wavenet.WaveNet"),
+    "rnn": Family(configs.RNNConfig, "rnn.RNNModel"),
+    "gru": Family(configs.GRUConfig, "rnn.RNNModel"),
+    "lstm": Family(configs.LSTMConfig, "rnn.RNNModel"),
+    "transformer": Family(configs.TransformerConfig, "transformer.Transformer"),
 }
+
+
+def __getattr__(name: str) -> Any:
+    """``LanguageModel`` and ``IGNORE_INDEX`` (from ``models.base``, which imports torch) on first use."""
+    if name in ("LanguageModel", "IGNORE_INDEX"):
+        from makemore.models import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'makemore.models' has no attribute {name!r}")
 
 
 def model_names() -> list[str]:

@@ -25,6 +25,7 @@ from torch import nn
 
 from makemore.data.batching import SequenceBatcher, WindowBatcher
 from makemore.data.corpus import EncodedCorpus
+from makemore.models.configs import ModelConfig
 
 IGNORE_INDEX = -1
 
@@ -93,24 +94,6 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    """Base of every family's config dataclass.
-
-    Building a config validates it (``validate``, called from ``__post_init__``), so a bad
-    value is refused where it enters, naming its field. ``train_defaults`` are the family's
-    own training settings (``TrainConfig`` fields), applied before the user's.
-    """
-
-    train_defaults: ClassVar[dict[str, Any]] = {}
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ConfigError`` naming the field of any value out of range."""
 
 
 class LanguageModel(nn.Module):

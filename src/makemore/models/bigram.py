@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from makemore import validation
-from makemore.models.base import ModelConfig, WindowModel
-
-
-@dataclass
-class BigramConfig(ModelConfig):
-    reg: float = 0.001  # L2 penalty reg * mean(W**2), the seeds' "smoothing" of a neural bigram
-    # Full-batch gradient descent, as in the seeds.
-    train_defaults = dict(
-        batch_size=0, optimizer="sgd", lr=50.0, schedule="constant", steps=1000, eval_interval=250, log_interval=50
-    )
-
-    def validate(self) -> None:
-        validation.number(self, "reg", least=0)
+from makemore.models.base import WindowModel
+from makemore.models.configs import BigramConfig
 
 
 class BigramModel(WindowModel):

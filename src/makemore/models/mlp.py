@@ -6,59 +6,17 @@ Embedding table C -> concatenated context -> tanh hidden layer(s) -> output laye
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import Dropout, ModelConfig, WindowModel
+from makemore.models.base import Dropout, WindowModel
+from makemore.models.configs import BNMLPConfig, MLPConfig
 from makemore.models.layers import BatchNorm
 from makemore.train import distributed
 
 TANH_GAIN = 5.0 / 3.0
-
-
-@dataclass
-class MLPConfig(ModelConfig):
-    """Defaults: dev NLL about 2.00 on names.txt in about 15 s on 2 CPU cores."""
-
-    block_size: int = 5  # characters of context
-    n_embd: int = 24  # embedding size per character
-    n_hidden: int = 320  # units per hidden layer
-    n_layers: int = 1  # hidden tanh layers
-    dropout: float = 0.0  # dropout after each hidden layer
-    init: str = "kaiming"  # "kaiming" (lecture 3's fixes) or "naive" (lecture 2's plain randn)
-    # longer runs overfit this small corpus; stronger weight decay underfits
-    train_defaults = dict(steps=15000, batch_size=128, optimizer="adamw", lr=0.01, schedule="cosine", weight_decay=0.01)
-
-    def validate(self) -> None:
-        validation.integers(self, 1, "block_size", "n_embd", "n_hidden", "n_layers")
-        validation.rates(self, "dropout")
-        validation.one_of(self, "init", ("kaiming", "naive"), "init")
-
-
-@dataclass
-class BNMLPConfig(ModelConfig):
-    """Defaults: dev NLL about 2.00 on names.txt in about 25 s on 2 CPU cores."""
-
-    block_size: int = 5  # characters of context
-    n_embd: int = 24  # embedding size per character
-    n_hidden: int = 320  # units per hidden layer
-    n_layers: int = 1  # hidden Linear-BatchNorm-tanh layers
-    dropout: float = 0.0  # dropout after each hidden layer
-    bn_momentum: float = 0.01  # BatchNorm running statistics update rate (lecture: 0.001)
-    eps: float = 1e-5  # BatchNorm epsilon added to the variance
-    # large batches: batch statistics of 128 examples are too noisy; AdamW wants a lower lr
-    # with BatchNorm (the layer before it is scale-invariant)
-    train_defaults = dict(steps=6000, batch_size=512, optimizer="adamw", lr=0.003, schedule="cosine", weight_decay=0.01)
-
-    def validate(self) -> None:
-        validation.integers(self, 1, "block_size", "n_embd", "n_hidden", "n_layers")
-        validation.rates(self, "dropout")
-        validation.number(self, "bn_momentum", least=0, most=1)
-        validation.number(self, "eps", above=0)
 
 
 class MLP(WindowModel):

@@ -46,41 +46,19 @@ target, it is the end of the item.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from makemore import validation
 from makemore.data.batching import Batcher
 from makemore.errors import MakemoreError
-from makemore.models.base import IGNORE_INDEX, CountModel, ModelConfig
+from makemore.models.base import IGNORE_INDEX, CountModel
+from makemore.models.configs import NGramConfig
 
-MAX_ORDER = 8
-SMOOTHINGS = ("add-k", "kneser-ney")
 _INT64_MAX = 2**63 - 1
 _TABLES = ("context_ids", "counts", "totals", "types")
 # fit counts every possible n-gram with one bincount (no sort) when there are at most this
 # many plus 4 per example; otherwise it sorts the examples' context ids (torch.unique)
 _DENSE_BUCKETS = 1 << 16
 FIT_CHUNK = 1 << 22  # examples counted per tensor op by fit_batcher
-
-
-@dataclass
-class NGramConfig(ModelConfig):
-    """Order and smoothing of a count-based n-gram model."""
-
-    order: int = 2  # n: the context is the n - 1 previous tokens (1..8)
-    smoothing: str = "add-k"  # "add-k" or "kneser-ney" (interpolated Kneser-Ney)
-    k: float = 1.0  # add-k pseudo count; 0 = unsmoothed maximum likelihood
-    discount: float = 0.75  # absolute discount D of Kneser-Ney, in [0, 1]
-
-    def validate(self) -> None:
-        order = self.order
-        if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_ORDER:
-            validation.fail(self, "order", f"must be an integer from 1 to {MAX_ORDER}, got {order!r}")
-        validation.one_of(self, "smoothing", SMOOTHINGS, "smoothing")
-        validation.number(self, "k", least=0)
-        validation.number(self, "discount", least=0, most=1)
 
 
 def _check_vocab(config: NGramConfig, vocab_size: int) -> None:

@@ -13,7 +13,6 @@ per step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,47 +21,12 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import ModelConfig, Packing, SequenceModel, dropout
+from makemore.models.base import Packing, SequenceModel, dropout
+from makemore.models.configs import RNNConfig
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 MAX_PADDED_SHARE = 0.6  # the LSTM runs a batch padded (oneDNN) while at most this share of it is padding
-
-
-@dataclass
-class RNNConfig(ModelConfig):
-    """Defaults (as a GRU): dev NLL about 1.93 on names.txt in about two minutes on 2 CPU cores."""
-
-    n_embd: int = 64  # character embedding size
-    n_hidden: int = 256  # hidden state size
-    n_layers: int = 1  # stacked recurrent layers
-    dropout: float = 0.2  # on the embeddings, between layers and before the output layer
-    weight_dropout: float = 0.0  # DropConnect on the hidden-to-hidden weights (AWD-LSTM), training only
-    embed_dropout: float = 0.0  # drop whole characters: each token's embedding vector, per batch (AWD-LSTM)
-    locked_dropout: bool = False  # one dropout mask per item, reused at every position (variational)
-    block_size: int = 0  # 0: set by the API to the longest training item + 1 (recorded only)
-    cell: str = "rnn"  # "rnn" (tanh), "gru" or "lstm"
-    train_defaults = dict(
-        steps=12000, batch_size=64, optimizer="adamw", lr=0.003, schedule="cosine", warmup_steps=200, weight_decay=0.1
-    )
-
-    def validate(self) -> None:
-        validation.one_of(self, "cell", CELLS, "rnn cell")
-        validation.integers(self, 1, "n_embd", "n_hidden", "n_layers")
-        validation.integers(self, 0, "block_size", note=" (0 = longest item + 1)")
-        validation.rates(self, "dropout", "weight_dropout", "embed_dropout")
-        validation.flags(self, "locked_dropout")
-
-
-@dataclass
-class GRUConfig(RNNConfig):
-    cell: str = "gru"
-
-
-@dataclass
-class LSTMConfig(RNNConfig):
-    cell: str = "lstm"
 
 
 class RNNModel(SequenceModel):

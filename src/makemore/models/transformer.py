@@ -8,39 +8,13 @@ head (optionally tied to the token embedding).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import Dropout, ModelConfig, Packing, SequenceModel
-
-
-@dataclass
-class TransformerConfig(ModelConfig):
-    """Defaults: dev NLL about 1.955 on names.txt in three to four minutes on 2 CPU cores."""
-
-    block_size: int = 0  # longest sequence; 0: set by the API to the longest training item + 1
-    n_layer: int = 4  # transformer blocks
-    n_head: int = 4  # attention heads per block (n_embd must be a multiple)
-    n_embd: int = 64  # width of the residual stream
-    dropout: float = 0.1  # on embeddings, attention weights and residual branches
-    bias: bool = True  # biases in the Linear layers and LayerNorms
-    tie_weights: bool = False  # share the output matrix with the token embedding
-    train_defaults = dict(
-        steps=15000, batch_size=64, optimizer="adamw", lr=0.003, schedule="cosine", warmup_steps=500, weight_decay=0.1
-    )
-
-    def validate(self) -> None:
-        validation.integers(self, 0, "block_size", note=" (0 = longest item + 1)")
-        validation.integers(self, 1, "n_layer", "n_head", "n_embd")
-        if self.n_embd % self.n_head:
-            validation.fail(self, "n_embd", f"{self.n_embd} must be divisible by n_head ({self.n_head})", ("n_head",))
-        validation.rates(self, "dropout")
-        validation.flags(self, "bias", "tie_weights")
+from makemore.models.base import Dropout, Packing, SequenceModel
+from makemore.models.configs import TransformerConfig
 
 
 class KVCache:

@@ -7,38 +7,13 @@ The context window is fused two neighbours at a time: ``block_size = 8`` charact
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from makemore import validation
 from makemore.errors import MakemoreError
-from makemore.models.base import Dropout, ModelConfig, WindowModel
+from makemore.models.base import Dropout, WindowModel
+from makemore.models.configs import WaveNetConfig
 from makemore.models.layers import BatchNorm
-
-
-@dataclass
-class WaveNetConfig(ModelConfig):
-    """Defaults: dev NLL about 1.96 on names.txt in about a minute on 2 CPU cores.
-
-    Lecture 5's configuration (n_embd 24, n_hidden 128, SGD, 200k steps; dev 1.993) is the
-    ``lecture5`` preset.
-    """
-
-    block_size: int = 8  # context length; must be a power of two
-    n_embd: int = 32  # character embedding size
-    n_hidden: int = 192  # width of every hidden level
-    dropout: float = 0.1  # dropout after every Tanh (0 = none)
-    # BatchNorm wants large batches and, with AdamW, a lower lr (see BNMLPConfig)
-    train_defaults = dict(steps=8000, batch_size=512, optimizer="adamw", lr=0.003, schedule="cosine", weight_decay=0.01)
-
-    def validate(self) -> None:
-        bs = self.block_size
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1 or bs & (bs - 1):
-            validation.fail(self, "block_size", f"must be a power of two (1, 2, 4, 8, ...), got {bs!r}")
-        validation.integers(self, 1, "n_embd", "n_hidden")
-        validation.rates(self, "dropout")
 
 
 class FlattenConsecutive(nn.Module):

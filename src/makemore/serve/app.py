@@ -3,15 +3,14 @@ bytes) out, through the public API. Unit-testable without a socket.
 
 Everything a request can read is read at start-up (``load_app``): each run's checkpoint, the items
 of its training file (for the new / in-training-data marks, the dev/test NLL and the bigram counts)
-and its ``metrics.jsonl`` (the loss curve). After that no request reaches the filesystem but for the
-plots, drawn once each into the app's own temporary directory and kept in memory.
+and its ``metrics.jsonl`` (the loss curve). After that no request reaches the filesystem: the plots are
+rendered in memory, once each, and kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,14 +19,10 @@ from typing import Any
 
 import torch
 
-from makemore import api, plots
-from makemore.data.itemsets import KnownItems
+from makemore import api, options, plots
 from makemore.errors import ConfigError, MakemoreError
-from makemore.evaluate.diagnostics import count_pairs
-from makemore.evaluate.scoring import evaluate_nll
 from makemore.serve import params
 from makemore.serve.params import RequestError, bad
-from makemore.store.runs import training_data
 
 PLOTS = ("bigram", "loss")
 
@@ -39,9 +34,9 @@ class ServedRun:
     id: int
     name: str
     run: api.Run
-    known: KnownItems | None  # the training file's items (None: the file could not be read)
+    known: Any  # the training file's items (None: the file could not be read)
     note: str | None  # why the training file could not be read
-    splits: dict[str, api.EncodedCorpus] = field(default_factory=dict)  # dev and test
+    data: api.Data | None = None  # the training file read again (None: it could not be read)
     train: api.EncodedCorpus | None = None  # the training split (what a count model counted)
     counts: torch.Tensor | None = None  # (V, V) bigram counts of the training split
     curve: list[dict] | None = None  # metrics rows
@@ -64,15 +59,14 @@ def load_served(run_id: int, path: str | Path, name: str) -> ServedRun:
     run = api.load_run(path)
     served = ServedRun(run_id, name, run, known=None, note=None)
     try:
-        data = training_data(run)
+        data = api.training_data(run)
     except MakemoreError as exc:
         served.note = str(exc)
     else:
         served.known = data.known_items()  # looked up in bulk: no Python string per training item
-        served.splits = {name: data.corpus(name) for name in ("dev", "test")}
+        served.data = data
         served.train = data.corpus("train")
-        X, Y = served.train.windows(1)  # as api.bigram_counts, from the items already read
-        served.counts = count_pairs(X[:, 0], Y, run.vocab.size)
+        served.counts = api.bigram_counts(run, data)  # from the items already read
     try:
         served.curve = api.training_curve(path)
     except MakemoreError as exc:
@@ -119,11 +113,11 @@ class App:
         self.served = runs
         self._plot_lock = threading.Lock()  # matplotlib draws one figure at a time
         self._plots: dict[tuple[int, str], bytes | RequestError] = {}
-        self._tmp = tempfile.TemporaryDirectory(prefix="makemore-serve-")
 
     def close(self) -> None:
-        """Remove the app's temporary directory."""
-        self._tmp.cleanup()
+        """Drop the rendered plots (the app holds no files or other resources)."""
+        with self._plot_lock:
+            self._plots.clear()
 
     def _run(self, value: Any) -> ServedRun:
         return self.served[params.run_id(0 if value is None else value, len(self.served))]
@@ -141,11 +135,17 @@ class App:
                         "casefolded": s.run.casefolded,  # reads what is typed in lower case
                         "parameters": s.run.description.model.parameters,
                         "dev_loss": s.run.description.metrics.get("dev_loss"),
+                        "length_limit": s.max_length,  # most characters of min_len, max_len, a scored text
                     }
                     for s in self.served
                 ]
             }
         )
+
+    def options(self) -> dict:
+        """``GET /api/options``: the page's generate controls, from ``SampleConfig``'s declarations
+        (``options.page_controls``: name, label, help, kind, default, limits, placeholder)."""
+        return clean({"generate": list(options.page_controls(api.SampleConfig, params.MAX_TEXT))})
 
     def info(self, query: dict[str, str]) -> dict:
         """``GET /api/info?run=ID``: the run's description, with its dev/test NLL.
@@ -157,9 +157,9 @@ class App:
         params.check_fields(query, ("run",))
         s = self._run(query.get("run"))
         description, model = s.run.description, s.run.model
-        if s.nll is None and s.splits:
+        if s.nll is None and s.data is not None:
             with s.lock:
-                s.nll = {k: evaluate_nll(model, model.batcher(c)) if len(c) else None for k, c in s.splits.items()}
+                s.nll = api.evaluate(s.run, ("dev", "test"), s.data)
                 if not model.trains_by_gradient and s.train is not None:
                     s.counted = counted(model, s.train)
         data = dataclasses.asdict(description.data)
@@ -198,22 +198,19 @@ class App:
         return result
 
     def _draw(self, s: ServedRun, kind: str) -> bytes | RequestError:
-        """Draw one plot into the temporary directory and read it back (or the error, kept too)."""
-        out = Path(self._tmp.name) / f"{s.id}-{kind}.png"
+        """Render one plot as PNG bytes in memory (or the error, kept too)."""
         try:
             if kind == "bigram":
                 if s.counts is None:
                     return bad(f"bigram: no bigram counts: {s.note}")
-                plots.plot_bigram_counts(s.counts, s.run.vocab.display_labels(), out)
+                plot = plots.plot_bigram_counts(s.counts, s.run.vocab.display_labels())
             else:
                 if s.curve is None:
                     return bad(f"loss: no loss curve: {s.curve_note}")
-                plots.plot_loss_curves(s.curve, out)
+                plot = plots.plot_loss_curves(s.curve)
         except MakemoreError as exc:
             return bad(f"{kind}: {exc}")
-        image = out.read_bytes()
-        out.unlink()
-        return image
+        return plots.png_bytes(plot.figure)
 
     def generate(self, body: dict[str, Any]) -> dict:
         """``POST /api/generate``: items with their scores and marks.

@@ -10,10 +10,11 @@ import re
 import secrets
 from typing import Any
 
-from makemore.data.corpus import Vocab
+from makemore import options
+from makemore.api import Vocab
+from makemore.config import ScoreConfig
 from makemore.errors import ConfigError, MakemoreError
-from makemore.generate.conditional import parse_label
-from makemore.generate.sampling import SampleConfig
+from makemore.generate.config import SampleConfig, parse_label
 
 try:  # the parser of the re module (private, but stable since Python 3.0; renamed in 3.11)
     from re import _parser as sre_parse
@@ -21,23 +22,20 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse
 
 MAX_BODY = 64 * 1024  # bytes of a request body
-MAX_N = 1000  # items per generate request
-MAX_POOL = 10_000  # items generated to rank for similar_to (default 10 per item asked)
-MAX_TEXT = 64  # characters of prefix, suffix, each contains/not_contains, exclude_chars, regex, similar_to, a label
-MAX_LIST = 16  # strings in contains, not_contains and label
+MAX_TEXT = 64  # characters of a text field (prefix, suffix, regex, similar_to, ...), of each string of a list
+MAX_LIST = 16  # strings in a list field (contains, not_contains, label)
 MIN_LENGTH_LIMIT = 64  # min_len, max_len and a scored text: at most max(64, twice the longest training item)
 MAX_TRIES = 100_000  # rows drawn by one generate request, at most
 TIME_LIMIT = 5.0  # seconds of generation per request, at most
 MAX_REGEX_REPEATS = 3  # repetitions (*, +, {m,n}) in a regex, none nested: matching stays polynomial and small
 MAX_SEED = 2**64 - 1
 
-GENERATE_FIELDS = (
-    "run n seed temperature top_k top_p prefix suffix contains not_contains exclude_chars regex min_len max_len "
-    "label new_only unique similar_to pool"
-).split()
-SCORE_FIELDS = ("run", "text", "label")
-_JSON_NAME = {"num": "n"}  # SampleConfig field -> JSON field, where they differ
-_STRINGS = ("prefix", "suffix", "exclude_chars", "regex", "similar_to")
+# the fields of each endpoint, by their JSON names: SampleConfig's and ScoreConfig's JSON options
+GENERATE = options.declared(SampleConfig, options.JSON)
+GENERATE_FIELDS = ["run", *(d.json for d in GENERATE)]
+SCORE_FIELDS = ["run", "text", *(d.json for d in options.declared(ScoreConfig, options.JSON))]
+MAX_N = options.find(SampleConfig, "num").option.server_most  # items per generate request
+MAX_POOL = options.find(SampleConfig, "pool").option.server_most  # items generated to rank for similar_to
 
 
 class RequestError(Exception):
@@ -56,7 +54,7 @@ def bad(message: str) -> RequestError:
 def render(exc: MakemoreError) -> str:
     """A library error as one line naming the JSON fields (``num`` is ``n``)."""
     if isinstance(exc, ConfigError):
-        return exc.render(lambda name: _JSON_NAME.get(name, name))
+        return exc.render(lambda name: options.json_name(SampleConfig, name))
     return str(exc)
 
 
@@ -81,22 +79,22 @@ def length_limit(longest_item: int) -> int:
     return max(MIN_LENGTH_LIMIT, 2 * longest_item)
 
 
-def _check_sizes(options: dict[str, Any], max_length: int) -> None:
-    """The server's limits, for the values of the right type (the config checks the types)."""
-    for name, most in (("num", MAX_N), ("pool", MAX_POOL), ("min_len", max_length), ("max_len", max_length)):
-        value = options.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > most:
-            raise bad(f"{_JSON_NAME.get(name, name)}: at most {most} on this server, got {value}")
-    for name in _STRINGS:
-        value = options.get(name)
-        if isinstance(value, str) and len(value) > MAX_TEXT:
-            raise bad(f"{name}: at most {MAX_TEXT} characters, got {len(value)}")
-    for name in ("contains", "not_contains", "label"):
-        value = options.get(name)
-        if isinstance(value, (list, str)) and len(value) > (MAX_TEXT if isinstance(value, str) else MAX_LIST):
-            raise bad(f"{name}: at most {MAX_LIST} strings of at most {MAX_TEXT} characters each")
-        if isinstance(value, list) and any(isinstance(s, str) and len(s) > MAX_TEXT for s in value):
-            raise bad(f"{name}: each string has at most {MAX_TEXT} characters")
+def _check_sizes(values: dict[str, Any], max_length: int) -> None:
+    """The server's limits (declared ``server_most``, and ``MAX_TEXT``/``MAX_LIST``), for the values
+    of the right type (the config checks the types)."""
+    for d in GENERATE:
+        value = values.get(d.name)
+        most = max_length if d.option.server_most == "length" else d.option.server_most
+        if d.kind == "int" and isinstance(value, int) and not isinstance(value, bool) and most is not None:
+            if value > most:
+                raise bad(f"{d.json}: at most {most} on this server, got {value}")
+        elif d.kind == "str" and isinstance(value, str) and len(value) > MAX_TEXT:
+            raise bad(f"{d.json}: at most {MAX_TEXT} characters, got {len(value)}")
+        elif d.kind == "list" and isinstance(value, (list, str)):
+            if len(value) > (MAX_TEXT if isinstance(value, str) else MAX_LIST):
+                raise bad(f"{d.json}: at most {MAX_LIST} strings of at most {MAX_TEXT} characters each")
+            if isinstance(value, list) and any(isinstance(s, str) and len(s) > MAX_TEXT for s in value):
+                raise bad(f"{d.json}: each string has at most {MAX_TEXT} characters")
 
 
 def check_labels(specs: tuple[str, ...], vocab: Vocab) -> None:
@@ -122,12 +120,12 @@ def sample_config(body: dict[str, Any], vocab: Vocab, max_length: int) -> Sample
         RequestError: an unknown field, a value over a limit, or one the config refuses.
     """
     check_fields(body, GENERATE_FIELDS)
-    options = {("num" if k == "n" else k): v for k, v in body.items() if k != "run" and v is not None}
-    if "seed" not in options:
-        options["seed"] = secrets.randbelow(2**32)
-    _check_sizes(options, max_length)
+    values = {d.name: body[d.json] for d in GENERATE if body.get(d.json) is not None}
+    if "seed" not in values:
+        values["seed"] = secrets.randbelow(2**32)
+    _check_sizes(values, max_length)
     try:
-        config = SampleConfig(**options, max_tries=MAX_TRIES, time_limit=TIME_LIMIT)
+        config = SampleConfig(**values, max_tries=MAX_TRIES, time_limit=TIME_LIMIT)
     except ConfigError as exc:
         raise bad(render(exc)) from None
     check_regex(config.regex)

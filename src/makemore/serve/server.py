@@ -35,7 +35,7 @@ _REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")  # RFC 3986 reg-name (no
 _LENGTH = re.compile(r"[0-9]+")
 STATIC = {"/": ("index.html", "text/html"), "/static/app.js": ("app.js", "text/javascript")}
 STATIC["/static/style.css"] = ("style.css", "text/css")
-GET_API = ("/api/runs", "/api/info", *(f"/api/plot/{kind}" for kind in PLOTS))
+GET_API = ("/api/runs", "/api/options", "/api/info", *(f"/api/plot/{kind}" for kind in PLOTS))
 POST_API = ("/api/generate", "/api/score")
 SOCKET_TIMEOUT = 30  # seconds a connection may stay silent (a slow client cannot hold a thread)
 
@@ -168,6 +168,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, *self.server.static[path])
         elif path == "/api/runs":
             self._json(200, app.runs())
+        elif path == "/api/options":
+            self._json(200, app.options())
         elif path == "/api/info":
             self._json(200, app.info(self._query(query)))
         elif path.startswith("/api/plot/"):

@@ -13,8 +13,8 @@ from makemore.config import RunConfig
 from makemore.data.datasets import load_data
 from makemore.errors import MakemoreError
 from makemore.train import execution
+from makemore.train.plan import build
 from makemore.train.trainer import Trainer
-from makemore.train.training import build
 
 
 def lr_find(

@@ -51,29 +51,119 @@ function showView(name) {
 
 // --- generate ---------------------------------------------------------------------------------
 const list = (text) => text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-const NUMBERS = [["n", "n"], ["temperature", "temperature"], ["top-k", "top_k"], ["top-p", "top_p"],
-  ["min-len", "min_len"], ["max-len", "max_len"]];
-const TEXTS = [["prefix", "prefix"], ["suffix", "suffix"], ["exclude-chars", "exclude_chars"], ["regex", "regex"],
-  ["similar-to", "similar_to"]];
 
-// A seed of any size the API takes (up to 2**64 - 1, past JavaScript's exact integers): its digits, as typed.
-const randomSeed = () => String(crypto.getRandomValues(new Uint32Array(1))[0]);
+// The generate form's controls, built at start-up from GET /api/options (SampleConfig's declarations):
+// one per entry, [the entry, its element]. An entry: name (the JSON field), label, help, kind
+// ("int" | "float" | "str" | "bool" | "list"), optional, default (the page's), least, most (null: none),
+// run_length (most is the run's length_limit), max_length, placeholder, choices, choices_from ("labels").
+let controls = [];
 
-// The JSON text of a generate request and the seed it asks for: the typed seed, else a fresh random one.
-function generateRequest() {
-  const body = {run: currentRun().id, new_only: $("new-only").checked, unique: $("unique").checked};
-  for (const [id, field] of NUMBERS) {  // an empty box sends nothing: the server's default, no limit
-    if ($(id).validity.badInput) throw new Error(`${field}: not a number`);
-    if ($(id).value !== "") body[field] = Number($(id).value);
+const controlId = (name) => name.replace(/_/g, "-");  // n, top-k, min-len, new-only, similar-to, label ...
+
+// One control's element: a <select> of its choices (or of the run's labels), a check box, a number box
+// or a text box (a list: comma-separated), with the entry's limits, starting value and placeholder.
+function controlElement(spec) {
+  const {kind} = spec;
+  let input;
+  if (spec.choices_from === "labels") {
+    input = document.createElement("select");
+    fillLabels(input, [], "any");  // filled when a run is chosen; "any" sends nothing
+  } else if (spec.choices.length) {
+    input = document.createElement("select");
+    const choices = spec.optional || spec.default === "" || spec.default === null ? ["", ...spec.choices] : spec.choices;
+    input.replaceChildren(...choices.map((c) => new Option(c === "" ? (spec.placeholder || "default") : c, c)));
+    input.value = spec.default === null ? "" : String(spec.default);
+  } else {
+    input = document.createElement("input");
+    if (kind === "bool") {
+      input.type = "checkbox";
+      input.checked = spec.default === true;
+    } else if (kind === "int" || kind === "float") {
+      input.type = "number";
+      if (spec.least !== null) input.min = String(spec.least);
+      if (spec.most !== null) input.max = String(spec.most);
+      input.step = kind === "float" ? "any" : "1";
+    } else if (spec.max_length !== null && kind === "str") {
+      input.maxLength = spec.max_length;
+    }
+    if (kind !== "bool") {
+      // A box with a placeholder starts empty: the placeholder says what empty (the server's default) is.
+      const start = spec.default === null || spec.default === undefined || spec.placeholder ? "" : spec.default;
+      input.value = Array.isArray(start) ? start.join(", ") : String(start);
+    }
   }
-  for (const [id, field] of TEXTS) if ($(id).value) body[field] = $(id).value;
-  if (list($("contains").value).length) body.contains = list($("contains").value);
-  if (list($("not-contains").value).length) body.not_contains = list($("not-contains").value);
-  if ($("label").value) body.label = [$("label").value];
-  const seed = $("seed").value.trim() || randomSeed();
-  const json = JSON.stringify(body).slice(0, -1);
-  if (/^[0-9]+$/.test(seed)) return [`${json},"seed":${seed.replace(/^0+(?=[0-9])/, "")}}`, seed];
-  return [`${json},"seed":${JSON.stringify(seed)}}`, seed];  // not a number: the server says why
+  input.id = controlId(spec.name);
+  input.name = spec.name;
+  if (spec.placeholder && input.tagName === "INPUT") input.placeholder = spec.placeholder;
+  const help = kind === "list" && input.tagName === "INPUT" ? `${spec.help} (comma-separated)` : spec.help;
+  if (help) input.title = help;
+  return input;
+}
+
+// Each control in a <label> with its text: the check boxes together in .checks (before "capitalised").
+function buildControls(specs) {
+  const grid = $("generate-controls");
+  const checks = $("generate-checks");
+  for (const old of grid.querySelectorAll("label.control")) old.remove();  // built once, but never twice
+  controls = specs.map((spec) => {
+    const input = controlElement(spec);
+    const label = Object.assign(document.createElement("label"), {className: "control"});
+    if (input.title) label.title = input.title;
+    if (spec.kind === "bool" && input.tagName === "INPUT") {
+      label.append(input, ` ${spec.label}`);
+      checks.insertBefore(label, $("capitalise-box"));
+    } else {
+      label.append(`${spec.label} `, input);
+      grid.insertBefore(label, checks);
+    }
+    return [spec, input];
+  });
+}
+
+// The chosen run's limits and labels: run_length controls go up to its length_limit.
+function controlsForRun(run) {
+  for (const [spec, input] of controls) {
+    if (spec.choices_from === "labels") fillLabels(input, run.labels, "any");
+    if (spec.run_length && Number.isInteger(run.length_limit)) {
+      input.max = String(spec.most === null ? run.length_limit : Math.min(spec.most, run.length_limit));
+    }
+  }
+}
+
+// The JSON text of one control's value, or null: it sends nothing (an empty box, "any": the server's
+// default, no limit; an empty seed: the server draws one).
+function controlJSON(spec, input) {
+  if (spec.kind === "bool" && input.type === "checkbox") return input.checked ? "true" : "false";
+  if (input.tagName === "SELECT") {
+    if (input.value === "") return null;
+    return JSON.stringify(spec.kind === "list" ? [input.value] : input.value);
+  }
+  if (spec.kind === "list") {
+    const values = list(input.value);
+    return values.length ? JSON.stringify(values) : null;
+  }
+  if (spec.kind === "int" || spec.kind === "float") {
+    if (input.validity.badInput) throw new Error(`${spec.name}: not a number`);
+    const text = input.value.trim();
+    if (text === "") return null;
+    // An integer's digits as typed: exact past 2**53 (a seed goes up to 2**64 - 1); the server checks it.
+    if (spec.kind === "int" && /^-?[0-9]+$/.test(text)) return text.replace(/^(-?)0+(?=[0-9])/, "$1");
+    const number = Number(text);
+    if (!Number.isFinite(number)) throw new Error(`${spec.name}: not a number`);
+    return JSON.stringify(number);
+  }
+  return input.value === "" ? null : JSON.stringify(input.value);
+}
+
+// The JSON text of a generate request and the seed typed ("" when none: the server draws one).
+function generateRequest() {
+  const fields = [`"run":${JSON.stringify(currentRun().id)}`];
+  for (const [spec, input] of controls) {
+    const value = controlJSON(spec, input);
+    if (value !== null) fields.push(`${JSON.stringify(spec.name)}:${value}`);
+  }
+  const seed = $("seed") ? $("seed").value.trim() : "";
+  return [`{${fields.join(",")}}`, seed];
 }
 
 // A case-folded run's items shown with capitals: each word's first letter (copied as shown).
@@ -107,7 +197,8 @@ function resultItem(r) {
   return li;
 }
 
-// Each press draws a new seed unless one is typed; the latest press wins (an earlier answer is dropped).
+// Each press gets a new seed (the server draws it) unless one is typed; the latest press wins (an
+// earlier answer is dropped).
 let pressed = 0;
 async function generate(event) {
   if (event) event.preventDefault();
@@ -242,7 +333,7 @@ async function explore() {
 // --- start ------------------------------------------------------------------------------------
 function runChanged() {
   const run = currentRun();
-  fillLabels($("label"), run.labels, "any");
+  controlsForRun(run);
   fillLabels($("score-label"), run.labels, "auto");
   $("capitalise-box").hidden = !run.casefolded;
   showCapitals();
@@ -254,11 +345,15 @@ async function start() {
   $("generate-form").addEventListener("submit", generate);
   $("score-form").addEventListener("submit", score);
   $("copy-all").addEventListener("click", copyAll);
-  $("reuse-seed").addEventListener("click", () => { $("seed").value = $("shown-seed").textContent; });
+  $("reuse-seed").addEventListener("click", () => {
+    if ($("seed")) $("seed").value = $("shown-seed").textContent;
+  });
   $("run-select").addEventListener("change", runChanged);
   $("capitalise").addEventListener("change", showCapitals);
   try {
-    runs = (await api("/api/runs")).runs;
+    const [options, served] = await Promise.all([api("/api/options"), api("/api/runs")]);
+    buildControls(options.generate);  // before the runs are listed: a listed run has its form
+    runs = served.runs;
   } catch (err) {
     showError(err.message);
     return;
