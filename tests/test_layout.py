@@ -59,3 +59,24 @@ def test_the_cli_and_the_server_use_the_api(layer):
                 if not names & THIN_LAYER_IMPORTS and not node.module.startswith(f"makemore.{layer}"):
                     internal.add(f"{node.module}.{alias.name} ({path.name})")
     assert internal == set(), "import these through makemore.api"
+
+
+# what each subpackage may not import: the layers above it
+NOT_BELOW = {
+    "data": ("makemore.models", "makemore.store", "makemore.generate", "makemore.evaluate", "makemore.train"),
+    "models": ("makemore.store", "makemore.generate", "makemore.evaluate", "makemore.train"),
+    "store": ("makemore.generate", "makemore.evaluate", "makemore.train"),
+    "generate": ("makemore.train",),
+    "evaluate": ("makemore.train",),
+}
+
+
+@pytest.mark.parametrize("package", sorted(NOT_BELOW))
+def test_lower_layers_do_not_import_higher_ones(package):
+    banned = (*NOT_BELOW[package], "makemore.api", "makemore.cli", "makemore.serve")
+    found = set()
+    for path in (PACKAGE / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(banned):
+                found.add(f"{node.module} ({path.name})")
+    assert found == set()

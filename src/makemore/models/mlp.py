@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from makemore.errors import MakemoreError
+from makemore.models import manual_backprop
 from makemore.models.base import Dropout, WindowModel
 from makemore.models.configs import BNMLPConfig, MLPConfig
 from makemore.models.layers import BatchNorm
-from makemore.train import distributed
 
 TANH_GAIN = 5.0 / 3.0
 
@@ -99,21 +99,26 @@ class BatchNormMLP(MLP):
             return "the hand-written backward pass covers bn-mlp with n_layers 1 and no dropout"
         return None
 
-    def manual_forward_backward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def manual_forward_backward(
+        self, idx: torch.Tensor, targets: torch.Tensor, total: manual_backprop.Total | None = None
+    ) -> torch.Tensor:
         """One training forward pass and the hand-written backward pass (no autograd).
 
         Fills ``.grad`` of every parameter and updates the BatchNorm running statistics.
-        Returns the batch loss.
-        """
-        from makemore.models import manual_backprop
 
+        Args:
+            idx, targets: the batch (this process's rows of it in a distributed run).
+            total: a distributed run's sum over the processes (``distributed.total``), so that
+                BatchNorm's moments and the mean loss are the global batch's; None: this batch alone.
+        Returns:
+            the batch loss.
+        """
         problem = self.manual_backward_error()
         if problem:
             raise MakemoreError(problem)
         bn = self.hidden[1]
         with torch.no_grad():
             params = {k: v.detach() for k, v in self._lecture_params().items()}
-            total = distributed.total if distributed.current() else None  # a distributed run's global batch
             loss, cache = manual_backprop.forward(params, idx, targets, eps=bn.eps, total=total)
             grads = manual_backprop.backward_fused(params, cache, idx, targets, total=total)
             self.C.weight.grad = grads["dC"]

@@ -72,8 +72,12 @@ def forward_backward_for(
     if world is not None:  # BatchNorm's statistics over the global batch
         distributed.global_batchnorm(model)
     if train.backward == "manual":
-        manual = lambda m, x, y: m.manual_forward_backward(x, y)  # noqa: E731
-        return manual if world is None else distributed.forward_backward(world, None, manual)
+        if world is None:
+            return lambda m, x, y: m.manual_forward_backward(x, y)
+        # BatchNorm's moments and the loss of the global batch: sums over the processes
+        return distributed.forward_backward(
+            world, None, lambda m, x, y: m.manual_forward_backward(x, y, distributed.total)
+        )
     module: torch.nn.Module = model
     if world is not None:
         ids = [device.index] if device.type == "cuda" else None
