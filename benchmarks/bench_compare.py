@@ -112,7 +112,7 @@ def main() -> None:
         digests = {r.get("items_digest") for rs in runs.values() for r in rs}
         sample_ratio = med["new"]["items_per_s"] / med["old"]["items_per_s"] if args.sample else float("nan")
         results[name] = {
-            "options": CONFIGS[name],
+            "options": CONFIGS[name] + args.extra,
             "median": med,
             "runs": runs,
             "steps_per_s_ratio": ratio,

@@ -77,6 +77,7 @@ def test_torchrun_prints_a_usage_error_once(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
 
 
+@pytest.mark.slow
 def test_torchrun_of_the_console_script_prints_a_config_error_once(tmp_path):
     if not CONSOLE_SCRIPT.exists():
         pytest.skip(f"{CONSOLE_SCRIPT} is not installed")

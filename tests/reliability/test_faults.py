@@ -79,7 +79,8 @@ def assert_same_as_straight(references, run_dir, model: str, results: list[dict]
         assert not harness.temp_files(run_dir), results
 
 
-@pytest.mark.parametrize("model", MODELS)
+# the mlp in the default suite; every family in the slow one
+@pytest.mark.parametrize("model", [m if m == "mlp" else pytest.param(m, marks=pytest.mark.slow) for m in MODELS])
 def test_killed_twice_and_resumed_is_the_uninterrupted_run(references, tmp_path, model):
     run_dir = tmp_path / "killed"
     # the second kill takes the first write of the resumed run: a first kill late in the run leaves it few
@@ -116,7 +117,7 @@ def test_killed_many_times_and_resumed_is_the_uninterrupted_run(references, tmp_
     "signum, model",
     [
         (signal.SIGINT, "mlp"),
-        (signal.SIGTERM, "lstm"),
+        pytest.param(signal.SIGTERM, "lstm", marks=pytest.mark.slow),
         pytest.param(signal.SIGINT, "lstm", marks=pytest.mark.slow),
         pytest.param(signal.SIGTERM, "mlp", marks=pytest.mark.slow),
     ],

@@ -104,6 +104,7 @@ def test_a_run_before_its_first_checkpoint_is_named_as_being_trained(words, tmp_
     assert code == 2 and "no checkpoint in this directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two trainings at once: the lock's default-suite check is test_one_writer_at_a_time_readers_any_time
 def test_two_new_runs_into_one_directory_one_is_refused(words, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "makemore.cli", "train", "-i", str(words), "-o", str(run), "--steps", "200", *TRAIN]

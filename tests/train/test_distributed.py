@@ -105,6 +105,7 @@ def train_both(
     return one, two, result
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_mlp_as_one(tmp_path, capsys, words_file):
     one, two, result = train_both(tmp_path, capsys, words_file, CONFIGS["mlp"])
     assert_same_run(one, two)
@@ -122,6 +123,7 @@ def test_two_processes_train_as_one(tmp_path, capsys, words_file, name):
     assert_same_run(one, two)
 
 
+@pytest.mark.slow
 def test_a_count_model_is_fitted_once_by_rank_zero(tmp_path, capsys, words_file):
     one, two, result = train_both(tmp_path, capsys, words_file, ["--model", "ngram", "--order", 3, "-q"], common=[])
     assert result.stdout.count("train NLL") == 1, result.stdout
