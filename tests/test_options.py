@@ -10,14 +10,14 @@ import pytest
 from makemore import options
 from makemore.cli.options import given_of, run_config_from_args
 from makemore.cli.parser import build_parser
-from makemore.config import DataConfig, RunConfig, ScoreConfig, ServeConfig, TrainConfig
+from makemore.config import DataConfig, ExportConfig, RunConfig, ScoreConfig, ServeConfig, TrainConfig
 from makemore.errors import ConfigError
 from makemore.generate.config import SampleConfig
 from makemore.models import REGISTRY
 from makemore.options import CLI, JSON, PAGE
 
 NESTED = {"model_config", "data", "train"}  # RunConfig's configs, walked on their own
-CONFIGS = [DataConfig, TrainConfig, RunConfig, SampleConfig, ScoreConfig, ServeConfig]
+CONFIGS = [DataConfig, TrainConfig, RunConfig, SampleConfig, ScoreConfig, ServeConfig, ExportConfig]
 CONFIGS += list(dict.fromkeys(family.config for family in REGISTRY.values()))
 # fields that only make sense together with another
 PARTNERS = {"label_column": {"item_column": "name"}, "pool": {"similar_to": "ab", "num": 5}}
@@ -103,7 +103,8 @@ def _from_command_line(cls: type, settings: dict):
         if cls is RunConfig:
             return config
         return {DataConfig: config.data, TrainConfig: config.train}.get(cls, config.model_config)
-    command = {SampleConfig: ["sample", "r"], ScoreConfig: ["score", "r"], ServeConfig: ["serve", "r"]}[cls]
+    command = {SampleConfig: ["sample", "r"], ScoreConfig: ["score", "r"], ServeConfig: ["serve", "r"],
+               ExportConfig: ["export", "r", "-o", "x.onnx"]}[cls]  # fmt: skip
     args = build_parser().parse_args([*command, *argv])
     return cls(**given_of(args, cls))
 

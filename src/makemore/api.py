@@ -16,6 +16,7 @@ from makemore.config import (
     DEFAULT_PRESET,
     PRESETS,
     DataConfig,
+    ExportConfig,
     Preset,
     RunConfig,
     ScoreConfig,
@@ -38,6 +39,7 @@ from makemore.evaluate.diagnostics import (
 from makemore.evaluate.heldout import FileEval, evaluate_file, evaluate_items
 from makemore.evaluate.scoring import CharScore, Classification, WordScore, evaluate, score
 from makemore.evaluate.scoring import classify_run as classify
+from makemore.export import Exported, export, export_bytes
 from makemore.generate.constraints import BudgetExhausted, SampleStats
 from makemore.generate.ranking import ItemScore, edit_distances
 from makemore.generate.sampling import SampleConfig, Sampler, sample, training_items
@@ -63,6 +65,8 @@ __all__ = [
     "Data",
     "DataConfig",
     "EncodedCorpus",
+    "ExportConfig",
+    "Exported",
     "ItemScore",
     "FileEval",
     "MakemoreError",
@@ -90,6 +94,8 @@ __all__ = [
     "evaluate_file",
     "evaluate_items",
     "examples_per_epoch",
+    "export",
+    "export_bytes",
     "format_gradcheck",
     "gradcheck",
     "is_main_process",

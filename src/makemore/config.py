@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from makemore import options, validation
@@ -340,3 +341,45 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         options.check(self)
+
+
+EXPORT_FORMATS = {".onnx": "onnx", ".html": "html", ".htm": "html", ".mjs": "js", ".js": "js", ".arpa": "arpa"}
+WEIGHT_TYPES = ("float32", "float16", "int8")
+
+
+@dataclass
+class ExportConfig:
+    """What ``makemore export`` writes (the page's "Download this generator" is ``html``)."""
+
+    format: str | None = option(
+        None, "onnx (any ONNX runtime), html (one page that generates offline), js (one ES module), arpa "
+        "(n-gram models, for KenLM/SRILM) (default: from the output file's suffix: "
+        f"{', '.join(EXPORT_FORMATS)})", choices=tuple(dict.fromkeys(EXPORT_FORMATS.values())), what="format",
+        surfaces=(CLI, JSON),
+    )  # fmt: skip
+    weights: str = option("float32", "how the weights are stored: float32 (exact), float16 (half the size) or "
+                          "int8 (a quarter; one scale per row); the dev NLL each costs is printed",
+                          choices=WEIGHT_TYPES, what="weight type", surfaces=(CLI, JSON))  # fmt: skip
+
+    def __post_init__(self) -> None:
+        options.check(self)
+        if self.format == "arpa" and self.weights != "float32":
+            validation.fail(self, "weights", "an ARPA file holds its log-probabilities as text: float32 only",
+                            ("format",))  # fmt: skip
+
+    def for_output(self, path: str) -> ExportConfig:
+        """This config with the format read from ``path``'s suffix when none was given.
+
+        Raises:
+            ConfigError: no format given and the suffix names none, or the suffix names another.
+        """
+        suffix = PurePath(path).suffix.lower()
+        if self.format is not None:
+            if EXPORT_FORMATS.get(suffix, self.format) != self.format:
+                validation.fail(self, "format", f"{self.format} does not go in a {suffix} file "
+                                f"({suffix} is {EXPORT_FORMATS[suffix]})")  # fmt: skip
+            return self
+        if suffix not in EXPORT_FORMATS:
+            validation.fail(self, "format", f"cannot tell it from the output's suffix {suffix or '(none)'!r}; give "
+                            f"one of {', '.join(EXPORT_FORMATS)} or --format")  # fmt: skip
+        return ExportConfig(format=EXPORT_FORMATS[suffix], weights=self.weights)

@@ -268,6 +268,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    config = api.ExportConfig(**given_of(args, api.ExportConfig)).for_output(args.output)
+    files.check_output(args.output, force=args.force)
+    run = api.load_run(args.run, args.which)
+    done = api.export(run, args.output, config, force=args.force)
+    cost = "" if done.dev_nll is None else f"; dev NLL {done.dev_nll:.4f}"
+    if done.weights_cost is not None and done.weights != "float32":
+        cost += f", {done.weights} weights cost {round(done.weights_cost, 4) + 0.0:+.4f}"  # + 0.0: no "-0.0000"
+    print(f"wrote {done.path} ({done.format}, {done.size:,} bytes{cost})")
+    return 0
+
+
 def cmd_lr_find(args: argparse.Namespace) -> int:
     out = files.check_output(args.output, suffixes=(".png",), force=args.force)
     lrs, losses = api.lr_find(

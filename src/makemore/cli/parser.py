@@ -16,7 +16,7 @@ from makemore import options
 from makemore.cli import launch, suggest
 from makemore.cli.examples import EXAMPLES, TOP_LEVEL_EXAMPLES
 from makemore.cli.options import SCHEDULE_FIELDS, add_options, add_run_options
-from makemore.config import SERVE_THREADS, ScoreConfig, ServeConfig
+from makemore.config import SERVE_THREADS, ExportConfig, ScoreConfig, ServeConfig
 from makemore.generate.config import SampleConfig
 from makemore.options import CLI
 
@@ -219,6 +219,19 @@ def _add_readers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=512, help="activations: examples in the diagnostic batch")
 
 
+def _add_export(sub) -> None:
+    p = sub(
+        "export",
+        "write a trained model to one file that generates without makemore: ONNX, an offline HTML page, a JS "
+        "module, or ARPA (n-grams)",
+        usage="makemore export RUN -o FILE [--format onnx|html|js|arpa] [--weights float32|float16|int8]",
+    )
+    _add_run_reader(p)
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="the file to write (.onnx, .html, .mjs, .arpa)")
+    p.add_argument("--force", action="store_true", help="replace a read-only output file, or write through a symlink")
+    add_options(p, options.declared(ExportConfig, CLI))
+
+
 def _add_tools(sub) -> None:
     p = sub("lr-find", "sweep the learning rate exponentially and suggest one")
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="PNG file to write (default lr-find.png)")
@@ -280,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sample(sub)
     _add_readers(sub)
+    _add_export(sub)
     _add_tools(sub)
     _add_serve(sub)
     return parser
@@ -346,6 +360,11 @@ def old_spellings(args: argparse.Namespace) -> list[str]:
             notes.append("'--num-steps N' is now '--steps N'")
         args.output = args.output or "lr-find.png"
         args.steps = 1000 if args.steps is None else args.steps
+    elif command == "export":
+        if args.run is None:
+            args.parser.error("the run directory RUN is required")
+        if args.output is None:
+            args.parser.error("-o/--output FILE is required")
     elif command == "serve":  # its --threads is ServeConfig's, applied as the readers' are
         args.reader_threads = SERVE_THREADS if args.threads is None else args.threads
     elif command == "gradcheck":

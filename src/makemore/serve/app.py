@@ -113,11 +113,15 @@ class App:
         self.served = runs
         self._plot_lock = threading.Lock()  # matplotlib draws one figure at a time
         self._plots: dict[tuple[int, str], bytes | RequestError] = {}
+        self._export_lock = threading.Lock()  # one export at a time; each file made once, then kept
+        self._exports: dict[tuple[int, str, str], bytes | RequestError] = {}
 
     def close(self) -> None:
         """Drop the rendered plots (the app holds no files or other resources)."""
         with self._plot_lock:
             self._plots.clear()
+        with self._export_lock:
+            self._exports.clear()
 
     def _run(self, value: Any) -> ServedRun:
         return self.served[params.run_id(0 if value is None else value, len(self.served))]
@@ -196,6 +200,33 @@ class App:
         if isinstance(result, RequestError):
             raise result
         return result
+
+    def export(self, query: dict[str, str]) -> tuple[bytes, str]:
+        """``GET /api/export?run=ID&format=html&weights=float16``: the run as one file (``makemore export``).
+
+        Returns:
+            the file's bytes and its name (the run's name and the format's suffix).
+        """
+        params.check_fields(query, ("run", "format", "weights"))
+        s = self._run(query.get("run"))
+        fields = {k: v for k, v in query.items() if k != "run"}
+        try:
+            config = api.ExportConfig(**options.from_json(api.ExportConfig, {"format": "html", **fields}))
+        except MakemoreError as exc:
+            raise bad(str(exc)) from None
+        key = (s.id, config.format, config.weights)
+        with self._export_lock:
+            if key not in self._exports:
+                with s.lock:
+                    try:
+                        self._exports[key] = api.export_bytes(s.run, config)
+                    except MakemoreError as exc:
+                        self._exports[key] = bad(str(exc))
+            result = self._exports[key]
+        if isinstance(result, RequestError):
+            raise result
+        suffix = {"html": "html", "js": "mjs", "onnx": "onnx", "arpa": "arpa"}[config.format]
+        return result, f"{s.name}.{suffix}"
 
     def _draw(self, s: ServedRun, kind: str) -> bytes | RequestError:
         """Render one plot as PNG bytes in memory (or the error, kept too)."""

@@ -24,7 +24,7 @@ import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from makemore.errors import ConfigError, MakemoreError
 from makemore.serve.app import PLOTS, App
@@ -35,7 +35,7 @@ _REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")  # RFC 3986 reg-name (no
 _LENGTH = re.compile(r"[0-9]+")
 STATIC = {"/": ("index.html", "text/html"), "/static/app.js": ("app.js", "text/javascript")}
 STATIC["/static/style.css"] = ("style.css", "text/css")
-GET_API = ("/api/runs", "/api/options", "/api/info", *(f"/api/plot/{kind}" for kind in PLOTS))
+GET_API = ("/api/runs", "/api/options", "/api/info", "/api/export", *(f"/api/plot/{kind}" for kind in PLOTS))
 POST_API = ("/api/generate", "/api/score")
 SOCKET_TIMEOUT = 30  # seconds a connection may stay silent (a slow client cannot hold a thread)
 
@@ -172,6 +172,10 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, app.options())
         elif path == "/api/info":
             self._json(200, app.info(self._query(query)))
+        elif path == "/api/export":
+            body, name = app.export(self._query(query))
+            self._download = name
+            self._send(200, body, "application/octet-stream")
         elif path.startswith("/api/plot/"):
             self._send(200, app.plot(path.rsplit("/", 1)[1], self._query(query)), "image/png")
         else:
@@ -237,6 +241,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         if status == 405:
             self.send_header("Allow", getattr(self, "_allow", "GET"))
+        if status == 200 and getattr(self, "_download", None):  # the name comes from the run's, quoted safely
+            self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(self._download)}")
+            self._download = None
         headers = getattr(self, "headers", None) or {}  # none yet when the request line was bad
         unread = "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
         if unread and not getattr(self, "_consumed", False):  # what the client sent would be read as a request

@@ -340,11 +340,32 @@ function runChanged() {
   if (!$("view-explore").hidden) explore();
 }
 
+// The selected run as one HTML page that generates offline (makemore export --format html)
+async function downloadGenerator() {
+  const run = currentRun();
+  const button = $("download-generator");
+  button.disabled = true;
+  try {
+    const response = await fetch(`/api/export?run=${run.id}&format=html&weights=float16`);
+    if (!response.ok) throw new Error((await response.json()).error);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = `${run.name}.html`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function start() {
   for (const view of VIEWS) $(`tab-${view}`).addEventListener("click", () => showView(view));
   $("generate-form").addEventListener("submit", generate);
   $("score-form").addEventListener("submit", score);
   $("copy-all").addEventListener("click", copyAll);
+  $("download-generator").addEventListener("click", downloadGenerator);
   $("reuse-seed").addEventListener("click", () => {
     if ($("seed")) $("seed").value = $("shown-seed").textContent;
   });
