@@ -200,3 +200,16 @@ def mlp_loss_nan_from(monkeypatch, step: int) -> None:
         return logits, loss
 
     monkeypatch.setattr(mlp_module.MLP, "forward", forward)
+
+
+def load_browser_script():
+    """``scripts/screenshot_serve.py`` as a module: the browser tests drive Chromium with its helpers."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_serve.py"
+    spec = importlib.util.spec_from_file_location("screenshot_serve", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

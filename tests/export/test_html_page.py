@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
-import importlib.util
 import json
 import math
 import os
 import random
 import re
 import shutil
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,13 +25,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import labelled_pairs, make_tiny_words, write_words
+from conftest import labelled_pairs, load_browser_script, make_tiny_words, write_words
 from makemore import api
 from makemore.config import PRESETS
 from makemore.export.html import html_bytes
 from makemore.models import REGISTRY
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_serve.py"
 SHRINK = {"n_embd": 8, "n_hidden": 16, "n_layers": 2, "n_layer": 2, "n_head": 2}  # for the fields a family has
 TOLERANCE = 1e-4
 URL_LIKE = re.compile(
@@ -41,16 +38,7 @@ URL_LIKE = re.compile(
 )
 LOW, HIGH = "abcdefgh", "nopqrstu"
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("screenshot_serve", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-shot = _load_script()
+shot = load_browser_script()
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -9,32 +9,22 @@ missing browser fails every test.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import struct
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_serve.py"
+from conftest import load_browser_script
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLAIN, LABELLED = 0, 1
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("screenshot_serve", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-shot = _load_script()
+shot = load_browser_script()
 
 
 @pytest.fixture(scope="module", autouse=True)
