@@ -331,3 +331,40 @@ def test_bench_drift_compares_two_processes_and_two_threads_with_one(tmp_path):
     for row in rows:
         assert 0 <= row["torchrun x2 weights"] < 1e-4 and 0 <= row["2 threads weights"] < 1e-4
         assert row["torchrun x2 losses"] < 1e-5
+
+
+def test_bench_export_measures_every_file_and_runtime_per_weight_type(corpus, tmp_path, monkeypatch, capsys):
+    path, _ = corpus
+    bench = load_script("bench_export", monkeypatch)
+    out = tmp_path / "export.json"
+    sizes = "--steps 2 --names 10 --repeats 2".split()
+    bench.main([str(path), "--families", "mlp", "ngram", "--weights", "float32", "int8", *sizes, "--out", str(out)])
+    result = json.loads(out.read_text())
+    rows = {(r["family"], r["weights"]): r for r in result["rows"]}
+    assert list(rows) == [("mlp", "float32"), ("mlp", "int8"), ("ngram", "float32"), ("ngram", "int8")]
+    assert all(r["size_html"] > 0 and r["size_js"] > 0 and r["pytorch_names_per_s"] > 0 for r in rows.values())
+    assert rows["mlp", "int8"]["size_html"] < rows["mlp", "float32"]["size_html"]  # a quarter of the weights' bytes
+    assert rows["mlp", "float32"]["nll_change"] == 0.0 and rows["mlp", "int8"]["nll_change"] is not None
+    assert [r["size_arpa"] is not None for r in rows.values()] == [False, False, True, False]  # count models, float32
+    # ONNX: neural models in float32 (when the export extra is installed); the others "-" with a note naming the row
+    exporter = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript"))
+    assert [r["size_onnx"] is not None for r in rows.values()] == [exporter, False, False, False]
+    assert any("ngram float32" in where for where in result["notes"].values())
+    tools = result["tools"]  # tool -> why it is missing (null: it ran)
+    for where, row in rows.items():
+        for tool in ("onnxruntime", "node", "chromium"):
+            error = row[f"error_{tool}"]
+            if tools[tool] or (tool == "onnxruntime" and row["size_onnx"] is None):
+                assert error is None, (where, tool)
+            else:  # the runtime computes what PyTorch does with the stored weights
+                assert error < 1e-4, (where, tool)
+        if not tools["node"]:
+            assert len(row["details"]["node"]["runs"]) == 2 and row["node_names_per_s"] > 0
+        if not tools["chromium"]:
+            assert len(row["details"]["chromium"]["runs"]) == 2 and row["chromium_first20_ms"] > 0
+    if exporter and not tools["onnxruntime"]:
+        row = rows["mlp", "float32"]
+        assert row["ort_vs_pytorch"] == pytest.approx(row["onnxruntime_names_per_s"] / row["pytorch_names_per_s"])
+        assert len(result["families"]["mlp"]["sampling_rounds"]["float32"]) == 2
+    printed = capsys.readouterr().out
+    assert "err chr" in printed and f"wrote {out}" in printed

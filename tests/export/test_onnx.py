@@ -214,20 +214,20 @@ def test_flipped_options_match_pytorch(family, exports):
 
 
 def _rounded_to_float16(data: bytes) -> bytes:
-    """The float32 file with each weight (initializer of more than one value) rounded to float16."""
+    """The float32 file with each weight matrix or embedding (two or more dimensions) rounded to float16."""
     proto = onnx.load_from_string(data)
     for init in proto.graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT and np.prod(init.dims) > 1:
+        if init.data_type == onnx.TensorProto.FLOAT and len(init.dims) >= 2:
             array = onnx.numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
             init.CopyFrom(onnx.numpy_helper.from_array(array, init.name))
     return proto.SerializeToString()
 
 
 def _weight_bytes(data: bytes) -> dict[int, int]:
-    """Bytes of the file's weights (initializers of more than one value) per ONNX data type."""
+    """Bytes of the file's weight matrices and embeddings (two or more dimensions) per ONNX data type."""
     out: dict[int, int] = {}
     for init in onnx.load_from_string(data).graph.initializer:
-        if np.prod(init.dims) > 1 and init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+        if len(init.dims) >= 2 and init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
             out[init.data_type] = out.get(init.data_type, 0) + len(init.raw_data)
     return out
 

@@ -279,8 +279,10 @@ def _float16_weights(proto) -> None:
     """Store ``proto``'s float32 weights (initializers of more than one value) as float16, each
     cast back to float32 by a ``Cast`` node at the graph's start: half the file, float32 maths.
 
-    Scalars (scales, epsilons) stay float32: they cost nothing and rounding them would only
-    add error.
+    Only matrices and embeddings (two or more dimensions) are stored in float16, as the page's
+    bundle stores them: vectors and scalars (biases, norm weights, the constant the exporter folds
+    from BatchNorm's ``rsqrt(var + eps)``) cost little and rounding them added 3-4e-4 to the
+    BatchNorm families' log-probabilities (bench_export.py).
 
     Raises:
         MakemoreError: a weight too large for float16.
@@ -290,7 +292,7 @@ def _float16_weights(proto) -> None:
 
     casts = []
     for init in proto.graph.initializer:
-        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) <= 1:
+        if init.data_type != TensorProto.FLOAT or len(init.dims) < 2:
             continue
         array = numpy_helper.to_array(init)
         if np.abs(array).max() > np.finfo(np.float16).max:
