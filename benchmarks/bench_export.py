@@ -11,8 +11,8 @@ are about), a run is trained on the corpus with the family's own defaults for ``
 * err: the largest |log-probability - PyTorch's| over every token after 200 dev prefixes in
   onnxruntime, Node (the module's ``nextLogProbs``) and headless Chromium (the page's
   ``window.makemore.nextLogProbs``, from file://), PyTorch computing with the weights the file
-  stores (the page and module: ``bundle.dequantized_model``; ONNX float16: the matrices and
-  embeddings rounded to float16, as the ONNX export stores them);
+  stores (the page, the module and ONNX int8: ``bundle.dequantized_model``; ONNX float16: the
+  matrices and embeddings rounded to float16, as the ONNX export stores them);
 * speed: Chromium's time from navigation to the first list shown ("page ms") and to generate
   that list of 20 names ("20 ms"), its names/s (``generate`` of ``--names`` items, no rejecting
   constraint, called again for 0.2 s at least: the page's clock is coarse); Node's module import
@@ -21,7 +21,7 @@ are about), a run is trained on the corpus with the family's own defaults for ``
 
 Speeds are medians of ``--repeats`` (a page load, a Node process, a sampling round each). A tool
 that is missing (node; chromium, chromedriver and selenium; onnxruntime) leaves its columns "-"
-and a note under the table, as does a file a format cannot hold (e.g. ONNX int8).
+and a note under the table, as does a file a format cannot hold (e.g. an ARPA file of float16).
 
 Usage:
     python benchmarks/bench_export.py ../shared/data/names.txt [--families default mlp lstm]
@@ -377,8 +377,10 @@ def weight_row(bench: Bench, run: api.Run, name: str, weights: str, files: dict,
     stored = torch_log_probs(dequantized_model(run, weights), run.vocab, prefixes)
     row["error_onnxruntime"] = None
     if graph is not None:
-        model = float16_model(run.model) if weights == "float16" else run.model
-        want = torch_log_probs(model, run.vocab, prefixes)
+        want = stored  # int8: the page's weights, which the ONNX file stores
+        if weights != "int8":
+            model = float16_model(run.model) if weights == "float16" else run.model
+            want = torch_log_probs(model, run.vocab, prefixes)
         row["error_onnxruntime"] = bench.attempt(
             "onnxruntime", where, lambda: max_error(ort_log_probs(graph, prefixes), want)
         )

@@ -88,9 +88,12 @@ def exports(tmp_path_factory) -> Exports:
     return Exports(tmp_path_factory.mktemp("onnx"))
 
 
-def session(data: bytes):
+def session(data: bytes, optimise: bool = True):
+    """onnxruntime's session; ``optimise=False``: none of its graph optimisations (folds, fusions)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
+    if not optimise:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
@@ -169,8 +172,8 @@ def test_mlp_parity_and_metadata(exports):
 
 def test_bad_requests(exports, tmp_path):
     run = exports.run("mlp" if "mlp" in NEURAL else NEURAL[0])
-    for weights in ("int8", "float64"):
-        with pytest.raises(MakemoreError, match=f"ONNX weights '{weights}': choose from float32, float16"):
+    for weights in ("int4", "float64"):
+        with pytest.raises(MakemoreError, match=f"ONNX weights '{weights}': choose from float32, float16, int8"):
             onnx_bytes(run, weights)
     with pytest.raises(MakemoreError, match="not an ONNX file"):
         read_metadata(b"\x08\x07garbage")
@@ -248,6 +251,51 @@ def test_float16_weights(family, exports):
     rows = np.arange(targets.size)
     nll_full = -torch_logprobs(run.model, corpus)[rows, targets].mean()
     assert abs(-got[rows, targets].mean() - nll_full) <= 1e-3
+
+
+def _matrix_bytes(data: bytes) -> dict[int, int]:
+    """Bytes of the file's matrices (two or more axes longer than 1) per ONNX data type."""
+    out: dict[int, int] = {}
+    for init in onnx.load_from_string(data).graph.initializer:
+        if sum(d > 1 for d in init.dims) >= 2:
+            out[init.data_type] = out.get(init.data_type, 0) + len(init.raw_data)
+    return out
+
+
+def check_int8(run, full: bytes, small: bytes, n: int) -> None:
+    """int8 weights: every matrix stored as int8 (a quarter of its float32 bytes); the graph computes
+    PyTorch's log-probabilities with the page's int8 weights, with and without onnxruntime's
+    optimisations (which must not turn the maths into an integer matmul)."""
+    from makemore.export.bundle import dequantized_state_dict
+
+    onnx.checker.check_model(onnx.load_from_string(small))
+    meta = read_metadata(small)
+    assert meta["weights"] == "int8"
+    assert _matrix_bytes(small) == {onnx.TensorProto.INT8: _matrix_bytes(full)[onnx.TensorProto.FLOAT] // 4}
+    corpus, x, y = dev_items(run, n)
+    original = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.model.load_state_dict(dequantized_state_dict(run, "int8"))
+    try:
+        expected = torch_logprobs(run.model, corpus)
+    finally:
+        run.model.load_state_dict(original)
+    for optimise in (True, False):
+        assert np.abs(onnx_logprobs(session(small, optimise), meta, x, y) - expected).max() <= 1e-5
+    assert np.abs(torch_logprobs(run.model, corpus) - expected).max() > 1e-5  # the weights were rounded
+
+
+def test_mlp_int8_weights(exports):
+    family = "mlp" if "mlp" in NEURAL else NEURAL[0]
+    check_int8(exports.run(family), exports.file(family), exports.file(family, weights="int8"), 100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", NEURAL)
+def test_int8_weights(family, exports):
+    run = exports.run(family)
+    check_int8(run, exports.file(family), exports.file(family, weights="int8"), DEV_ITEMS)
+    assert exports.file(family, weights="int8") == onnx_bytes(run, "int8")  # the same bytes again
+    assert run.model.state_dict().keys() == exports.run(family).model.state_dict().keys()
 
 
 @pytest.mark.slow
