@@ -40,6 +40,7 @@ THIN_LAYER_IMPORTS = {
     "makemore.errors",
     "makemore.files",
     "makemore.generate.config",
+    "makemore.ladder",  # LadderConfig: torch-free, as config.py
     "makemore.models",
     "makemore.options",
     "makemore.plots",

@@ -10,17 +10,23 @@ import pytest
 from makemore import options
 from makemore.cli.options import given_of, run_config_from_args
 from makemore.cli.parser import build_parser
-from makemore.config import DataConfig, ExportConfig, RunConfig, ScoreConfig, ServeConfig, TrainConfig
+from makemore.config import DataConfig, EvalConfig, ExportConfig, RunConfig, ScoreConfig, ServeConfig, TrainConfig
 from makemore.errors import ConfigError
 from makemore.generate.config import SampleConfig
+from makemore.ladder import LadderConfig
 from makemore.models import REGISTRY
 from makemore.options import CLI, JSON, PAGE
 
 NESTED = {"model_config", "data", "train"}  # RunConfig's configs, walked on their own
-CONFIGS = [DataConfig, TrainConfig, RunConfig, SampleConfig, ScoreConfig, ServeConfig, ExportConfig]
+CONFIGS = [DataConfig, TrainConfig, RunConfig, SampleConfig, ScoreConfig, ServeConfig, ExportConfig, EvalConfig]
+CONFIGS.append(LadderConfig)
 CONFIGS += list(dict.fromkeys(family.config for family in REGISTRY.values()))
 # fields that only make sense together with another
-PARTNERS = {"label_column": {"item_column": "name"}, "pool": {"similar_to": "ab", "num": 5}}
+PARTNERS = {
+    "label_column": {"item_column": "name"},
+    "test_input": {"dev_input": "dev.txt"},
+    "pool": {"similar_to": "ab", "num": 5},
+}
 
 
 def _fields():
@@ -51,7 +57,7 @@ def _candidates(d: options.Declared) -> list:
     if d.kind == "bool":
         return [not default]
     if d.kind == "list":
-        return [("ab", "cd")]
+        return [("ab", "cd"), tuple(how.choices[:2])]
     if d.kind == "str":
         return [c for c in how.choices if c != default] or ["auto", "ab", "0.0.0.0"]
     start = 0 if default is None else default
@@ -104,7 +110,8 @@ def _from_command_line(cls: type, settings: dict):
             return config
         return {DataConfig: config.data, TrainConfig: config.train}.get(cls, config.model_config)
     command = {SampleConfig: ["sample", "r"], ScoreConfig: ["score", "r"], ServeConfig: ["serve", "r"],
-               ExportConfig: ["export", "r", "-o", "x.onnx"]}[cls]  # fmt: skip
+               ExportConfig: ["export", "r", "-o", "x.onnx"], EvalConfig: ["eval", "r"],
+               LadderConfig: ["ladder", "-o", "x"]}[cls]  # fmt: skip
     args = build_parser().parse_args([*command, *argv])
     return cls(**given_of(args, cls))
 

@@ -16,6 +16,7 @@ from makemore.config import (
     DEFAULT_PRESET,
     PRESETS,
     DataConfig,
+    EvalConfig,
     ExportConfig,
     Preset,
     RunConfig,
@@ -37,18 +38,23 @@ from makemore.evaluate.diagnostics import (
     update_ratios,
 )
 from makemore.evaluate.heldout import FileEval, evaluate_file, evaluate_items
+from makemore.evaluate.lectures import bigram_nll, bigram_probs, count_bigrams, layer_shapes, split_nll
+from makemore.evaluate.samples import SampleMetrics, sample_metrics
 from makemore.evaluate.scoring import CharScore, Classification, WordScore, evaluate, score
 from makemore.evaluate.scoring import classify_run as classify
 from makemore.export import Exported, export, export_bytes
 from makemore.generate.constraints import BudgetExhausted, SampleStats
 from makemore.generate.ranking import ItemScore, edit_distances
 from makemore.generate.sampling import SampleConfig, Sampler, sample, training_items
+from makemore.ladder import LadderConfig
+from makemore.ladder.run import run_ladder as ladder
 from makemore.models import make_config, model_names, with_options
 from makemore.models.manual_backprop import format_gradcheck, gradcheck
 from makemore.store.rundir import RunDir
 from makemore.store.runs import Run, load_run, training_data
 from makemore.train.budget import parse_duration
 from makemore.train.distributed import is_main_process
+from makemore.train.learner import new_model, new_trainer
 from makemore.train.plan import examples_per_epoch
 from makemore.train.sweep import lr_find
 from makemore.train.trainer import TrainingInterrupted
@@ -64,10 +70,12 @@ __all__ = [
     "ConfigError",
     "Data",
     "DataConfig",
+    "EvalConfig",
     "EncodedCorpus",
     "ExportConfig",
     "Exported",
     "ItemScore",
+    "LadderConfig",
     "FileEval",
     "MakemoreError",
     "Preset",
@@ -75,6 +83,7 @@ __all__ = [
     "RunConfig",
     "RunDir",
     "SampleConfig",
+    "SampleMetrics",
     "SampleStats",
     "ScoreConfig",
     "ServeConfig",
@@ -84,6 +93,13 @@ __all__ = [
     "WordScore",
     "activation_stats",
     "bigram_counts",
+    "bigram_nll",
+    "bigram_probs",
+    "count_bigrams",
+    "layer_shapes",
+    "new_model",
+    "new_trainer",
+    "split_nll",
     "builtin_datasets",
     "builtin_path",
     "char_embedding",
@@ -100,6 +116,7 @@ __all__ = [
     "gradcheck",
     "is_main_process",
     "load_data",
+    "ladder",
     "load_run",
     "lr_find",
     "make_config",
@@ -109,6 +126,7 @@ __all__ = [
     "read_words",
     "preset_config",
     "sample",
+    "sample_metrics",
     "Sampler",
     "score",
     "train",

@@ -398,12 +398,14 @@ PAGE_ONLY = {"capitalise"}  # the view's own check box: not a sampling option
 
 
 def test_the_generate_form_has_one_control_per_declared_option(page, server):
+    from makemore.config import EvalConfig
     from makemore.generate.config import SampleConfig
     from makemore.options import page_controls
     from makemore.serve import params
 
     declared = list(page_controls(SampleConfig, params.MAX_TEXT))
-    assert api_get(server, "/api/options") == (200, {"generate": declared})
+    metrics = list(page_controls(EvalConfig, params.MAX_TEXT))  # the Explore view's sample quality
+    assert api_get(server, "/api/options") == (200, {"generate": declared, "metrics": metrics})
     shot.choose_run(page, PLAIN)
     shown = {c["id"]: c for c in page.execute_script(CONTROLS) if c["id"] not in PAGE_ONLY}
     assert len(shown) == len(declared) and set(shown) == {c["name"].replace("_", "-") for c in declared}

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from makemore.config import EvalConfig
 from makemore.generate.config import SampleConfig
 from makemore.options import page_controls
 from makemore.serve import params
@@ -39,7 +40,8 @@ def sent_default(control: dict):
 
 def test_options_are_the_page_controls_of_sample_config(live, app):
     status, answer = request(live, "GET", "/api/options")
-    assert status == 200 and answer == {"generate": expected_controls()}
+    metrics = list(page_controls(EvalConfig, params.MAX_TEXT))  # the Explore view's sample quality
+    assert status == 200 and answer == {"generate": expected_controls(), "metrics": metrics}
     assert app.options() == answer
     names = [c["name"] for c in answer["generate"]]
     assert len(names) == len(set(names)) and {"n", "seed", "top_k", "new_only", "label"} <= set(names)

@@ -8,13 +8,11 @@ import sys
 
 from makemore import api, files, plots
 from makemore.cli import launch
+from makemore.cli.listing import cmd_datasets, cmd_models  # noqa: F401 (dispatched by name, as the others)
 from makemore.cli.options import (
     MODEL,
     TRAIN,
     data_given,
-    default_run,
-    family_settings,
-    flag_name,
     given,
     given_of,
     render,
@@ -22,7 +20,7 @@ from makemore.cli.options import (
 )
 from makemore.config import format_duration
 from makemore.errors import MakemoreError
-from makemore.models import get_family, model_names
+from makemore.models import get_family
 
 RESUME_CHANGES = ("steps", "lr", "grad_clip", "threads")  # what --resume may change
 
@@ -227,11 +225,38 @@ def _print_file_eval(result: api.FileEval) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.samples is not None or args.seed is not None:  # generated items measured instead of the splits
+        return _eval_samples(args)
     if args.input is not None:
         _print_file_eval(api.evaluate_file(api.load_run(args.run, args.which), args.input))
         return 0
-    for split, nll in api.evaluate(api.load_run(args.run, args.which)).items():
-        print(f"{split:<6} NLL {nll:.4f}")
+    run = api.load_run(args.run, args.which)
+    data = run.description.data
+    for split, nll in api.evaluate(run).items():
+        source = data.split_source(split)  # your own splits: the split's file, or None without one
+        if source is None:
+            print(f"{split:<6} none: no {split} file (the run was trained without --{split}-input)")
+            continue
+        where = f"  {source}" if data.files else ""  # a lecture-split run's lines stay as they were
+        print(f"{split:<6} NLL {nll:.4f}{where}" if nll is not None else f"{split:<6} none: the split is empty{where}")
+    return 0
+
+
+def _eval_samples(args: argparse.Namespace) -> int:
+    """``eval RUN --samples N [--seed S]``: the quality of N generated items (``api.sample_metrics``)."""
+    config = api.EvalConfig(**given_of(args, api.EvalConfig))
+    if config.samples is None or args.input is not None:
+        raise MakemoreError("eval: --seed goes with --samples N" if config.samples is None else
+                            "eval: --samples measures generated items; it does not go with --input")  # fmt: skip
+    print(api.sample_metrics(api.load_run(args.run, args.which), config.samples, config.seed).report())
+    return 0
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    data = api.DataConfig(**data_given(args))
+    config = api.LadderConfig(**given_of(args, api.LadderConfig))
+    api.ladder(data, config, args.output, progress=not args.quiet)
+    print(f"{args.output}/report.md")
     return 0
 
 
@@ -288,52 +313,6 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     suggestion = plots.suggest_lr(lrs, losses)
     plots.write_png(plots.plot_lr_find(lrs, losses, suggestion=suggestion).figure, out)
     print(f"suggested lr {suggestion:.3g}  (plot: {out})")
-    return 0
-
-
-def cmd_datasets(args: argparse.Namespace) -> int:
-    for name, info in api.builtin_datasets().items():
-        data = api.load_data(api.DataConfig(input=f"builtin:{name}"))
-        labels = f"\tlabels: {', '.join(data.vocab.label_names)}" if data.labels else ""
-        print(
-            f"builtin:{name}\t{len(data.words)} items\talphabet: {''.join(data.vocab.chars)!r}{labels}\n"
-            f"  {info['description']}\n  source: {info['source']}"
-        )
-    return 0
-
-
-def _settings(settings: dict) -> str:
-    return ", ".join(f"{flag_name(k)} {v!r}" for k, v in settings.items())
-
-
-def _training(train: dict, used: dict) -> str:
-    """The training settings that differ from the defaults ``makemore train --help`` shows."""
-    return _settings({k: v for k, v in train.items() if v != used[k]}) or "the defaults makemore train --help shows"
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    """Each family and preset with the model options and the training it gets (training: where it
-    differs from the defaults of ``makemore train --help``, those of the default preset)."""
-    _, _, used = default_run()
-    pad = " " * 22
-    print("families (makemore train --model NAME; training: where it differs from makemore train --help):")
-    for name in model_names():
-        model_cls = get_family(name).model
-        model, train = family_settings(name)
-        kind = model_cls.input_kind if model_cls.trains_by_gradient else "count"
-        print(f"{name:<12} {kind:<8} {_settings(model)}")
-        if model_cls.trains_by_gradient:
-            print(f"{pad}training: {_training(train, used)}")
-        else:
-            print(f"{pad}fitted by counting in one pass: no training options but --device, --backend, --time")
-        if model_cls.has_manual_backward:
-            print(f"{pad}has a hand-written backward pass (--backward manual)")
-    print(f"\npresets (makemore train --preset NAME; makemore train alone trains '{api.DEFAULT_PRESET}'):")
-    for name, preset in api.PRESETS.items():
-        model, train = family_settings(preset.model, preset.model_options, preset.train_options)
-        print(f"  {name:<10} {preset.model}: {preset.description}")
-        print(f"{pad}{_settings(model)}")
-        print(f"{pad}training: {_training(train, used)}")
     return 0
 
 

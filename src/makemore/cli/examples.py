@@ -43,12 +43,21 @@ marks each item new or known instead.""",
   makemore score runs/by-sex --label m --detail emma""",
     "eval": """examples:
   makemore eval runs/names
-  makemore eval runs/names --input held-out.txt     # NLL, perplexity and bits per character of a file""",
+  makemore eval runs/names --input held-out.txt     # NLL, perplexity and bits per character of a file
+  makemore eval runs/names --samples 10000 --seed 0  # unique / in train / new, length and char TV, samples' NLL""",
     "plot": """examples:
   makemore plot bigram runs/names -o bigram.png
   makemore plot loss runs/names -o loss.png
   makemore plot embedding runs/names -o emb.png
   makemore plot activations runs/names -o act.png""",
+    "ladder": """examples:
+  makemore ladder -o ladder                          # the built-in names, 10 minutes, every rung
+  makemore ladder -i words.txt -o ladder-words --time 30m
+  makemore ladder -i train.txt --dev-input val.txt --test-input test.txt -o ladder-split
+  makemore ladder -o quick --time 1m --rung ngram-3 --rung mlp --rung lstm
+
+Each rung trains in DIR/RUNG (a run directory like train's: sample, score, export it); the
+report is DIR/report.md with DIR/dev-nll.png. Run it again to continue where it stopped.""",
     "lr-find": """examples:
   makemore lr-find --model mlp -o lr.png
   makemore lr-find -i words.txt --model bn-mlp --optimizer sgd --steps 500 -o lr.png""",

@@ -20,6 +20,7 @@ from makemore.cli import suggest
 from makemore.cli.epochs import check_epochs
 from makemore.errors import ConfigError, MakemoreError
 from makemore.generate.config import SampleConfig
+from makemore.ladder import LadderConfig
 from makemore.models import REGISTRY
 from makemore.options import CLI, Declared
 
@@ -278,6 +279,7 @@ def run_config_from_args(args: argparse.Namespace) -> configs.RunConfig:
 def _configs() -> list[type]:
     """The config classes whose fields the CLI offers."""
     known = [configs.DataConfig, configs.TrainConfig, configs.RunConfig, configs.ScoreConfig, configs.ServeConfig]
+    known += [configs.EvalConfig, LadderConfig]
     return [*known, SampleConfig, *(family.config for family in REGISTRY.values())]
 
 

@@ -16,8 +16,9 @@ from makemore import options
 from makemore.cli import launch, suggest
 from makemore.cli.examples import EXAMPLES, TOP_LEVEL_EXAMPLES
 from makemore.cli.options import SCHEDULE_FIELDS, add_options, add_run_options
-from makemore.config import SERVE_THREADS, ExportConfig, ScoreConfig, ServeConfig
+from makemore.config import SERVE_THREADS, DataConfig, EvalConfig, ExportConfig, ScoreConfig, ServeConfig
 from makemore.generate.config import SampleConfig
+from makemore.ladder import LadderConfig
 from makemore.options import CLI
 
 REMOVED_IN = "0.3"
@@ -197,7 +198,7 @@ def _add_readers(sub) -> None:
 
     p = sub(
         "eval",
-        "print the model's NLL on the train/dev/test splits",
+        "print the model's NLL on the train/dev/test splits (with --samples N: the quality of N generated items)",
         usage="makemore eval RUN [options]",
     )
     _add_run_reader(p)
@@ -205,6 +206,7 @@ def _add_readers(sub) -> None:
     p.add_argument(
         "-i", "--input", default=None, metavar="FILE", help=INPUT_HELP + "; NLL per character, perplexity, bits/char"
     )
+    add_options(p, options.declared(EvalConfig, CLI))
 
     p = sub("plot", "draw what a run learned as a PNG", usage="makemore plot WHAT RUN -o FILE [options]")
     p.add_argument("what", choices=["bigram", "loss", "embedding", "activations"], help="which plot")
@@ -255,6 +257,23 @@ def _add_tools(sub) -> None:
     p.add_argument("--fused", action="store_true", help="check the fused cross-entropy and BatchNorm backward instead")
 
 
+def _add_ladder(sub) -> None:
+    p = sub(
+        "ladder",
+        "train every rung of the ladder (n-grams 1-5, bigram, mlp, bn-mlp with the hand-written backward, "
+        "wavenet, rnn, gru, lstm, transformer) on one corpus in one time budget, and write a report comparing them",
+        usage="makemore ladder [-i FILE] -o DIR [--time 10m] [--rung NAME ...]",
+    )
+    p.add_argument(
+        "-o", "--output", default=None, metavar="DIR",
+        help="the ladder's directory: a run directory per rung, ladder.json, report.md and dev-nll.png (a rerun "
+        "skips the rungs done and resumes an interrupted one)",
+    )  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (the ladder's lines stay)")
+    add_options(p, options.declared(DataConfig, CLI))
+    add_options(p.group("ladder options"), options.declared(LadderConfig, CLI))
+
+
 def _add_serve(sub) -> None:
     p = sub(
         "serve",
@@ -294,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_readers(sub)
     _add_export(sub)
+    _add_ladder(sub)
     _add_tools(sub)
     _add_serve(sub)
     return parser
@@ -360,6 +380,9 @@ def old_spellings(args: argparse.Namespace) -> list[str]:
             notes.append("'--num-steps N' is now '--steps N'")
         args.output = args.output or "lr-find.png"
         args.steps = 1000 if args.steps is None else args.steps
+    elif command == "ladder":
+        if args.output is None:
+            args.parser.error("-o/--output DIR is required")
     elif command == "export":
         if args.run is None:
             args.parser.error("the run directory RUN is required")

@@ -4,11 +4,18 @@
 the input, reads and encodes it (a plain words file with tensor ops, ``wordsfile``), builds
 (or reuses) the vocabulary, fingerprints the file so that a run can tell when its training
 file changed, and splits it when a split is first asked for.
+
+Your own splits (``DataConfig.dev_input``, ``test_input``): the training file and the given dev
+(and test) files are read one after another into the same ``items``, each split being its
+file's range of them; the vocabulary covers the characters of every file, so a dev character
+the training file lacks can still be scored, and ``dedupe`` drops repeats of the training file
+only (the dev and test files are evaluated as they were published).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,10 +25,10 @@ import torch
 
 from makemore import validation
 from makemore.config import DataConfig
-from makemore.data.corpus import EncodedCorpus, Vocab, parse_lines, parse_words, read_input_bytes
+from makemore.data.corpus import EncodedCorpus, Lines, Vocab, parse_lines, parse_words, read_input_bytes
 from makemore.data.itemsets import KnownItems, first_occurrences
 from makemore.data.labelled import parse_csv, parse_labelled
-from makemore.data.splits import SPLITS, Split, split_bounds, split_order
+from makemore.data.splits import SPLITS, Split, file_bounds, split_bounds, split_order
 from makemore.errors import MakemoreError
 
 BUILTIN_PREFIX = "builtin:"
@@ -43,11 +50,26 @@ def builtin_path(name: str) -> Path:
 
 def resolve_input(data: DataConfig) -> tuple[str, Path]:
     """(label recorded in checkpoints, path to read) of the configured input."""
-    if not data.input or data.input.startswith(BUILTIN_PREFIX):
-        name = data.input[len(BUILTIN_PREFIX) :] if data.input else DEFAULT_DATASET
+    return resolve_source(data.input)
+
+
+def resolve_source(spec: str) -> tuple[str, Path]:
+    """(label recorded in checkpoints, path to read) of a file named as ``--input`` names one
+    (empty: the default built-in corpus)."""
+    if not spec or spec.startswith(BUILTIN_PREFIX):
+        name = spec[len(BUILTIN_PREFIX) :] if spec else DEFAULT_DATASET
         return BUILTIN_PREFIX + name, builtin_path(name)
-    path = Path(data.input).expanduser()
+    path = Path(spec).expanduser()
     return str(path.resolve()), path
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file a split was read from (your own splits)."""
+
+    source: str  # as recorded: the resolved path, or builtin:NAME
+    sha256: str  # of the file's bytes
+    items: int  # items read from it (repeats included)
 
 
 @dataclass(eq=False)
@@ -70,6 +92,7 @@ class Data:
     dedupe: bool = False  # the split drops repeated items (keeping the first)
     items_vocab: Vocab | None = None  # ``items``' vocabulary when ``vocab`` lacks a character of the file
     vocab_error: MakemoreError | None = None  # why ``vocab`` cannot encode the file (raised by ``corpus``)
+    files: dict[str, InputFile] = field(default_factory=dict)  # your own splits: split -> its file; else empty
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -81,19 +104,35 @@ class Data:
         return self._cache[key]
 
     @property
+    def own_splits(self) -> bool:
+        """Whether each split is a file of its own (``dev_input``) rather than the lecture split."""
+        return bool(self.files)
+
+    @property
     def order(self) -> torch.Tensor:
         """(k,) int64 the kept items (all, or the first of each repeat), in split order."""
 
         def make() -> torch.Tensor:
+            if self.files:
+                return torch.cat([self.split_items(name) for name in SPLITS])
             kept = first_occurrences(self.items) if self.dedupe else torch.arange(len(self.items))
             return kept[split_order(kept.numel(), self.seed)]
 
         return self._cached("order", make)
 
     def split_items(self, split: str) -> torch.Tensor:
-        """(n,) int64 the indices in ``items`` of one split's items, in split order."""
+        """(n,) int64 the indices in ``items`` of one split's items, in split order (your own
+        splits: file order; empty for a test split without a file)."""
+        if self.files:
+            return self._cached("items:" + split, lambda: self._file_items(split))
         a, b = split_bounds(self.order.numel())[split]
         return self.order[a:b]
+
+    def _file_items(self, split: str) -> torch.Tensor:
+        a, b = file_bounds(*(self.files[name].items if name in self.files else 0 for name in SPLITS))[split]
+        if split == "train" and self.dedupe:  # the training file comes first: its indices are its own
+            return first_occurrences(self.items.subset(torch.arange(a, b)))
+        return torch.arange(a, b)
 
     @property
     def split_sizes(self) -> tuple[int, int, int]:
@@ -200,39 +239,73 @@ def _few_labels(labels: list[str], words: list[str], source: str) -> tuple[list[
     return labels, words
 
 
-def _encode(
-    raw: bytes, data: DataConfig, source: str, vocab: Vocab | None
-) -> tuple[EncodedCorpus, Vocab, Exception | None]:
-    """(the items encoded with ``vocab`` or, if it lacks a character of the file, with the
-    file's own vocabulary; that vocabulary; why ``vocab`` could not encode them)."""
-    if not data.item_column and not is_labelled(data):  # a plain words file: read as tensors
+def _read_items(raw: bytes, data: DataConfig, source: str, labelled: bool) -> Lines | tuple[list[str] | None, list]:
+    """One file's items: ``Lines`` for a plain words file (read as tensors), else (labels or None, items)."""
+    if not data.item_column and not labelled:
         if data.lowercase:  # invalid UTF-8 is kept as it is, for parse_lines to name its line
             raw = raw.decode("utf-8", "surrogateescape").lower().encode("utf-8", "surrogateescape")
-        lines = parse_lines(raw, source=source, max_len=data.max_item_len)
-        own, encode = Vocab.from_lines(lines), lambda v: EncodedCorpus.from_lines(lines, v)
+        return parse_lines(raw, source=source, max_len=data.max_item_len)
+    labels, words = parse_input(raw, data, source)
+    if data.lowercase:  # the items only, not their labels (an item holds no line break)
+        words = "\n".join(words).lower().split("\n")
+    return labels, words
+
+
+def _joined(parts: list) -> Lines | tuple[list[str] | None, list[str]]:
+    """The items of several files (``_read_items`` of each), one file after another."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], Lines):
+        wide = any(part.text.dtype != torch.uint8 for part in parts)  # any non-ASCII file: every file as int32
+        text = torch.cat([part.text.to(torch.int32) if wide else part.text for part in parts])
+        return Lines(text, torch.cat([part.lengths for part in parts]))
+    words = list(itertools.chain.from_iterable(part for _, part in parts))
+    labels = None if parts[0][0] is None else list(itertools.chain.from_iterable(part for part, _ in parts))
+    return labels, words
+
+
+def _encode(
+    raws: list[tuple[bytes, str]], data: DataConfig, vocab: Vocab | None
+) -> tuple[EncodedCorpus, Vocab, Exception | None, list[int]]:
+    """(the items of the files (bytes, source), one after another, encoded with ``vocab`` or,
+    if it lacks a character of a file, with the files' own vocabulary; that vocabulary; why
+    ``vocab`` could not encode them; the items of each file)."""
+    labelled = is_labelled(data)
+    parts = [_read_items(raw, data, source, labelled) for raw, source in raws]
+    sizes = [len(part) if isinstance(part, Lines) else len(part[1]) for part in parts]
+    joined = _joined(parts)
+    del parts
+    if isinstance(joined, Lines):
+        own, encode = Vocab.from_lines(joined), lambda v: EncodedCorpus.from_lines(joined, v)
     else:
-        labels, words = parse_input(raw, data, source)
-        if data.lowercase:  # the items only, not their labels (an item holds no line break)
-            words = "\n".join(words).lower().split("\n")
+        labels, words = joined
+        if labels is not None and len(raws) > 1:  # each file was checked alone; together they may hold more
+            _few_labels(labels, words, ", ".join(source for _, source in raws))
         own, encode = Vocab.from_words(words, labels), lambda v: EncodedCorpus.from_words(words, v, labels)
     if vocab is not None and vocab != own:
         try:
-            return encode(vocab), vocab, None
+            return encode(vocab), vocab, None, sizes
         except MakemoreError as exc:
-            return encode(own), own, exc
-    return encode(own), own, None
+            return encode(own), own, exc, sizes
+    return encode(own), own, None, sizes
 
 
 def load_data(data: DataConfig, vocab: Vocab | None = None) -> Data:
-    """Read, encode and fingerprint the configured input (the split is drawn when first used).
+    """Read, encode and fingerprint the configured input, and the dev and test files when given
+    (the lecture split is drawn when first used).
 
     Args:
         data: the data config.
-        vocab: use this vocabulary (a trained model's) instead of the file's own characters.
+        vocab: use this vocabulary (a trained model's) instead of the files' own characters.
+    Returns:
+        the Data; with ``data.dev_input``, its ``files`` name each split's file.
     """
-    source, path = resolve_input(data)
-    raw = read_input_bytes(path)
-    sha = hashlib.sha256(raw).hexdigest()
-    items, items_vocab, error = _encode(raw, data, str(path), vocab)
-    del raw  # the bytes are not needed once encoded
-    return Data(items, vocab or items_vocab, source, sha, data.split_seed, data.dedupe, items_vocab, error)
+    given = {"train": data.input, "dev": data.dev_input, "test": data.test_input}
+    sources = {split: resolve_source(spec) for split, spec in given.items() if spec or split == "train"}
+    raws = {split: read_input_bytes(path) for split, (_, path) in sources.items()}
+    shas = {split: hashlib.sha256(raw).hexdigest() for split, raw in raws.items()}
+    items, items_vocab, error, sizes = _encode([(raws[s], str(sources[s][1])) for s in raws], data, vocab)
+    del raws  # the bytes are not needed once encoded
+    files = {s: InputFile(sources[s][0], shas[s], n) for s, n in zip(sources, sizes)} if data.dev_input else {}
+    source, sha = sources["train"][0], shas["train"]
+    return Data(items, vocab or items_vocab, source, sha, data.split_seed, data.dedupe, items_vocab, error, files=files)

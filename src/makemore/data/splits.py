@@ -1,4 +1,4 @@
-"""The lecture split: which items are train, dev and test.
+"""The lecture split: which items are train, dev and test (or, with your own files, ``file_bounds``).
 
 ``random.seed(42); random.shuffle(words)``, then 80/10/10 with ``n1 = int(0.8 n)`` and
 ``n2 = int(0.9 n)``. ``random.shuffle`` draws the same swaps for any list of the same length,
@@ -71,3 +71,13 @@ def split_words(words: list[str], *, seed: int = 42, dedupe: bool = False, label
     if labels is None:
         return Split(**items)
     return Split(**items, labels={name: [label for label, _ in part] for name, part in parts.items()})
+
+
+def file_bounds(train: int, dev: int, test: int) -> dict[str, tuple[int, int]]:
+    """Split name -> (first, end) positions of its items when each split is a file of its own,
+    read one after another (your own splits; ``test`` is 0 without a test file).
+
+    Args:
+        train, dev, test: the items of each file.
+    """
+    return {"train": (0, train), "dev": (train, train + dev), "test": (train + dev, train + dev + test)}

@@ -247,7 +247,8 @@ def score(run: Run, words: list[str], label: str | None = None) -> list[WordScor
 
 
 def evaluate(run: Run, splits=SPLITS, data: Data | None = None) -> dict[str, float | None]:
-    """Mean NLL per character on the run's train/dev/test splits (None for an empty split).
+    """Mean NLL per character on the run's train/dev/test splits (None for an empty split: also
+    the test split of a run trained on your own splits without a test file).
 
     Args:
         run: a loaded run.

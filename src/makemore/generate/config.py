@@ -44,7 +44,11 @@ class SampleConfig:
         None, "no item longer than this, in characters (default: the model's limit or 2x the longest training item)",
         label="longest", least=1, note=" (leave it out for the model's limit)", server_most=LENGTH, placeholder="any",
     )  # fmt: skip
-    new_only: bool = option(False, "drop items present in the training file", page_default=True)
+    new_only: bool = option(
+        False,
+        "drop items present in the run's data: the training file (with your own splits, the dev and test files too)",
+        page_default=True,
+    )
     unique: bool = option(False, "drop repeated items", label="no repeats")
     batch_size: int = option(1000, "rows generated together", least=1, surfaces=CLI_ONLY)
     suffix: str = option("", "every item ends with this", checked=False)

@@ -14,7 +14,7 @@ figure once with one of the two outputs, which release it:
 from makemore.plots.activations import collect_activation_stats, plot_activations
 from makemore.plots.common import Figure, Plot, _density, _smooth_blocks, png_bytes, write_png
 from makemore.plots.learned import plot_bigram_counts, plot_embedding
-from makemore.plots.training import plot_loss_curves, plot_lr_find, suggest_lr
+from makemore.plots.training import plot_ladder, plot_loss_curves, plot_lr_find, suggest_lr
 
 __all__ = [
     "Figure",
@@ -25,6 +25,7 @@ __all__ = [
     "plot_activations",
     "plot_bigram_counts",
     "plot_embedding",
+    "plot_ladder",
     "plot_loss_curves",
     "plot_lr_find",
     "png_bytes",

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter
 
 from makemore.errors import ConfigError, MakemoreError
 from makemore.plots.common import Plot, _as_float_list, _ema, _smooth_blocks
@@ -175,3 +175,36 @@ def plot_lr_find(lrs: list[float], losses: list[float], *, suggestion: float | N
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     return Plot(fig)
+
+
+def plot_ladder(curves: dict[str, list[list[float]]], points: dict[str, tuple[float, float]]) -> Plot:
+    """Dev NLL against training time for every rung of a ladder (``makemore ladder``).
+
+    Args:
+        curves: rung -> ``[[seconds, dev NLL], ...]`` of a model trained by gradient.
+        points: rung -> ``(seconds, dev NLL)`` of a count model (fitted once: one point).
+    Returns:
+        The plot; ``info``: ``{"best": rung with the lowest final dev NLL}`` (None if none).
+    """
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.subplots()
+    finals: dict[str, float] = {}
+    for name, curve in curves.items():
+        xs = [max(x, 1e-3) for x, _ in curve]
+        ys = [y for _, y in curve]
+        if xs:
+            ax.plot(xs, ys, marker=".", label=name)
+            finals[name] = ys[-1]
+    for name, (x, y) in points.items():
+        ax.plot([max(x, 1e-3)], [y], marker="s", linestyle="none", label=name)
+        finals[name] = y
+    if finals:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize="small", ncols=2)
+    ax.set_xlabel("training time (s, log scale; count models: the time to count)")
+    ax.set_ylabel("dev NLL (nats per character)")
+    ax.set_title("The ladder: dev NLL against training time")
+    ax.grid(True, alpha=0.3)
+    return Plot(fig, {"best": min(finals, key=finals.get) if finals else None})

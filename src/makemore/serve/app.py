@@ -147,9 +147,11 @@ class App:
         )
 
     def options(self) -> dict:
-        """``GET /api/options``: the page's generate controls, from ``SampleConfig``'s declarations
-        (``options.page_controls``: name, label, help, kind, default, limits, placeholder)."""
-        return clean({"generate": list(options.page_controls(api.SampleConfig, params.MAX_TEXT))})
+        """``GET /api/options``: the page's generate controls, from ``SampleConfig``'s declarations, and
+        its sample-quality controls, from ``EvalConfig``'s (``options.page_controls``: name, label, help,
+        kind, default, limits, placeholder)."""
+        controls = {"generate": api.SampleConfig, "metrics": api.EvalConfig}  # metrics: the Explore view's
+        return clean({name: list(options.page_controls(cls, params.MAX_TEXT)) for name, cls in controls.items()})
 
     def info(self, query: dict[str, str]) -> dict:
         """``GET /api/info?run=ID``: the run's description, with its dev/test NLL.
@@ -227,6 +229,20 @@ class App:
             raise result
         suffix = {"html": "html", "js": "mjs", "onnx": "onnx", "arpa": "arpa"}[config.format]
         return result, f"{s.name}.{suffix}"
+
+    def metrics(self, query: dict[str, str]) -> dict:
+        """``GET /api/metrics?run=ID&samples=N&seed=S``: the quality of N items generated with seed S
+        (``api.sample_metrics``: shares unique / in train, dev, test / new, distances, mean NLL)."""
+        config = params.metrics_config(query)
+        s = self._run(query.get("run"))
+        if s.data is None:
+            raise bad(f"samples: they are compared with the training data, which could not be read ({s.note})")
+        with s.lock:
+            try:
+                metrics = api.sample_metrics(s.run, config.samples, config.seed, data=s.data)
+            except MakemoreError as exc:
+                raise bad(params.render(exc)) from None
+        return clean(metrics.as_dict())
 
     def _draw(self, s: ServedRun, kind: str) -> bytes | RequestError:
         """Render one plot as PNG bytes in memory (or the error, kept too)."""

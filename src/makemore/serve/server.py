@@ -35,7 +35,8 @@ _REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")  # RFC 3986 reg-name (no
 _LENGTH = re.compile(r"[0-9]+")
 STATIC = {"/": ("index.html", "text/html"), "/static/app.js": ("app.js", "text/javascript")}
 STATIC["/static/style.css"] = ("style.css", "text/css")
-GET_API = ("/api/runs", "/api/options", "/api/info", "/api/export", *(f"/api/plot/{kind}" for kind in PLOTS))
+GET_API = ("/api/runs", "/api/options", "/api/info", "/api/export", "/api/metrics")
+GET_API += tuple(f"/api/plot/{kind}" for kind in PLOTS)
 POST_API = ("/api/generate", "/api/score")
 SOCKET_TIMEOUT = 30  # seconds a connection may stay silent (a slow client cannot hold a thread)
 
@@ -172,6 +173,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, app.options())
         elif path == "/api/info":
             self._json(200, app.info(self._query(query)))
+        elif path == "/api/metrics":
+            self._json(200, app.metrics(self._query(query)))
         elif path == "/api/export":
             body, name = app.export(self._query(query))
             self._download = name

@@ -1,10 +1,11 @@
 """A run's description: the JSON document every checkpoint (and run.json) carries, as typed values.
 
 ``run_meta`` writes it: model kind and config, vocabulary, data (file, checksum, split sizes,
-labels), training config, the trainer's state and metrics, and what a run adds (its time
-budget, its processes). ``RunDescription.parse`` is its schema: it checks every field once,
-when a checkpoint is read, naming the first one that is missing or of the wrong kind, and
-gives the typed values that the rest of makemore reads (no ``meta["..."]`` elsewhere).
+labels; with your own splits each split's file and checksum), training config, the trainer's
+state and metrics, and what a run adds (its time budget, its processes).
+``RunDescription.parse`` is its schema: it checks every field once, when a checkpoint is read,
+naming the first one that is missing or of the wrong kind, and gives the typed values that the
+rest of makemore reads (no ``meta["..."]`` elsewhere).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import torch
 from makemore import __version__
 from makemore.config import DataConfig, RunConfig, TrainConfig
 from makemore.data.corpus import Vocab
-from makemore.data.datasets import Data
+from makemore.data.datasets import Data, InputFile
+from makemore.data.splits import SPLITS
 from makemore.errors import ConfigError, MakemoreError
 from makemore.models import LanguageModel, get_family
 
@@ -39,6 +41,11 @@ def new_run_id(config: RunConfig, data: Data) -> str:
     and their files stay bit-identical.
     """
     recipe = {"config": asdict(config), "sha256": data.sha256, "vocab": data.vocab.to_json()}
+    if data.files:
+        recipe["files"] = {split: f.sha256 for split, f in data.files.items()}
+    else:  # a lecture-split run keeps the identity it had before your own splits existed
+        for key in ("dev_input", "test_input"):
+            recipe["config"]["data"].pop(key)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -64,10 +71,20 @@ def run_meta(
             "split_sizes": list(data.split_sizes),
             "label_counts": data.label_counts("train"),  # training items per label (the prior of a label)
             "casefolded": is_casefolded(data.vocab.chars),  # what users type is folded too
+            **_split_files(data),
         },
         "train": asdict(config.train),
         **extra,
     }
+
+
+def _split_files(data: Data) -> dict[str, Any]:
+    """Your own splits: each split's file (resolved, as the input is) and checksum; else nothing."""
+    if not data.files:
+        return {}
+    files = {split: {"input": f.source, "sha256": f.sha256, "items": f.items} for split, f in data.files.items()}
+    test = data.files.get("test")
+    return {"dev_input": data.files["dev"].source, "test_input": test.source if test else "", "files": files}
 
 
 def is_casefolded(chars: tuple[str, ...] | str) -> bool:
@@ -145,6 +162,7 @@ def check_header(meta: dict[str, Any]) -> None:
         "data.split_sizes",
         "expected three integers",
     )
+    _check_files(data)
     _require(_is_int(state.get("step")), "state.step", f"expected an integer >= 0, got {state.get('step')!r}")
     _require(_is_number(state.get("best_dev")), "state.best_dev", "not a number")
     _require(_is_int(state.get("evals_since_best", 0)), "state.evals_since_best", "not an integer >= 0")
@@ -154,6 +172,27 @@ def check_header(meta: dict[str, Any]) -> None:
     _require(isinstance(metrics, dict) and all(map(_is_number, metrics.values())), "state.metrics", "not numbers")
     for key, value in meta["metrics"].items():
         _require(_is_number(value), f"metrics.{key}", f"expected a number, got {value!r}")
+
+
+def _check_files(data: dict[str, Any]) -> None:
+    """``data.files`` (your own splits): absent, or the train and dev (and test) files."""
+    files = data.get("files", {})
+    names = set(files) if isinstance(files, dict) else set()
+    _require(
+        isinstance(files, dict) and names <= set(SPLITS) and (not files or {"train", "dev"} <= names),
+        "data.files",
+        "expected a JSON object of the train, dev (and test) files",
+    )
+    for split, f in files.items():
+        _require(
+            isinstance(f, dict)
+            and isinstance(f.get("input"), str)
+            and isinstance(f.get("sha256"), str)
+            and bool(_HEX.fullmatch(f["sha256"]))
+            and _is_int(f.get("items"), 1),
+            f"data.files.{split}",
+            "expected input, sha256 (hex) and items (a positive integer)",
+        )
 
 
 def config_from_meta(meta: dict[str, Any]) -> RunConfig:
@@ -198,6 +237,24 @@ class DataInfo:
     split_sizes: tuple[int, int, int]  # train, dev, test
     label_counts: dict[str, int]  # training items per label (empty: no labels)
     casefolded: bool  # trained on lower-case items (older runs: read from the vocabulary)
+    files: dict[str, InputFile] = field(default_factory=dict)  # your own splits: split -> its file; else empty
+
+    def split_source(self, split: str) -> str | None:
+        """Where a split's items came from: its file (your own splits), None for a split without
+        one (no test file given), or the lecture split of the input."""
+        if self.files:
+            return self.files[split].source if split in self.files else None
+        return f"80/10/10 split of {self.input}"
+
+    def changed(self, data: Data) -> str | None:
+        """The first of ``data``'s files whose checksum is not the recorded one (its source), else None."""
+        if data.sha256 != self.sha256:
+            return data.source
+        for split in SPLITS:
+            now, then = data.files.get(split), self.files.get(split)
+            if (now and now.sha256) != (then and then.sha256):
+                return (now or then).source
+        return None
 
 
 @dataclass(frozen=True)
@@ -250,6 +307,9 @@ class RunDescription:
                 split_sizes=tuple(data["split_sizes"]),
                 label_counts=dict(data.get("label_counts", {})),
                 casefolded=casefolded if isinstance(casefolded, bool) else is_casefolded(vocab.chars),
+                files={
+                    split: InputFile(f["input"], f["sha256"], f["items"]) for split, f in data.get("files", {}).items()
+                },
             ),
             config=config,
             step=meta["state"]["step"],

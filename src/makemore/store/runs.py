@@ -111,17 +111,17 @@ def load_run(out_dir: str | Path, which: str = "best", device: str = "cpu") -> R
 
 
 def training_data(run: Run) -> Data:
-    """The data a run was trained on, read again from the file its description names.
+    """The data a run was trained on, read again from the file its description names (and,
+    with your own splits, the dev and test files).
 
-    The file is used only when its checksum is the one recorded: a description (which anyone
+    A file is used only when its checksum is the one recorded: a description (which anyone
     may edit) cannot make makemore read some other file.
 
     Raises:
         MakemoreError: the file is missing, unreadable or not the one the run was trained on.
     """
     data = load_data(run.config.data, run.vocab)
-    if data.sha256 != run.description.data.sha256:
-        raise MakemoreError(
-            f"{data.source}: not the file this run was trained on (it changed since: its checksum differs)"
-        )
+    changed = run.description.data.changed(data)  # the training file, or a dev or test file of your own splits
+    if changed:
+        raise MakemoreError(f"{changed}: not the file this run was trained on (it changed since: its checksum differs)")
     return data

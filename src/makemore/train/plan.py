@@ -97,8 +97,9 @@ def _resumed(run_dir: RunDir, changes: dict[str, Any]) -> tuple[RunConfig, Data,
     if get_family(config.model).model.trains_by_gradient:
         _check_resumable(run_dir, config, resumed.step, changes)
     data = load_data(config.data, resumed.vocab)
-    if data.sha256 != resumed.data.sha256:
-        validation.fail(None, "resume", f"{data.source} changed since this run started (its checksum differs)")
+    changed = resumed.data.changed(data)  # the training file, or a dev or test file of your own splits
+    if changed:
+        validation.fail(None, "resume", f"{changed} changed since this run started (its checksum differs)")
     return config, data, ckpt, resumed
 
 

@@ -330,6 +330,65 @@ async function explore() {
   showPlot("loss", run);
 }
 
+// --- sample quality (in Explore) -----------------------------------------------------------------
+// Its controls are built from GET /api/options too ("metrics": EvalConfig's declarations): [the entry,
+// its element]; their ids are prefixed "metrics-" (the generate form has its own "seed").
+let metricControls = [];
+
+function buildMetricControls(specs) {
+  metricControls = specs.map((spec) => {
+    const input = controlElement(spec);
+    input.id = `metrics-${controlId(spec.name)}`;
+    return [spec, input];
+  });
+  $("metrics-controls").replaceChildren(...metricControls.map(([spec, input]) => {
+    const label = Object.assign(document.createElement("label"), {className: "control", title: input.title});
+    label.append(`${spec.label} `, input);
+    return label;
+  }));
+}
+
+// What GET /api/metrics answers, as rows: shares of the items, distances, their mean NLL.
+const METRIC_ROWS = [
+  ["unique", "unique", "share of the items that are distinct"],
+  ["in_train", "in train", "share of the items that are training items"],
+  ["in_dev", "in dev", "share of the items that are dev items"],
+  ["in_test", "in test", "share of the items that are test items"],
+  ["new", "new", "share of the items in none of the splits"],
+  ["length_tv", "length TV", "total variation distance 0.5 Σ|p − q| between their lengths and the training items'"],
+  ["char_tv", "character TV", "total variation distance between their characters and the training items'"],
+  ["mean_nll", "mean NLL", "per character, item ends included, as the splits' NLL"],
+];
+
+// The latest press wins (an earlier answer is dropped), as for generate.
+let measured = 0;
+async function measure(event) {
+  event.preventDefault();
+  const press = ++measured;
+  showError("");
+  $("metrics").replaceChildren();
+  $("metrics-button").setAttribute("aria-busy", "true");
+  try {
+    const query = [`run=${currentRun().id}`];
+    for (const [spec, input] of metricControls) {
+      const value = controlJSON(spec, input);
+      if (value !== null) query.push(`${encodeURIComponent(spec.name)}=${encodeURIComponent(value)}`);
+    }
+    const m = await api(`/api/metrics?${query.join("&")}`);
+    if (press !== measured) return;
+    const rows = [["samples", `${count(m.num)} generated with seed ${m.seed}`, "temperature 1, no constraints"],
+      ...METRIC_ROWS.map(([key, name, help]) => [name, fmt(m[key]), help])];
+    $("metrics").replaceChildren(...rows.flatMap(([k, v, help]) => [
+      Object.assign(document.createElement("dt"), {textContent: k, title: help}),
+      Object.assign(document.createElement("dd"), {textContent: v, title: help}),
+    ]));
+  } catch (err) {
+    if (press === measured) showError(err.message);
+  } finally {
+    if (press === measured) $("metrics-button").removeAttribute("aria-busy");
+  }
+}
+
 // --- start ------------------------------------------------------------------------------------
 function runChanged() {
   const run = currentRun();
@@ -337,6 +396,9 @@ function runChanged() {
   fillLabels($("score-label"), run.labels, "auto");
   $("capitalise-box").hidden = !run.casefolded;
   showCapitals();
+  measured++;  // the metrics shown, or on their way, are another run's
+  $("metrics").replaceChildren();
+  $("metrics-button").removeAttribute("aria-busy");
   if (!$("view-explore").hidden) explore();
 }
 
@@ -364,6 +426,7 @@ async function start() {
   for (const view of VIEWS) $(`tab-${view}`).addEventListener("click", () => showView(view));
   $("generate-form").addEventListener("submit", generate);
   $("score-form").addEventListener("submit", score);
+  $("metrics-form").addEventListener("submit", measure);
   $("copy-all").addEventListener("click", copyAll);
   $("download-generator").addEventListener("click", downloadGenerator);
   $("reuse-seed").addEventListener("click", () => {
@@ -374,6 +437,7 @@ async function start() {
   try {
     const [options, served] = await Promise.all([api("/api/options"), api("/api/runs")]);
     buildControls(options.generate);  // before the runs are listed: a listed run has its form
+    buildMetricControls(options.metrics);
     runs = served.runs;
   } catch (err) {
     showError(err.message);
