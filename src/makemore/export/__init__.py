@@ -19,13 +19,15 @@ if TYPE_CHECKING:
     from makemore.data.datasets import Data
     from makemore.store.runs import Run
 
-# format -> (module, function): each takes (run, weights) and returns the file's bytes
+# format -> (module, function): each takes (run, weights) and returns the file's bytes; html and js
+# also take the run's training data already read (their bundle holds the training items' hashes)
 WRITERS = {
     "onnx": ("makemore.export.onnx", "onnx_bytes"),
     "html": ("makemore.export.html", "html_bytes"),
     "js": ("makemore.export.js", "module_bytes"),
     "arpa": ("makemore.export.arpa", "arpa_bytes"),
 }
+NEEDS_DATA = ("html", "js")
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,13 @@ class Exported:
     weights_cost: float | None
 
 
-def export_bytes(run: Run, config: ExportConfig) -> bytes:
+def export_bytes(run: Run, config: ExportConfig, data: Data | None = None) -> bytes:
     """The file ``config`` asks for, as bytes (``config.format`` must be set).
+
+    Args:
+        run: a loaded run.
+        config: the format and weights.
+        data: the run's training data already read (``training_data(run)``): html and js need it.
 
     Raises:
         MakemoreError: the run cannot be written in that format (one line saying why).
@@ -58,6 +65,8 @@ def export_bytes(run: Run, config: ExportConfig) -> bytes:
     writer = getattr(importlib.import_module(module), function)
     if config.format == "arpa":
         return writer(run)
+    if config.format in NEEDS_DATA:
+        return writer(run, weights=config.weights, data=data)
     return writer(run, weights=config.weights)
 
 
@@ -105,7 +114,13 @@ def export(
 
     config = config.for_output(str(output))
     path = files.check_output(output, force=force)
-    data = export_bytes(run, config)
-    dev, cost = weights_cost(run, config.weights) if measure and run.model.trains_by_gradient else (None, None)
+    measured = measure and run.model.trains_by_gradient
+    items = None
+    if measured or config.format in NEEDS_DATA:  # read the training file once for both
+        from makemore.store.runs import training_data
+
+        items = training_data(run)
+    data = export_bytes(run, config, items)
+    dev, cost = weights_cost(run, config.weights, items) if measured else (None, None)
     files.atomic_write_bytes(path, data)
     return Exported(path, config.format, config.weights, len(data), dev, cost)

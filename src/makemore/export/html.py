@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from makemore import options
+from makemore.data.datasets import Data
 from makemore.errors import MakemoreError
 from makemore.export.bundle import bundle_dict
 from makemore.export.js import script_json, web_source
@@ -84,17 +85,18 @@ def page_from_bundle(bundle: dict[str, Any], settings: dict[str, Any]) -> bytes:
     return _SLOT.sub(lambda m: slots[m.group(1)], template).encode("utf-8")
 
 
-def html_bytes(run: Run, weights: str = "float32") -> bytes:
+def html_bytes(run: Run, weights: str = "float32", *, data: Data | None = None) -> bytes:
     """One self-contained HTML file that generates and scores with ``run``'s model in a browser, offline.
 
     Args:
         run: a loaded run (any family).
         weights: "float32", "float16" or "int8" (``bundle.bundle_dict``).
+        data: the run's training data already read (``training_data(run)``); else read again.
     Returns:
         the page's UTF-8 bytes.
     Raises:
         MakemoreError: what ``bundle_dict`` refuses (an unknown weight type, a table too large, the
             training file missing or changed), or a missing web file.
     """
-    bundle = bundle_dict(run, weights)
+    bundle = bundle_dict(run, weights, data=data)
     return page_from_bundle(bundle, page_settings(run, bundle))

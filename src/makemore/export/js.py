@@ -33,6 +33,7 @@ from importlib import resources
 from typing import Any
 
 from makemore import __version__
+from makemore.data.datasets import Data
 from makemore.errors import MakemoreError
 from makemore.export.bundle import bundle_dict
 from makemore.store.runs import Run
@@ -118,15 +119,16 @@ def module_from_bundle(bundle: dict[str, Any], sampler_js: str | None = None) ->
     return "\n".join(parts).encode("utf-8")
 
 
-def module_bytes(run: Run, weights: str = "float32") -> bytes:
+def module_bytes(run: Run, weights: str = "float32", *, data: Data | None = None) -> bytes:
     """One ES module (``.mjs``) that generates and scores with ``run``'s model (see the module docstring).
 
     Args:
         run: a loaded run (any family).
         weights: "float32", "float16" or "int8" (``bundle.bundle_dict``).
+        data: the run's training data already read (``training_data(run)``); else read again.
     Returns:
         the module's UTF-8 bytes.
     Raises:
         MakemoreError: what ``bundle_dict`` refuses, or a missing web file.
     """
-    return module_from_bundle(bundle_dict(run, weights))
+    return module_from_bundle(bundle_dict(run, weights, data=data))
