@@ -6,10 +6,18 @@ requests (items the model made), first one at a time, then from ``--clients`` co
 (each on its own keep-alive connection, the requests split between them). Reported: the median
 and 95th percentile of the request latencies in milliseconds, and requests per second.
 
+With ``--baseline SRC`` it compares two servers instead: the ``makemore`` package under SRC (another
+checkout's ``src``, e.g. the standard-library server of before Starlette:
+``git archive 9ec6600 src | tar -x -C /tmp/old``) against this one, both started, taking turns:
+``--rounds`` rounds of ``--requests`` POST /api/generate n=1 on one keep-alive connection each, the
+order of the two alternating from round to round. Reported per server: the median over rounds of
+requests per second, and the median and 95th percentile latency of all its requests.
+
 Usage:
     python benchmarks/bench_serve.py --run runs/default [--requests 200] [--n 100] [--clients 4]
+    python benchmarks/bench_serve.py --run RUN --baseline /tmp/old/src [--rounds 10] [--requests 200]
 
-Prints a table and writes JSON (default benchmarks/results/serve.json).
+Prints a table and writes JSON (default benchmarks/results/serve.json; serve-vs-baseline.json).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import signal
 import statistics
@@ -38,11 +47,13 @@ def ctrl_c_stops() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_server(run: str) -> tuple[subprocess.Popen, int]:
-    """``makemore serve RUN --port 0`` and the port it listens on."""
+def start_server(run: str, source: str | None = None) -> tuple[subprocess.Popen, int]:
+    """``makemore serve RUN --port 0`` (the package under ``source`` when given) and the port it listens on."""
     command = [sys.executable, "-m", "makemore", "serve", run, "--port", "0", "--quiet"]
+    env = None if source is None else {**os.environ, "PYTHONPATH": source}
     proc = subprocess.Popen(
         command,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -112,8 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=100, help="items per generate request")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the second measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests of each kind first")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serve.json"))
+    parser.add_argument("--out", type=Path, default=None, help="the JSON written (default in benchmarks/results/)")
+    parser.add_argument("--baseline", help="src directory of another makemore: compare its server with this one")
+    parser.add_argument("--rounds", type=int, default=10, help="--baseline: rounds of the two servers' turns")
     args = parser.parse_args(argv)
+    if args.baseline:
+        return compare(args)
+    args.out = args.out or Path("benchmarks/results/serve.json")
 
     proc, port = start_server(args.run)
     try:
@@ -142,6 +158,44 @@ def main(argv: list[str] | None = None) -> None:
             f"{row['requests_per_s']:>8.1f}"
         )
     write_json(args.out, result)
+
+
+def compare(args: argparse.Namespace) -> None:
+    """This server against the one under ``args.baseline``, taking turns (see the module's docstring)."""
+    servers = {"baseline": start_server(args.run, args.baseline), "this": start_server(args.run)}
+    names = list(servers)
+    per_s: dict[str, list[float]] = {name: [] for name in names}
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        for name in names:  # warm both up: first requests load lazily
+            timed_requests(servers[name][1], "/api/generate", [{"n": 1, "seed": i} for i in range(args.warmup)])
+        for r in range(args.rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                bodies = [{"n": 1, "seed": r * args.requests + i} for i in range(args.requests)]
+                started = time.perf_counter()
+                ms = timed_requests(servers[name][1], "/api/generate", bodies)
+                per_s[name].append(len(ms) / (time.perf_counter() - started))
+                latencies[name] += ms
+    finally:
+        for proc, _ in servers.values():
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+    result = {**run_info("serve-vs-baseline", args), "rows": {}}
+    print(f"\nPOST /api/generate n=1, {args.rounds} rounds of {args.requests} requests, taking turns")
+    print(f"{'server':<10} {'req/s (median)':>15} {'min':>8} {'max':>8} {'median ms':>10} {'p95 ms':>8}")
+    for name in names:
+        row = {
+            "requests_per_s": statistics.median(per_s[name]),
+            "rounds_per_s": per_s[name],
+            "median_ms": statistics.median(latencies[name]),
+            "p95_ms": percentile(latencies[name], 95),
+        }
+        result["rows"][name] = row
+        print(
+            f"{name:<10} {row['requests_per_s']:>15.1f} {min(per_s[name]):>8.1f} {max(per_s[name]):>8.1f} "
+            f"{row['median_ms']:>10.2f} {row['p95_ms']:>8.2f}"
+        )
+    write_json(args.out or Path("benchmarks/results/serve-vs-baseline.json"), result)
 
 
 def _post(port: int, path: str, body: dict) -> bytes:

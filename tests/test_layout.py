@@ -35,6 +35,8 @@ THIN_LAYER_IMPORTS = {
     "makemore.__version__",
     "makemore.IMPORTED_AT",
     "makemore.serve",  # the command that serves
+    "makemore.studio",  # the command of the studio
+    "makemore.studio.config",  # StudioConfig: torch-free, as config.py
     "makemore.api",
     "makemore.config",
     "makemore.errors",
@@ -48,7 +50,7 @@ THIN_LAYER_IMPORTS = {
 }
 
 
-@pytest.mark.parametrize("layer", ["cli", "serve"])
+@pytest.mark.parametrize("layer", ["cli", "serve", "studio"])
 def test_the_cli_and_the_server_use_the_api(layer):
     internal = set()
     for path in (PACKAGE / layer).rglob("*.py"):

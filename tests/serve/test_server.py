@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,13 +20,13 @@ from makemore.serve import params
 
 
 def request(server, method: str, path: str, body=None, headers=None, raw: bytes | None = None):
-    """(status, headers, body bytes) of one request on a new connection."""
+    """(status, headers (case-insensitive), body bytes) of one request on a new connection."""
     connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
     try:
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         connection.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
         response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        return response.status, response.headers, response.read()  # header names: any case (HTTP's rule)
     finally:
         connection.close()
 
@@ -116,15 +117,30 @@ def test_bodies_over_the_limit_or_not_json_objects_are_refused(live):
     assert answer[0] == 400 and error_of(answer).startswith("n: at most 1000")
 
 
-def test_a_body_sent_without_a_length_is_refused(live):
-    with socket.create_connection(("127.0.0.1", live.server_address[1]), timeout=10) as sock:
-        sock.sendall(
-            b"POST /api/score HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-        )
+def chunked(port: int, chunks: list[bytes], end: bool = True) -> bytes:
+    """The raw answer to a POST /api/score whose body is sent in ``chunks`` (Transfer-Encoding: chunked),
+    ended by the last chunk when ``end``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = b"POST /api/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+        for chunk in [*chunks, b""] if end else chunks:
+            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         reply = b""
-        while chunk := sock.recv(65536):  # the server closes the connection: the rest is not read
-            reply += chunk
-    assert reply.startswith(b"HTTP/1.1 400") and b"Connection: close" in reply and b"chunked" in reply
+        while b"\r\n\r\n" not in reply and (data := sock.recv(65536)):
+            reply += data
+        head, _, body = reply.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(body) < length and (data := sock.recv(65536)):
+            body += data
+        return head + b"\r\n\r\n" + body
+
+
+def test_a_chunked_body_is_read_and_counted_against_the_limit(live):
+    """uvicorn reads chunked bodies; the server counts them as they come (413 once over, connection closed)."""
+    reply = chunked(live.server_address[1], [b'{"text":', b' "abc"}'])
+    assert reply.startswith(b"HTTP/1.1 200") and b'"word": "abc"' in reply
+    reply = chunked(live.server_address[1], [b"{" + b" " * 40_000] * 2, end=False)  # answered before its end
+    assert reply.startswith(b"HTTP/1.1 413") and b"connection: close" in reply.lower() and b"at most 65,536" in reply
 
 
 def test_one_connection_carries_several_requests_errors_included(live):
@@ -138,6 +154,22 @@ def test_one_connection_carries_several_requests_errors_included(live):
             assert response.status == status and json.loads(response.read())
     finally:
         connection.close()
+
+
+def test_answers_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(live):
+    """Headers and body go out in two writes: without TCP_NODELAY each answer waited ~40 ms for the client's ACK."""
+    connection = http.client.HTTPConnection("127.0.0.1", live.server_address[1], timeout=30)
+    try:
+        times = []
+        for _ in range(15):
+            started = time.perf_counter()
+            connection.request("GET", "/api/options")
+            response = connection.getresponse()
+            assert response.status == 200 and response.read()
+            times.append(time.perf_counter() - started)
+    finally:
+        connection.close()
+    assert sorted(times)[len(times) // 2] < 0.02, times
 
 
 def test_an_unexpected_error_is_a_500_without_a_traceback(live, monkeypatch, capsys):
@@ -162,7 +194,7 @@ def test_a_foreign_host_header_is_refused_on_loopback(live):
         assert answer[0] == 403 and error_of(answer).startswith("Host: ")
 
 
-def test_serve_prints_the_url_warns_off_loopback_and_stops_cleanly_on_ctrl_c(trained_run):
+def test_serve_off_loopback_prints_a_url_with_a_token_requires_it_and_stops_cleanly_on_ctrl_c(trained_run):
     command = [sys.executable, "-m", "makemore", "serve", str(trained_run.out_dir), "--host", "0.0.0.0", "--port", "0"]
     # SIGINT at its default in the server, as a terminal's Ctrl-C finds it (a background job's is ignored)
     proc = subprocess.Popen(
@@ -174,11 +206,16 @@ def test_serve_prints_the_url_warns_off_loopback_and_stops_cleanly_on_ctrl_c(tra
     )
     try:
         lines = [proc.stderr.readline() for _ in range(3)]
-        assert lines[0].startswith("makemore: warning: --host 0.0.0.0: other machines can reach this server")
+        assert lines[0].startswith("makemore: note: --host 0.0.0.0: other machines can reach this server; every")
         assert lines[1].startswith("serving 1 run at http://0.0.0.0:") and lines[2].startswith("  0  run  mlp, ")
-        port = int(lines[1].rsplit(":", 1)[1].strip(" /\n"))
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        url = urllib.parse.urlsplit(lines[1].split(" at ", 1)[1].strip())
+        token = urllib.parse.parse_qs(url.query)["token"][0]
+        assert url.path == "/" and len(token) == 32  # 24 random bytes, URL-safe base64
+        connection = http.client.HTTPConnection("127.0.0.1", url.port, timeout=30)
         connection.request("GET", "/api/runs", headers={"Host": "192.0.2.1"})  # any host name off loopback
+        response = connection.getresponse()
+        assert response.status == 401 and json.loads(response.read())["error"].startswith("token: ")
+        connection.request("GET", f"/api/runs?token={token}", headers={"Host": "192.0.2.1"})
         response = connection.getresponse()
         assert response.status == 200 and json.loads(response.read())["runs"][0]["model"] == "mlp"
         connection.close()

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from makemore import IMPORTED_AT
 from makemore.cli import launch
 from makemore.cli.options import check_run_options, render, run_config_from_args
-from makemore.cli.parser import EXAMPLES, REMOVED_IN, build_parser, old_spellings
+from makemore.cli.parser import EXAMPLES, build_parser
+from makemore.cli.spellings import REMOVED_IN, old_spellings
 from makemore.errors import ConfigError, MakemoreError
 
 __all__ = ["EXAMPLES", "build_parser", "main", "run_config_from_args"]

@@ -331,22 +331,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     ``--threads`` defaults to one intra-op thread: requests are small (one item scored, at
     most 1,000 rows generated a step at a time) and several may be answered at once, one per
-    server thread; see ``benchmarks/RESULTS.md#threads-beside-a-busy-core`` for the numbers.
+    thread of the server's pool; see ``benchmarks/RESULTS.md#threads-beside-a-busy-core`` for the numbers.
+    Off loopback (``--host``), every request needs a token, printed in the URL.
     """
-    from makemore import serve  # only this command needs http.server
+    import secrets
+
+    from makemore import serve  # only this command needs the web server
 
     config = api.ServeConfig(**given_of(args, api.ServeConfig))
     serve.resolve(config.host, config.port)  # a bad --host or --port before the runs are loaded
     app = serve.load_app(args.runs)
+    token = None if serve.is_loopback(config.host) else secrets.token_urlsafe(24)
     try:
-        server = serve.make_server(app, config.host, config.port, quiet=config.quiet)
+        server = serve.make_server(app, config.host, config.port, quiet=config.quiet, token=token)
     except BaseException:
         app.close()
         raise
-    if not serve.is_loopback(config.host):
+    if token is not None:
         print(
-            f"makemore: warning: --host {config.host}: other machines can reach this server, which has no "
-            "authentication (the default 127.0.0.1 is this machine only)",
+            f"makemore: note: --host {config.host}: other machines can reach this server; every request needs "
+            "the token of the URL below (the default 127.0.0.1 is this machine only)",
             file=sys.stderr,
         )
     count = len(app.served)
@@ -366,4 +370,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
         app.close()
+    return 0
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    """The studio until Ctrl-C (exit 0): serve's page and API plus a workspace to train in (docs/studio.md)."""
+    from makemore import serve, studio  # only this command needs the web server
+
+    config = studio.StudioConfig(**given_of(args, studio.StudioConfig))
+    serve.resolve(config.host, config.port)  # a bad --host or --port before the workspace is touched
+    workspace, server = studio.make_studio(config)
+    if not serve.is_loopback(config.host):
+        print(
+            f"makemore: note: --host {config.host}: other machines can reach this studio; every request needs "
+            "the token of the URL below (the default 127.0.0.1 is this machine only)",
+            file=sys.stderr,
+        )
+    print(f"studio of {config.workspace} at {server.url}", file=sys.stderr)
+    sys.stderr.flush()
+    try:
+        server.serve_forever(poll_interval=0.25)
+    except KeyboardInterrupt:
+        print("makemore: studio: stopped", file=sys.stderr)
+    finally:
+        server.shutdown()
+        server.server_close()
+        workspace.close()
     return 0

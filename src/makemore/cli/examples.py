@@ -66,7 +66,7 @@ report is DIR/report.md with DIR/dev-nll.png. Run it again to continue where it 
     "serve": """examples:
   makemore serve runs/default                        # then open http://127.0.0.1:8000/
   makemore serve runs/default runs/by-sex --port 8080
-  makemore serve runs/default --host 0.0.0.0         # reachable from other machines (no authentication)
+  makemore serve runs/default --host 0.0.0.0         # reachable from other machines (every request needs the printed token)
 
 The page generates (every control of 'sample'), scores a typed item character by character
 (P(label | item) for labelled runs) and shows each run's description, bigram counts and loss

@@ -3,8 +3,8 @@ bytes) out, through the public API. Unit-testable without a socket.
 
 Everything a request can read is read at start-up (``load_app``): each run's checkpoint, the items
 of its training file (for the new / in-training-data marks, the dev/test NLL and the bigram counts)
-and its ``metrics.jsonl`` (the loss curve). After that no request reaches the filesystem: the plots are
-rendered in memory, once each, and kept.
+and its ``metrics.jsonl`` (the loss curve); the studio adds runs the same way (``App.add_run``). After
+that no request reaches the filesystem: the plots are rendered in memory, once each, and kept.
 """
 
 from __future__ import annotations
@@ -105,12 +105,16 @@ def clean(value: Any) -> Any:
 class App:
     """The API of ``makemore serve`` over runs loaded once.
 
+    Runs can be added, renamed and removed while the server answers (the studio's runs): an id is
+    never reused, and a removed run's id answers 404.
+
     Args:
         runs: the served runs, ids 0, 1, ... in order.
     """
 
     def __init__(self, runs: list[ServedRun]):
-        self.served = runs
+        self.served: list[ServedRun | None] = list(runs)  # None: a removed run (its id is not reused)
+        self._runs_lock = threading.Lock()  # add/remove/rename against each other
         self._plot_lock = threading.Lock()  # matplotlib draws one figure at a time
         self._plots: dict[tuple[int, str], bytes | RequestError] = {}
         self._export_lock = threading.Lock()  # one export at a time; each file made once, then kept
@@ -124,7 +128,43 @@ class App:
             self._exports.clear()
 
     def _run(self, value: Any) -> ServedRun:
-        return self.served[params.run_id(0 if value is None else value, len(self.served))]
+        served = self.served  # read once: a run added meanwhile is appended to the same list
+        s = served[params.run_id(0 if value is None else value, len(served))]
+        if s is None:
+            raise RequestError(404, f"run: run {value} was removed")
+        return s
+
+    def add_run(self, path: str | Path, name: str) -> int:
+        """Load the run in ``path`` and serve it under a new id.
+
+        Returns:
+            its id (in ``/api/runs``, ``/api/generate``...).
+        Raises:
+            MakemoreError: the run cannot be loaded.
+        """
+        with self._runs_lock:
+            run_id = len(self.served)
+            self.served.append(None)  # the id is taken now; the slow load runs outside the lock
+        served = load_served(run_id, path, name)
+        self.served[run_id] = served
+        return run_id
+
+    def remove_run(self, run_id: int) -> None:
+        """Stop serving run ``run_id`` (its plots and exports are dropped; the id is not reused)."""
+        with self._runs_lock:
+            if 0 <= run_id < len(self.served):
+                self.served[run_id] = None
+        with self._plot_lock:
+            self._plots = {k: v for k, v in self._plots.items() if k[0] != run_id}
+        with self._export_lock:
+            self._exports = {k: v for k, v in self._exports.items() if k[0] != run_id}
+
+    def rename_run(self, run_id: int, name: str) -> None:
+        """Show run ``run_id`` as ``name`` (the name of its exports too)."""
+        with self._runs_lock:
+            s = self.served[run_id] if 0 <= run_id < len(self.served) else None
+            if s is not None:
+                s.name = name
 
     def runs(self) -> dict:
         """``GET /api/runs``: one entry per run."""
@@ -142,6 +182,7 @@ class App:
                         "length_limit": s.max_length,  # most characters of min_len, max_len, a scored text
                     }
                     for s in self.served
+                    if s is not None
                 ]
             }
         )
@@ -221,7 +262,7 @@ class App:
             if key not in self._exports:
                 with s.lock:
                     try:
-                        self._exports[key] = api.export_bytes(s.run, config)
+                        self._exports[key] = api.export_bytes(s.run, config, s.data)
                     except MakemoreError as exc:
                         self._exports[key] = bad(str(exc))
             result = self._exports[key]

@@ -1,44 +1,48 @@
-"""The HTTP side of ``makemore serve``: routing, limits, content types, errors (standard library only).
+"""The HTTP side of ``makemore serve`` and ``makemore studio``: a Starlette app served by uvicorn.
 
-``ThreadingHTTPServer`` answers each connection in its own thread. Only the routes below exist;
-no part of a URL or a body is ever used as a path (the page's files are read from the package
-once). A body over ``params.MAX_BODY`` is refused (413) unread; a bad parameter is a 400 with
-``{"error": "one line"}``; an unknown path a 404; a known path with the wrong method a 405; an
-unexpected error a 500 ``{"error": "internal error"}`` (one line on stderr, never a traceback).
-Bound to a loopback address, the server answers only requests whose Host header names it: localhost,
-a loopback address (127.0.0.0/8 as a real IPv4 address, [::1]) or the --host it was started with, and
-its own port when a port is given; so a web page cannot read it through DNS rebinding. A request with
-two Host headers (or none, in HTTP/1.1), a malformed Host or Content-Length, or a request line that is
-not ``METHOD /path HTTP/1.x`` is a 400 (505 for another HTTP version) with a status line and a JSON body.
+Only the routes below (and those a caller adds) exist; no part of a URL or a body is ever used as a
+path (the page's files are read from the package once). Every request passes ``guard.Guard`` first
+(Host header, token, Origin and content type of state-changing requests, body size). Errors are
+``{"error": "one line"}``: 400 a bad parameter, 401 no token, 403 a foreign Host or Origin, 404 an
+unknown path, 405 a known path with the wrong method (``Allow`` says which), 413 a body too large, 415
+not JSON, 500 ``internal error`` (one line on stderr, never a traceback). What h11 cannot parse as
+HTTP/1.x is a 400 JSON answer too (``Protocol``). The App's methods run in Starlette's threadpool
+(they use torch and per-run locks); the event loop only routes and streams.
 """
 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import json
-import re
+import logging
 import socket
-import socketserver
 import sys
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from urllib.parse import parse_qs, quote
 
+import h11
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, H11Protocol
+
 from makemore.errors import ConfigError, MakemoreError
 from makemore.serve.app import PLOTS, App
-from makemore.serve.params import MAX_BODY, RequestError, bad
+from makemore.serve.guard import Guard, Policy, is_loopback, json_response, parse_host
+from makemore.serve.params import RequestError, bad
 
-_PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only (str.isdigit also takes '²')
-_REG_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")  # RFC 3986 reg-name (non-empty)
-_LENGTH = re.compile(r"[0-9]+")
+__all__ = ["Server", "is_loopback", "json_response", "make_server", "parse_host", "query_of", "read_json", "resolve"]
+
 STATIC = {"/": ("index.html", "text/html"), "/static/app.js": ("app.js", "text/javascript")}
 STATIC["/static/style.css"] = ("style.css", "text/css")
-GET_API = ("/api/runs", "/api/options", "/api/info", "/api/export", "/api/metrics")
-GET_API += tuple(f"/api/plot/{kind}" for kind in PLOTS)
-POST_API = ("/api/generate", "/api/score")
-SOCKET_TIMEOUT = 30  # seconds a connection may stay silent (a slow client cannot hold a thread)
+GRACE_SECONDS = 3  # at shutdown, open requests (a progress stream) get this long before they are cancelled
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:
@@ -49,276 +53,187 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     }
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ``::1``; no brackets).
-
-    Addresses are parsed by ``ipaddress`` (``127.0.0.1.evil.com`` and ``127.1`` are names, not addresses).
-    """
-    if host.lower() == "localhost":
-        return True
+def query_of(request: Request) -> dict[str, str]:
+    """A request's query string as one value per field (at most 8; a repeated field is a 400)."""
+    query = request.scope["query_string"].decode("latin-1")
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback and not getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1: not ::1
+        pairs = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query), max_num_fields=8)
+    except ValueError as exc:
+        raise bad(f"bad query string ({exc})") from None
+    repeated = next((k for k, v in pairs.items() if len(v) > 1), None)
+    if repeated is not None:
+        raise bad(f"{repeated}: given more than once")
+    return {k: v[0] for k, v in pairs.items()}
 
 
-def parse_host(value: str) -> tuple[str, int | None]:
-    """The host and port of a Host header: ``name``, ``1.2.3.4`` or ``[v6]``, then ``:port`` or nothing.
+async def read_json(request: Request) -> dict:
+    """The request's JSON object (``Guard`` has limited its size and checked its content type).
 
-    Returns:
-        (host without brackets, port or None when the header has no port).
     Raises:
-        ValueError: the header is not ``host[:port]``.
+        RequestError: not UTF-8, not JSON, or not an object (400); too large (413).
     """
-    if value.startswith("["):
-        end = value.find("]")
-        host, rest = (value[1:end], value[end + 1 :]) if end > 0 else ("", "")
+    raw = await request.body()
+    try:
+        body = json.loads(raw.decode("utf-8"))
+        json.dumps(body, ensure_ascii=False).encode("utf-8")  # a lone surrogate ('\ud800') is no character
+    except UnicodeError:
+        raise bad("the body is not valid UTF-8 (or holds a lone surrogate escape like \\ud800)") from None
+    except (ValueError, RecursionError) as exc:
+        raise bad(f"the body is not valid JSON ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(body, dict):
+        raise bad(f"the body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def serve_routes(app: App, static: Mapping[str, tuple[bytes, str]]) -> list[BaseRoute]:
+    """The page's files and serve's JSON API over ``app`` (its methods run in the threadpool: torch, locks)."""
+
+    def get(path: str, answer) -> Route:
+        async def endpoint(request: Request) -> Response:
+            query = query_of(request)
+            return await run_in_threadpool(answer, query)
+
+        return Route(path, endpoint, methods=["GET"])
+
+    def post(path: str, method: str) -> Route:
+        async def endpoint(request: Request) -> Response:
+            body = await read_json(request)
+            return json_response(200, await run_in_threadpool(lambda: getattr(app, method)(body)))
+
+        return Route(path, endpoint, methods=["POST"])
+
+    def file(path: str, body: bytes, kind: str) -> Route:
+        async def endpoint(request: Request) -> Response:
+            return Response(body, media_type=kind)
+
+        return Route(path, endpoint, methods=["GET"])
+
+    def export(query: dict[str, str]) -> Response:
+        body, name = app.export(query)  # the name comes from the run's, quoted safely
+        disposition = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+        return Response(body, headers=disposition, media_type="application/octet-stream")
+
+    routes = [file(path, body, kind) for path, (body, kind) in static.items()]
+    routes += [
+        get("/api/runs", lambda query: json_response(200, app.runs())),
+        get("/api/options", lambda query: json_response(200, app.options())),
+        get("/api/info", lambda query: json_response(200, app.info(query))),
+        get("/api/metrics", lambda query: json_response(200, app.metrics(query))),
+        get("/api/export", export),
+        post("/api/generate", "generate"),
+        post("/api/score", "score"),
+    ]
+    for kind in PLOTS:  # one route each: no path part of a URL is a parameter
+        routes.append(
+            get(f"/api/plot/{kind}", lambda query, k=kind: Response(app.plot(k, query), media_type="image/png"))
+        )
+    return routes
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Starlette's 404 and 405 (and any other ``HTTPException``) as one JSON line."""
+    path = request.url.path[:100]
+    if exc.status_code == 404:
+        return json_response(404, {"error": f"no such page: {path!r}"})
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # a set's order is not fixed: sort it
+        allow = ", ".join(sorted(m.strip() for m in headers.get("Allow", "").split(",")))
+        headers["Allow"] = allow
+        return json_response(405, {"error": f"{request.method} is not allowed on {path} (use {allow})"}, headers)
+    return json_response(exc.status_code, {"error": " ".join(str(exc.detail).split())[:500]}, headers)
+
+
+async def _request_error(request: Request, exc: RequestError) -> Response:
+    return json_response(exc.status, {"error": exc.message})
+
+
+async def _library_error(request: Request, exc: MakemoreError) -> Response:
+    """A library error not turned into a ``RequestError``: still one line."""
+    message = exc.render(lambda name: name) if isinstance(exc, ConfigError) else str(exc)
+    return json_response(400, {"error": " ".join(message.split())[:500]})
+
+
+class _Connection(h11.Connection):
+    """h11's connection, keeping the reason of the last request it could not parse."""
+
+    error = ""
+
+    def next_event(self):
         try:
-            ipaddress.IPv6Address(host if "%" not in host else "")  # no zone id
-        except ValueError:
-            raise ValueError("not an IPv6 address in brackets") from None
-        if rest and not rest.startswith(":"):
-            raise ValueError("text after the ']' of an IPv6 address")
-    else:
-        host, colon, port = value.partition(":")
-        rest = colon + port
-        if not _REG_NAME.fullmatch(host) or ":" in port:
-            raise ValueError("not a host name or address")
-    if not rest:
-        return host, None
-    if not _PORT.fullmatch(rest[1:]):
-        raise ValueError("the port is not a number")
-    return host, int(rest[1:])
+            return super().next_event()
+        except h11.RemoteProtocolError as exc:
+            self.error = " ".join(str(exc).split())[:200]
+            raise
 
 
-class Handler(BaseHTTPRequestHandler):
-    """One request: route it, read and check its body, answer JSON (or the page, or a PNG)."""
+class Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, answering what h11 cannot parse as JSON naming h11's reason (not plain text)."""
 
-    server: Server
-    server_version = "makemore"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length
-    timeout = SOCKET_TIMEOUT
-    disable_nagle_algorithm = True  # headers and body are two writes: no wait for the client's delayed ACK
+    def __init__(self, config: uvicorn.Config, *args, **kwargs):
+        super().__init__(config, *args, **kwargs)
+        self.conn = _Connection(h11.SERVER, config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE)
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
-
-    def _dispatch(self) -> None:
-        self._consumed = False
-        try:
-            self._route()
-        except RequestError as exc:
-            self._json(exc.status, {"error": exc.message})
-        except MakemoreError as exc:  # a library error not turned into a RequestError: still one line
-            message = exc.render(lambda name: name) if isinstance(exc, ConfigError) else str(exc)
-            self._json(400, {"error": " ".join(message.split())[:500]})
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            self.close_connection = True
-        except Exception as exc:  # a bug: one line on stderr, no traceback to the client
-            detail = " ".join(str(exc).split())[:300]
-            print(
-                f"makemore: serve: internal error in {self.command} {self.path[:200]}: {type(exc).__name__}: {detail}",
-                file=sys.stderr,
-            )
-            self._json(500, {"error": "internal error"})
-
-    def _check_host(self) -> None:
-        """One Host header (none only before HTTP/1.1), ``host[:port]``; on loopback, one that names this server."""
-        values = self.headers.get_all("Host") or []
-        if len(values) > 1:
-            raise bad(f"Host: {len(values)} Host headers (a request has one)")
-        if not values:
-            if self.request_version != "HTTP/1.0":
-                raise bad("Host: missing (an HTTP/1.1 request needs a Host header)")
-            return
-        value = values[0].strip(" \t")
-        try:
-            host, port = parse_host(value)
-        except ValueError as exc:
-            raise bad(f"Host: {value[:100]!r} is not host[:port] ({exc})") from None
-        if self.server.loopback_only and not self.server.answers_to(host, port):
-            raise RequestError(
-                403,
-                f"Host: unexpected Host header {value[:100]!r} (this server answers to "
-                f"localhost:{self.server.server_port})",
-            )
-
-    def _route(self) -> None:
-        self._check_host()
-        if not self.path.startswith("/"):  # absolute-form or '*': the Host header would not be the authority
-            raise bad(f"the request target must be a path starting with '/', got {self.path[:100]!r}")
-        path, _, query = self.path.partition("?")
-        app = self.server.app
-        get = path in STATIC or path in GET_API
-        if not get and path not in POST_API:
-            raise RequestError(404, f"no such page: {path[:100]!r}")
-        if self.command not in (("GET", "HEAD") if get else ("POST",)):
-            self._allow = "GET, HEAD" if get else "POST"
-            raise RequestError(405, f"{self.command} is not allowed on {path} (use {self._allow})")
-        if path in STATIC:
-            self._send(200, *self.server.static[path])
-        elif path == "/api/runs":
-            self._json(200, app.runs())
-        elif path == "/api/options":
-            self._json(200, app.options())
-        elif path == "/api/info":
-            self._json(200, app.info(self._query(query)))
-        elif path == "/api/metrics":
-            self._json(200, app.metrics(self._query(query)))
-        elif path == "/api/export":
-            body, name = app.export(self._query(query))
-            self._download = name
-            self._send(200, body, "application/octet-stream")
-        elif path.startswith("/api/plot/"):
-            self._send(200, app.plot(path.rsplit("/", 1)[1], self._query(query)), "image/png")
-        else:
-            body = self._body()
-            self._json(200, app.generate(body) if path == "/api/generate" else app.score(body))
-
-    def _query(self, query: str) -> dict[str, str]:
-        try:
-            pairs = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query), max_num_fields=8)
-        except ValueError as exc:
-            raise bad(f"bad query string ({exc})") from None
-        repeated = next((k for k, v in pairs.items() if len(v) > 1), None)
-        if repeated is not None:
-            raise bad(f"{repeated}: given more than once")
-        return {k: v[0] for k, v in pairs.items()}
-
-    def _body(self) -> dict:
-        """The request's JSON object (at most ``MAX_BODY`` bytes, read only after the length is checked)."""
-        if "Transfer-Encoding" in self.headers:
-            self.close_connection = True
-            raise bad("chunked bodies are not read: send a Content-Length")
-        raw = self.rfile.read(self._content_length())
-        self._consumed = True
-        try:
-            body = json.loads(raw.decode("utf-8"))
-            json.dumps(body, ensure_ascii=False).encode("utf-8")  # a lone surrogate ('\ud800') is no character
-        except UnicodeError:
-            raise bad("the body is not valid UTF-8 (or holds a lone surrogate escape like \\ud800)") from None
-        except (ValueError, RecursionError) as exc:
-            raise bad(f"the body is not valid JSON ({' '.join(str(exc).split())[:200]})") from None
-        if not isinstance(body, dict):
-            raise bad(f"the body must be a JSON object, got {type(body).__name__}")
-        return body
-
-    def _content_length(self) -> int:
-        """The body's length: one Content-Length of ASCII digits, at most ``MAX_BODY`` (checked before reading)."""
-        values = self.headers.get_all("Content-Length") or []
-        if len(values) != 1:
-            self.close_connection = True
-            if values:
-                raise bad(f"Content-Length: {len(values)} Content-Length headers (a request has one)")
-            raise bad("Content-Length: missing (a POST needs a Content-Length header)")
-        value = values[0].strip(" \t")
-        if not _LENGTH.fullmatch(value):
-            self.close_connection = True
-            raise bad(f"Content-Length: must be a number of bytes (digits 0-9), got {value[:40]!r}")
-        digits = value.lstrip("0") or "0"
-        if len(digits) > len(str(MAX_BODY)) or int(digits) > MAX_BODY:
-            self.close_connection = True
-            size = f"{int(digits):,}" if len(digits) < 20 else f"a {len(digits)}-digit number of"
-            raise RequestError(413, f"Content-Length: the body is {size} bytes; at most {MAX_BODY:,}")
-        return int(digits)
-
-    def _json(self, status: int, value: dict) -> None:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-        self._send(status, text.encode("utf-8", "backslashreplace"), "application/json")  # '\ud800': still JSON
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        if status == 405:
-            self.send_header("Allow", getattr(self, "_allow", "GET"))
-        if status == 200 and getattr(self, "_download", None):  # the name comes from the run's, quoted safely
-            self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(self._download)}")
-            self._download = None
-        headers = getattr(self, "headers", None) or {}  # none yet when the request line was bad
-        unread = "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
-        if unread and not getattr(self, "_consumed", False):  # what the client sent would be read as a request
-            self.close_connection = True
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if getattr(self, "command", None) != "HEAD":
-            self.wfile.write(body)
-
-    def parse_request(self) -> bool:
-        """``http.server``'s parsing, less HTTP/0.9: a request line needs ``HTTP/1.0`` or ``HTTP/1.1``."""
-        if not super().parse_request():
-            return False
-        if self.request_version == "HTTP/0.9":  # 'GET /path': an answer without status line or headers
-            self.send_error(400, f"Bad request line ({self.requestline[:100]!r}): use METHOD /path HTTP/1.1")
-            return False
-        return True
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Errors of the request line or headers (found by ``http.server``), as JSON too.
-
-        A request line too bad to read a version from leaves ``request_version`` at HTTP/0.9, for which
-        ``http.server`` writes neither status line nor headers: the answer is HTTP/1.1 all the same.
-        """
-        self.close_connection = True
-        if self.request_version == "HTTP/0.9":
-            self.request_version = self.protocol_version
-        message = " ".join((message or HTTPStatus(code).phrase).split())[:300]
-        try:
-            self._json(code, {"error": message})
-        except OSError:
-            pass
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def log_message(self, format: str, *args) -> None:
-        if not self.server.quiet:
-            sys.stderr.write(f"makemore: serve: {self.address_string()} {format % args}\n")
+    def send_400_response(self, msg: str) -> None:
+        reason = getattr(self.conn, "error", "") or "not HTTP/1.x"
+        body = json.dumps({"error": f"bad request: {reason} (this server reads HTTP/1.0 and HTTP/1.1)"})
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            + b"cache-control: no-store\r\nx-content-type-options: nosniff\r\n"
+            + f"content-length: {len(body)}\r\n\r\n{body}".encode()
+        )
+        self.transport.close()
 
 
-class Server(ThreadingHTTPServer):
-    """A threading HTTP server holding the ``App`` and the page's files."""
+class _OneLine(logging.Handler):
+    """uvicorn's own messages (a connection it could not read, tasks cancelled at shutdown): one line each."""
 
-    daemon_threads = True  # Ctrl-C does not wait for open connections
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"makemore: serve: {' '.join(record.getMessage().split())[:300]}", file=sys.stderr)
 
-    def __init__(self, address: tuple, family: int, app: App, *, quiet: bool = False, host: str | None = None):
-        self.address_family = family
-        self.app, self.quiet, self.static = app, quiet, static_files()
-        self.loopback_only = is_loopback(address[0])
-        self.host_name = None if host is None else host.lower()  # the --host it was started with
-        super().__init__(address, Handler)
 
-    def answers_to(self, host: str, port: int | None) -> bool:
-        """Whether a Host header's ``host`` and ``port`` name this server (on a loopback address)."""
-        return (is_loopback(host) or host.lower() == self.host_name) and port in (None, self.server_port)
+class Server:
+    """A listening socket, the Starlette app (``asgi``) and the uvicorn server that runs it."""
 
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # not HTTPServer's: it looks the host's name up (DNS)
-        self.server_name, self.server_port = self.server_address[0], self.server_address[1]
-
-    def handle_error(self, request, client_address) -> None:
-        """An error outside a request's handling (a client gone mid-request line): one line, no traceback."""
-        exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError)):
-            print(f"makemore: serve: {client_address[0]}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    def __init__(self, sock: socket.socket, app: App, asgi: Starlette, *, quiet: bool, token: str | None):
+        self.socket, self.app, self.asgi, self.token = sock, app, asgi, token
+        self.server_address = sock.getsockname()
+        config = uvicorn.Config(
+            asgi, http=Protocol, ws="none", lifespan="off", loop="asyncio", log_config=None, access_log=False,
+            server_header=False, timeout_graceful_shutdown=GRACE_SECONDS,
+        )  # fmt: skip
+        logger = logging.getLogger("uvicorn.error")
+        if not any(isinstance(h, _OneLine) for h in logger.handlers):
+            logger.addHandler(_OneLine())
+        logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+        logger.propagate = False
+        self._uvicorn, self._stopped, self._running = uvicorn.Server(config), threading.Event(), False
 
     @property
     def url(self) -> str:
-        host = self.server_address[0]
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.server_address[1]}/"
+        """``http://host:port/`` (and ``?token=...`` when the server has a token)."""
+        host, port = self.server_address[:2]
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/" + (f"?token={self.token}" if self.token else "")
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Answer requests until ``shutdown()`` (or SIGINT/SIGTERM in the main thread: then KeyboardInterrupt).
+
+        Args:
+            poll_interval: kept for callers of the standard library's server; uvicorn checks every 0.1 s.
+        """
+        self._running = True
+        try:
+            self._uvicorn.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop ``serve_forever`` (running in another thread) and wait for it."""
+        self._uvicorn.should_exit = True
+        if self._running:
+            self._stopped.wait()
+
+    def server_close(self) -> None:
+        self.socket.close()
 
 
 def resolve(host: str, port: int) -> tuple[int, tuple]:
@@ -337,18 +252,57 @@ def resolve(host: str, port: int) -> tuple[int, tuple]:
     return family, (address[:2] if family == socket.AF_INET else address)
 
 
-def make_server(app: App, host: str = "127.0.0.1", port: int = 8000, *, quiet: bool = False) -> Server:
-    """A server of ``app`` listening on ``host:port`` (0: a free port; see ``Server.url``).
-
-    Raises:
-        ConfigError: (``host``, ``port``) an unknown host, a port out of range or in use.
-    """
-    family, address = resolve(host, port)
+def _listen(family: int, address: tuple, host: str, port: int) -> socket.socket:
+    """A listening socket on ``address`` (errors as the ``port`` or ``host`` they come from)."""
+    # proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets (headers and body are two
+    # writes; with Nagle's algorithm each answer would wait ~40 ms for the client's delayed ACK)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        return Server(address, family, app, quiet=quiet, host=host)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart can reuse the port at once
+        sock.bind(address)
+        sock.listen(128)
     except OSError as exc:
+        sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError("port", f"{port} is in use on {host}") from None
         if exc.errno == errno.EACCES:
             raise ConfigError("port", f"{port}: permission denied (ports below 1024 need privileges)") from None
         raise ConfigError("host", f"cannot listen on {host} ({exc.strerror or exc})") from None
+    return sock
+
+
+def make_server(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    quiet: bool = False,
+    routes: Sequence[BaseRoute] = (),
+    token: str | None = None,
+    static: Mapping[str, tuple[bytes, str]] | None = None,
+    upload_paths: Mapping[str, int] | None = None,
+) -> Server:
+    """A server of ``app`` listening on ``host:port`` (0: a free port; see ``Server.url``).
+
+    Args:
+        routes: more Starlette routes (the studio's), after serve's own.
+        token: when given, every request must carry it (see ``Policy.check_token``); the caller decides.
+        static: route -> (bytes, content type), added to or replacing the page's files.
+        upload_paths: path -> most bytes of the routes that take ``multipart/form-data`` uploads.
+    Raises:
+        ConfigError: (``host``, ``port``) an unknown host, a port out of range or in use.
+    """
+    family, address = resolve(host, port)
+    sock = _listen(family, address, host, port)
+    policy = Policy(
+        loopback_only=is_loopback(address[0]), host=host, port=sock.getsockname()[1], token=token,
+        uploads=upload_paths, quiet=quiet,
+    )  # fmt: skip
+    files = {**static_files(), **(static or {})}
+    asgi = Starlette(
+        routes=[*serve_routes(app, files), *routes],
+        middleware=[Middleware(Guard, policy=policy)],
+        exception_handlers={HTTPException: _http_error, RequestError: _request_error, MakemoreError: _library_error},
+    )
+    asgi.router.redirect_slashes = False  # /api/runs/ is not /api/runs: a 404, not a redirect
+    return Server(sock, app, asgi, quiet=quiet, token=token)

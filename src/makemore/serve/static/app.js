@@ -4,6 +4,11 @@
 const $ = (id) => document.getElementById(id);
 let runs = [];
 
+// What another script of the page (the studio's) adds: each is called when set. result(li, r): a
+// generated item's row is made; view(name): a view is shown; runChanged(run): another run is chosen;
+// ready: a promise the page waits for before it lists the runs and generates (the studio's state).
+const hooks = {result: null, view: null, runChanged: null, ready: null};
+
 function showError(message) {
   const box = $("error");
   box.textContent = message || "";
@@ -32,7 +37,8 @@ async function request(path, body) {
 
 async function api(path, body) { return (await request(path, body))[0]; }
 
-function currentRun() { return runs[Number($("run-select").value)] || runs[0]; }
+// The chosen run (ids are the server's: a studio's runs come and go, so an id is not a position).
+function currentRun() { return runs.find((r) => String(r.id) === $("run-select").value) || runs[0]; }
 
 function fillLabels(select, labels, first) {
   select.replaceChildren(new Option(first, ""), ...labels.map((l) => new Option(l, l)));
@@ -40,13 +46,15 @@ function fillLabels(select, labels, first) {
 }
 
 // --- tabs -----------------------------------------------------------------------------------
-const VIEWS = ["generate", "score", "explore"];
+// One tab (#tab-NAME) per view (#view-NAME): the page's nav lists them (the studio's page has more).
+const VIEWS = [...document.querySelectorAll("nav .tab")].map((tab) => tab.id.replace(/^tab-/, ""));
 function showView(name) {
   for (const view of VIEWS) {
     $(`view-${view}`).hidden = view !== name;
     $(`tab-${view}`).setAttribute("aria-selected", String(view === name));
   }
-  if (name === "explore") explore();
+  if (name === "explore" && runs.length) explore();
+  if (hooks.view) hooks.view(name);
 }
 
 // --- generate ---------------------------------------------------------------------------------
@@ -97,6 +105,7 @@ function controlElement(spec) {
   if (spec.placeholder && input.tagName === "INPUT") input.placeholder = spec.placeholder;
   const help = kind === "list" && input.tagName === "INPUT" ? `${spec.help} (comma-separated)` : spec.help;
   if (help) input.title = help;
+  input.dataset.initial = controlValue(input);  // a shared link names only the controls changed from it
   return input;
 }
 
@@ -194,6 +203,7 @@ function resultItem(r) {
   if (r.distance !== null) li.append(Object.assign(document.createElement("span"), {
     className: "distance", textContent: `distance ${r.distance}`,
   }));
+  if (hooks.result) hooks.result(li, r);
   return li;
 }
 
@@ -202,6 +212,7 @@ function resultItem(r) {
 let pressed = 0;
 async function generate(event) {
   if (event) event.preventDefault();
+  if (!runs.length) return;  // a studio with no trained run yet
   const press = ++pressed;
   $("generate-button").setAttribute("aria-busy", "true");
   showError("");  // what an earlier request said no longer holds
@@ -216,6 +227,7 @@ async function generate(event) {
     $("reuse-seed").hidden = false;
     $("warning").textContent = data.warning || "";
     $("warning").hidden = !data.warning;
+    share(echoed ? echoed[1] : seed);
   } catch (err) {
     if (press !== pressed) return;
     $("results").replaceChildren();
@@ -223,6 +235,41 @@ async function generate(event) {
   } finally {
     if (press === pressed) $("generate-button").removeAttribute("aria-busy");
   }
+}
+
+// --- share: the generate request in the page's address -------------------------------------------
+// A control's value as the address holds it: a check box "true"/"false", else what the box shows.
+const controlValue = (input) => (input.type === "checkbox" ? String(input.checked) : input.value);
+
+function setControlValue(input, value) {
+  if (input.type === "checkbox") input.checked = value === "true";
+  else input.value = value;
+}
+
+// After each generate, the address holds the run, each control changed from its start value and the
+// seed the server used (so a link makes the same items); ?token= stays (the page's own access).
+function share(seed) {
+  const query = new URLSearchParams();
+  const token = new URLSearchParams(location.search).get("token");
+  if (token !== null) query.set("token", token);
+  query.set("run", String(currentRun().id));
+  for (const [spec, input] of controls) {
+    const value = spec.name === "seed" ? seed : controlValue(input);
+    if (value !== input.dataset.initial) query.set(spec.name, value);
+  }
+  history.replaceState(history.state, "", `${location.pathname}?${query}`);
+}
+
+// The run and the controls named in the address (a shared link): whether the address named a run.
+function restoreFromURL() {
+  const query = new URLSearchParams(location.search);
+  const run = runs.find((r) => String(r.id) === query.get("run"));
+  if (run) $("run-select").value = String(run.id);
+  runChanged();  // the run's labels and limits first: a label named in the link is then one of them
+  for (const [spec, input] of controls) {
+    if (query.has(spec.name)) setControlValue(input, query.get(spec.name));
+  }
+  return run !== undefined;
 }
 
 async function copyAll() {
@@ -392,6 +439,7 @@ async function measure(event) {
 // --- start ------------------------------------------------------------------------------------
 function runChanged() {
   const run = currentRun();
+  if (!run) return;
   controlsForRun(run);
   fillLabels($("score-label"), run.labels, "auto");
   $("capitalise-box").hidden = !run.casefolded;
@@ -400,6 +448,27 @@ function runChanged() {
   $("metrics").replaceChildren();
   $("metrics-button").removeAttribute("aria-busy");
   if (!$("view-explore").hidden) explore();
+  if (hooks.runChanged) hooks.runChanged(run);
+}
+
+// The run select lists `served` (GET /api/runs's runs), keeping the chosen run when it is still there.
+function listRuns(served) {
+  const chosen = $("run-select").value;
+  runs = served;
+  $("run-select").replaceChildren(...runs.map((r) => new Option(
+    `${r.name} (${r.model}${r.dev_loss === null ? "" : `, dev ${r.dev_loss.toFixed(3)}`})`, String(r.id))));
+  if (runs.some((r) => String(r.id) === chosen)) $("run-select").value = chosen;
+  if (!runs.length) $("results").replaceChildren();  // the studio's last run deleted: its items go too
+  for (const id of ["generate-button", "score-button", "metrics-button", "download-generator"]) {
+    $(id).disabled = runs.length === 0;
+  }
+}
+
+// The runs asked again (the studio's change as they train, are renamed or deleted).
+async function reloadRuns() {
+  const before = $("run-select").value;
+  listRuns((await api("/api/runs")).runs);
+  if ($("run-select").value !== before) runChanged();
 }
 
 // The selected run as one HTML page that generates offline (makemore export --format html)
@@ -438,15 +507,14 @@ async function start() {
     const [options, served] = await Promise.all([api("/api/options"), api("/api/runs")]);
     buildControls(options.generate);  // before the runs are listed: a listed run has its form
     buildMetricControls(options.metrics);
-    runs = served.runs;
+    if (hooks.ready) await hooks.ready;
+    listRuns(served.runs);
   } catch (err) {
     showError(err.message);
     return;
   }
-  $("run-select").replaceChildren(...runs.map((r) => new Option(
-    `${r.name} (${r.model}${r.dev_loss === null ? "" : `, dev ${r.dev_loss.toFixed(3)}`})`, String(r.id))));
-  runChanged();
-  generate();  // the page opens with items, not empty
+  restoreFromURL();
+  generate();  // the page opens with items, not empty (those of a shared link's request)
 }
 
 start();
