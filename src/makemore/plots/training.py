@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter
 
@@ -188,15 +190,16 @@ def plot_ladder(curves: dict[str, list[list[float]]], points: dict[str, tuple[fl
     """
     fig = Figure(figsize=(9, 5.5), layout="constrained")
     ax = fig.subplots()
+    colours = itertools.cycle(colormaps["tab20"].colors)  # 20 colours: the default cycle repeats after 10
     finals: dict[str, float] = {}
     for name, curve in curves.items():
         xs = [max(x, 1e-3) for x, _ in curve]
         ys = [y for _, y in curve]
         if xs:
-            ax.plot(xs, ys, marker=".", label=name)
+            ax.plot(xs, ys, marker=".", label=name, color=next(colours))
             finals[name] = ys[-1]
     for name, (x, y) in points.items():
-        ax.plot([max(x, 1e-3)], [y], marker="s", linestyle="none", label=name)
+        ax.plot([max(x, 1e-3)], [y], marker="s", linestyle="none", label=name, color=next(colours))
         finals[name] = y
     if finals:
         ax.set_xscale("log")

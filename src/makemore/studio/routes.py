@@ -35,12 +35,29 @@ STATIC = {"/": ("studio.html", "text/html"), "/static/studio.js": ("studio.js", 
 STATIC["/static/studio.css"] = ("studio.css", "text/css")
 
 
+VIEWS = ("<!-- serve views: the studio's page carries them (studio/routes.py) -->", "<!-- /serve views -->")
+VIEWS_SLOT = "<!-- serve views: index.html's, put here when the page is served -->"
+
+
+def studio_page(index: str, studio: str) -> str:
+    """The studio's page: ``studio.html`` with serve's views (generate, score, explore) taken from
+    ``index.html``, so the two pages never drift apart and neither is a copy of the other.
+
+    Raises:
+        RuntimeError: a page file without its marker (a packaging mistake, not user input).
+    """
+    start, end = (index.find(marker) for marker in VIEWS)
+    if start < 0 or end < start or studio.count(VIEWS_SLOT) != 1:
+        raise RuntimeError("the page files lack the serve views' markers")
+    return studio.replace(VIEWS_SLOT, index[start + len(VIEWS[0]) : end].strip("\n"))
+
+
 def studio_static() -> dict[str, tuple[bytes, str]]:
-    """The studio's page (route -> (bytes, content type)), read from the package once."""
+    """The studio's page and its files (route -> (bytes, content type)), read from the package once."""
     folder = resources.files("makemore.serve").joinpath("static")
-    return {
-        path: (folder.joinpath(name).read_bytes(), f"{kind}; charset=utf-8") for path, (name, kind) in STATIC.items()
-    }
+    files = {path: folder.joinpath(name).read_text(encoding="utf-8") for path, (name, _) in STATIC.items()}
+    files["/"] = studio_page(folder.joinpath("index.html").read_text(encoding="utf-8"), files["/"])
+    return {path: (text.encode("utf-8"), f"{STATIC[path][1]}; charset=utf-8") for path, text in files.items()}
 
 
 def _error(exc: Exception) -> Response:
