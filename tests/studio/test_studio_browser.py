@@ -197,6 +197,18 @@ def paste_list(driver, name: str, words: list[str]) -> None:
     assert shot.error_text(driver) == ""
 
 
+def start_training(driver, list_name: str, run_name: str) -> None:
+    """Start a training of the list from the Train view; back once the page has sent it (Start enabled again)."""
+    from selenium.webdriver.support.ui import Select
+
+    show(driver, "train")
+    Select(shot.by_id(driver, "train-list")).select_by_visible_text(f"{list_name} (300 items)")
+    shot.fill(driver, "train-name", run_name)
+    shot.by_id(driver, "train-start").click()  # disables Start until the job is queued and the state shown
+    shot.wait_until(driver, lambda d: shot.by_id(d, "train-start").is_enabled(), f"the training of {run_name} sent")
+    assert shot.error_text(driver) == ""
+
+
 def train(driver, live, list_name: str, run_name: str) -> list[int]:
     """Train the list from the Train view; the curve's last step, as drawn, each time it was looked at while the
     job ran (its number of points is no measure: the server thins a long curve)."""
@@ -363,3 +375,87 @@ def test_a_cancelled_training_keeps_its_run_and_resumes_from_the_page(live, driv
     assert run["status"] == "finished" and run["serve_id"] is not None
     statuses = [j["status"] for j in live.get("/api/studio/jobs") if j["run"] == run["id"]]
     assert statuses == ["cancelled", "finished"] and shot.error_text(driver) == ""
+
+
+JOB_STATUS = """
+const row = [...document.querySelectorAll('#jobs tr.job-row')].find((r) => r.cells[0].textContent === arguments[0]);
+return row ? row.cells[4].textContent : null;
+"""
+ROW_STATE = """
+const row = [...document.querySelectorAll('#runs tr.run-row')].find((r) => r.querySelector('.name').textContent === arguments[0]);
+return row ? {status: row.querySelector('.status').textContent, served: Boolean(row.querySelector('button.open'))} : null;
+"""
+COMPARED = """
+return [...document.querySelectorAll('#compare-out .compared')].map((c) => ({name: c.querySelector('h3').textContent,
+  meta: c.querySelector('.meta').textContent, items: [...c.querySelectorAll('ol li.item')].map((li) => li.textContent)}));
+"""
+
+
+def served(name: str):
+    """A condition: the run ``name`` is finished and served (it has Open) in the Runs table."""
+    return lambda d: d.execute_script(ROW_STATE, name) == {"status": "finished", "served": True}
+
+
+@pytest.mark.slow
+def test_two_queued_runs_one_renamed_then_compared(live, driver):
+    from selenium.webdriver.support.ui import Select
+
+    words = make_tiny_words(300, seed=3)
+    driver.get(live.url)
+    shot.wait_until(
+        driver, lambda d: shot.by_id(d, "list-form").is_displayed() or visible_view(d) != "list", "the page"
+    )
+    paste_list(driver, "to compare", words)
+    start_training(driver, "to compare", "run a")
+    start_training(driver, "to compare", "run b")  # queued behind run a (a 10 s training)
+    shot.wait_until(
+        driver, lambda d: (d.execute_script(JOB_STATUS, "run b") or "").startswith("queued ("), "run b queued"
+    )
+    ids = {j["name"]: j["run"] for j in live.get("/api/studio/jobs") if j["name"] in ("run a", "run b")}
+    a, b = ids["run a"], ids["run b"]
+
+    # rename run a from the Runs view (while run b trains)
+    show(driver, "runs")
+    shot.wait_until(driver, served("run a"), "run a finished and served", 120)
+    click_in_row(driver, "run a", "button.rename")
+    row = run_row(driver, "run a")  # the table is not redrawn while the row asks
+    field = row.find_element("css selector", "input.rename")
+    assert field.get_attribute("value") == "run a"
+    field.clear()
+    field.send_keys("  first of two ")
+    row.find_element("css selector", "button.save").click()
+    new = "first of two"  # trimmed
+
+    def renamed(d) -> bool:
+        options = d.execute_script("return [...document.querySelectorAll('#run-select option')].map((o) => o.text)")
+        return (
+            run_row(d, new) is not None
+            and run_row(d, "run a") is None
+            and any(o.startswith(f"{new} (") for o in options)
+        )
+
+    shot.wait_until(driver, renamed, "the new name in the table and the run select")
+    names = {r["id"]: r["name"] for r in live.get("/api/studio/runs")}
+    assert names[a] == new and names[b] == "run b"
+    assert [j["name"] for j in live.get("/api/studio/jobs") if j["run"] == a] == [new]
+
+    # compare the two
+    shot.wait_until(driver, served("run b"), "run b finished and served", 120)
+    jobs = {j["run"]: j for j in json.loads((live.workspace / "jobs.json").read_text())}
+    assert jobs[b]["started"] >= jobs[a]["ended"], "run b trained while run a did"
+    show(driver, "compare")
+    Select(shot.by_id(driver, "compare-a")).select_by_value(a)
+    Select(shot.by_id(driver, "compare-b")).select_by_value(b)
+    shot.by_id(driver, "compare-button").click()
+    shot.wait_until(driver, lambda d: len(d.execute_script(COMPARED)) == 2 or shot.error_text(d), "two runs compared")
+    runs = {r["id"]: r for r in live.get("/api/studio/runs")}
+    assert all(isinstance(runs[i]["dev_nll"], float) for i in (a, b)), runs
+    columns = driver.execute_script(COMPARED)
+    assert [(c["name"], c["meta"]) for c in columns] == [
+        (runs[i]["name"], f"{runs[i]['model']} · dev NLL {runs[i]['dev_nll']:.4f}") for i in (a, b)
+    ]
+    alphabet, longest = set("".join(words)), max(len(w) for w in words)
+    for column in columns:
+        items = column["items"]
+        assert len(items) == 10 and all(1 <= len(i) <= 2 * longest and set(i) <= alphabet for i in items), column
+    assert shot.error_text(driver) == ""
