@@ -348,11 +348,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app.close()
         raise
     if token is not None:
-        print(
-            f"makemore: note: --host {config.host}: other machines can reach this server; every request needs "
-            "the token of the URL below (the default 127.0.0.1 is this machine only)",
-            file=sys.stderr,
-        )
+        _note_off_loopback(config.host, "server")
     count = len(app.served)
     print(f"serving {count} run{'s' if count != 1 else ''} at {server.url}", file=sys.stderr)
     for s in app.served:
@@ -362,15 +358,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  {s.id}  {s.name}  {s.run.config.model}, {params:,} parameters{dev_text}", file=sys.stderr)
         if s.note:
             print(f"makemore: warning: {s.name}: no new/known marks nor dev/test NLL: {s.note}", file=sys.stderr)
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.25)
-    except KeyboardInterrupt:
-        print("makemore: serve: stopped", file=sys.stderr)
-    finally:
-        server.server_close()
-        app.close()
-    return 0
+    return _until_ctrl_c(server, "serve", app.close)
 
 
 def cmd_studio(args: argparse.Namespace) -> int:
@@ -381,19 +369,28 @@ def cmd_studio(args: argparse.Namespace) -> int:
     serve.resolve(config.host, config.port)  # a bad --host or --port before the workspace is touched
     workspace, server = studio.make_studio(config)
     if not serve.is_loopback(config.host):
-        print(
-            f"makemore: note: --host {config.host}: other machines can reach this studio; every request needs "
-            "the token of the URL below (the default 127.0.0.1 is this machine only)",
-            file=sys.stderr,
-        )
+        _note_off_loopback(config.host, "studio")
     print(f"studio of {config.workspace} at {server.url}", file=sys.stderr)
+    return _until_ctrl_c(server, "studio", workspace.close)
+
+
+def _note_off_loopback(host: str, what: str) -> None:
+    print(
+        f"makemore: note: --host {host}: other machines can reach this {what}; every request needs the token of "
+        "the URL below (the default 127.0.0.1 is this machine only)",
+        file=sys.stderr,
+    )
+
+
+def _until_ctrl_c(server, what: str, close) -> int:
+    """Serve until Ctrl-C (exit 0); then stop the server and ``close()`` what it served."""
     sys.stderr.flush()
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:
-        print("makemore: studio: stopped", file=sys.stderr)
+        print(f"makemore: {what}: stopped", file=sys.stderr)
     finally:
         server.shutdown()
         server.server_close()
-        workspace.close()
+        close()
     return 0
