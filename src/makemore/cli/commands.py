@@ -383,14 +383,20 @@ def _note_off_loopback(host: str, what: str) -> None:
 
 
 def _until_ctrl_c(server, what: str, close) -> int:
-    """Serve until Ctrl-C (exit 0); then stop the server and ``close()`` what it served."""
+    """Serve until Ctrl-C (exit 0); then stop the server and ``close()`` what it served.
+
+    uvicorn stops on SIGINT/SIGTERM and raises the signal again once stopped: a KeyboardInterrupt,
+    unless SIGINT was ignored when the process started (a child of a process that ignores it,
+    e.g. a pytest-xdist worker), when ``serve_forever`` just returns. Either way it stopped.
+    """
     sys.stderr.flush()
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:
-        print(f"makemore: {what}: stopped", file=sys.stderr)
+        pass
     finally:
         server.shutdown()
         server.server_close()
         close()
+    print(f"makemore: {what}: stopped", file=sys.stderr)
     return 0
