@@ -38,6 +38,7 @@ THIN_LAYER_IMPORTS = {
     "makemore.studio",  # the command of the studio
     "makemore.studio.config",  # StudioConfig: torch-free, as config.py
     "makemore.api",
+    "makemore.auto",  # --preset auto's table: torch-free, as config.py
     "makemore.config",
     "makemore.errors",
     "makemore.files",

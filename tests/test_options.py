@@ -18,6 +18,7 @@ from makemore.models import REGISTRY
 from makemore.options import CLI, JSON, PAGE
 
 NESTED = {"model_config", "data", "train"}  # RunConfig's configs, walked on their own
+NOT_OPTIONS = {"auto"}  # RunConfig.auto: the request the options given make (makemore.auto), not one
 CONFIGS = [DataConfig, TrainConfig, RunConfig, SampleConfig, ScoreConfig, ServeConfig, ExportConfig, EvalConfig]
 CONFIGS.append(LadderConfig)
 CONFIGS += list(dict.fromkeys(family.config for family in REGISTRY.values()))
@@ -32,7 +33,7 @@ PARTNERS = {
 def _fields():
     for cls in CONFIGS:
         for f in dataclasses.fields(cls):
-            if f.init and f.name not in NESTED:
+            if f.init and f.name not in NESTED | NOT_OPTIONS:
                 yield cls, f
 
 

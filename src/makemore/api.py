@@ -15,6 +15,7 @@ Example:
 from makemore.config import (
     DEFAULT_PRESET,
     PRESETS,
+    Auto,
     DataConfig,
     EvalConfig,
     ExportConfig,
@@ -61,6 +62,7 @@ from makemore.train.trainer import TrainingInterrupted
 from makemore.train.training import resume, train
 
 __all__ = [
+    "Auto",
     "DEFAULT_PRESET",
     "PRESETS",
     "BudgetExhausted",

@@ -146,6 +146,25 @@ def default_train_config(model: str, overrides: dict[str, Any] | None = None) ->
     return TrainConfig(**{**get_family(model).config.train_defaults, **(overrides or {})})
 
 
+@dataclass(frozen=True)
+class Auto:
+    """``--preset auto``: the family, options and training chosen from the data and the budget
+    when the run starts (``makemore.auto``), under what the user gave explicitly.
+
+    Args:
+        model_options, train_options: the options given (they override the choice).
+        epochs: ``--epochs`` given (steps from the chosen batch size), else None.
+        candidate: train this candidate of ``auto.CANDIDATES`` instead of the rule's (the study).
+        choice: set once resolved (run.json's "auto"): the candidate, the reason, the corpus.
+    """
+
+    model_options: dict[str, Any] = field(default_factory=dict)
+    train_options: dict[str, Any] = field(default_factory=dict)
+    epochs: float | None = None
+    candidate: str | None = None
+    choice: dict[str, Any] | None = None
+
+
 @dataclass
 class RunConfig:
     """A whole training run: model family and its config, data, and training.
@@ -162,6 +181,7 @@ class RunConfig:
     model_config: ModelConfig | None = None  # the family's config dataclass
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig | None = None
+    auto: Auto | None = None  # --preset auto: model and train are chosen when the data is read
 
     def __post_init__(self) -> None:
         from makemore.models import get_family, make_config
@@ -214,7 +234,8 @@ _LECTURE_LOGGING = dict(weight_decay=0.0, eval_interval=10000, log_interval=1000
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         "lstm",
-        "what `makemore train` trains: a 2-layer LSTM, about two minutes on 2 CPU cores for ~30k names",
+        "a 2-layer LSTM, about two minutes on 2 CPU cores for ~30k names (what `makemore train` trained before "
+        "--preset auto, which picks it for such lists at such budgets)",
         dict(n_embd=64, n_hidden=256, n_layers=2, dropout=0.25),
         dict(steps=6000, batch_size=64, lr=0.004, weight_decay=0.1, warmup_steps=200, eval_interval=500),
     ),

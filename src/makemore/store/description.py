@@ -271,6 +271,7 @@ class RunDescription:
     metrics: dict[str, float | None]
     time_budget: dict[str, Any] | None  # a time-budgeted run: the plan and what it was made from
     processes: int | None  # a torchrun run: how many processes
+    auto: dict[str, Any] | None  # --preset auto: what it chose and why (auto.resolve)
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @property
@@ -293,6 +294,8 @@ class RunDescription:
         processes, budget = meta.get("processes"), meta.get("time_budget")
         _require(processes is None or _is_int(processes, 1), "processes", "not a positive integer")
         _require(budget is None or isinstance(budget, dict), "time_budget", "not a JSON object")
+        auto = meta.get("auto")
+        _require(auto is None or isinstance(auto, dict), "auto", "not a JSON object")
         casefolded = data.get("casefolded")
         return cls(
             makemore_version=meta["makemore_version"],
@@ -316,5 +319,6 @@ class RunDescription:
             metrics=dict(meta["metrics"]),
             time_budget=budget,
             processes=processes,
+            auto=auto,
             raw=meta,
         )

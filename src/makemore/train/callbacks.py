@@ -189,6 +189,7 @@ class Pacer(Callback):
         every: steps between checks.
         tolerance: the share of the steps a plan may be off before it is changed.
         on_replan: called with (step, new total steps).
+        most: the most steps the run may take (``--preset auto``'s cap), else None.
         clock: seconds (injected by tests).
     """
 
@@ -201,8 +202,10 @@ class Pacer(Callback):
         tolerance: float,
         on_replan: Callable[[int, int], None],
         clock: Callable[[], float] = time.perf_counter,
+        most: int | None = None,
     ):
         self.end, self.reserve, self.eval_seconds, self.every = end, reserve, eval_seconds, max(1, every)
+        self.most = most
         self.tolerance, self.on_replan, self.clock = tolerance, on_replan, clock
         self.step_time = self.eval_time = 0.0
         self.steps = self.evals = 0
@@ -230,6 +233,7 @@ class Pacer(Callback):
         steps = step + max(
             1, budget.further_steps(room, self.step_time / self.steps, eval_seconds, step, trainer.config.eval_interval)
         )
+        steps = steps if self.most is None else min(steps, self.most)
         if abs(steps - planned) > self.tolerance * planned:
             trainer.set_steps(steps)
             self.on_replan(step, steps)

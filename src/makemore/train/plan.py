@@ -28,7 +28,9 @@ from makemore.store.checkpoint import Checkpoint
 from makemore.store.description import RunDescription, new_run_id
 from makemore.store.rundir import RunDir
 from makemore.train import budget, distributed, execution
+from makemore.train import floor as count_floor
 from makemore.train import threads as thread_policy
+from makemore.train.floor import Floor
 from makemore.train.trainer import ForwardBackward
 
 
@@ -41,6 +43,7 @@ class Budget:
     deadline: tuple[float, float]  # (end by, seconds kept for the end)
     pace: tuple[float, float, float]  # (end at, seconds kept for the end, eval seconds)
     report_train_items: int | None = None  # None: execution.REPORT_ITEMS
+    most_steps: int | None = None  # --preset auto's cap on the steps (re-plans included)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Plan:
     run_id: str  # kept across resumes (description.new_run_id)
     resumed: RunDescription | None  # the description of the checkpoint resumed from
     budget: Budget | None = None  # a time-budgeted run's plan
+    floor: Floor | None = None  # --preset auto: the count model kept instead when better on dev
 
     @property
     def main(self) -> bool:
@@ -134,6 +138,12 @@ def prepare(config: RunConfig | None, run_dir: RunDir, *, overwrite: bool, chang
         run_dir.check_new(overwrite=overwrite)
         run_dir.check_not_written()
         data = load_data(config.data)
+        if config.auto is not None and config.auto.choice is None:
+            from makemore import auto
+
+            config = auto.resolve(config, data)
+            if config.auto.choice.get("orders"):  # a count model: the order best on dev
+                config = count_floor.best_order(config, data)
     world = distributed.from_environment()
     device = execution.resolve_device(config.train.device, world)
     config, model = build(config, data)
@@ -159,9 +169,26 @@ def prepare(config: RunConfig | None, run_dir: RunDir, *, overwrite: bool, chang
     dev_batcher = model.batcher(watched, device) if len(watched) < len(dev_corpus) else report_dev_batcher
     execution.check_options(config.train, model, device)
     run_id = (resumed.run_id if resumed is not None else None) or new_run_id(config, data)
+    config, floor = _floor(config, data, resumed, world)
     return Plan(
-        config, data, model, device, train_batcher, dev_batcher, report_dev_batcher, ckpt, world, run_id, resumed
-    )
+        config, data, model, device, train_batcher, dev_batcher, report_dev_batcher, ckpt, world, run_id, resumed,
+        floor=floor,
+    )  # fmt: skip
+
+
+def _floor(
+    config: RunConfig, data: Data, resumed: RunDescription | None, world: distributed.World | None
+) -> tuple[RunConfig, Floor | None]:
+    """The count model ``--preset auto`` fits beside a recurrent choice (``train/floor.py``): for a
+    new run, or a resumed one that has one; recorded in the choice (run.json's "auto")."""
+    choice = config.auto.choice if config.auto is not None else (resumed.auto if resumed is not None else None)
+    if not choice or not choice.get("floor_orders") or choice.get("kept") or world is not None:
+        return config, None
+    floor = count_floor.fit(config, data, choice["floor_orders"])
+    if config.auto is not None:
+        choice = {**choice, "floor": floor.to_json()}
+        config = dataclasses.replace(config, auto=dataclasses.replace(config.auto, choice=choice))
+    return config, floor
 
 
 @contextlib.contextmanager
@@ -210,6 +237,8 @@ def for_time_budget(plan: Plan, started: float, forward_backward: ForwardBackwar
         train.time_budget, calibration, report, plan.data.corpus("dev"), train.seed
     )
     steps = budget.plan_steps(train.time_budget, calibration, train.eval_interval)
+    most = train.steps if plan.config.auto is not None else None  # --preset auto: at most max_epochs passes
+    steps = steps if most is None else min(steps, most)
     if steps < 1:
         validation.fail(train, "time_budget", budget.too_short(train.time_budget, calibration, train.eval_interval))
     warmup = budget.scaled_warmup(train.warmup_steps, steps, train.steps)
@@ -219,6 +248,7 @@ def for_time_budget(plan: Plan, started: float, forward_backward: ForwardBackwar
         (started + (1 + budget.DEADLINE_SLACK) * train.time_budget, reserve),
         (started + train.time_budget, calibration.final_seconds, calibration.eval_seconds),
         train_items if report_dev is not None else None,
+        most,
     )
     plan = _with_train(plan, steps=steps, warmup_steps=warmup)
     if report_dev is not None:  # the end-of-run report on seeded samples: all of it would eat the budget

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from makemore.config import RunConfig
+from makemore.config import Auto, RunConfig
 from makemore.errors import MakemoreError
 from makemore.evaluate.scoring import evaluate_nll
 from makemore.models import LanguageModel
@@ -26,6 +26,7 @@ from makemore.store.description import run_meta
 from makemore.store.rundir import RunDir
 from makemore.store.runs import load_run
 from makemore.train import budget, distributed, execution
+from makemore.train import floor as count_floor
 from makemore.train import threads as thread_policy
 from makemore.train.averaging import AverageWeights, WeightAverage, evaluate_with_average
 from makemore.train.callbacks import (
@@ -138,9 +139,44 @@ def _train(
                 if step is None:
                     return _fit_count_model(plan, run_dir)
                 metrics = _fit_by_gradient(plan, step, run_dir, progress and plan.main)
+                if plan.floor is not None and plan.main:
+                    metrics = _keep_floor(plan, run_dir, metrics)
         finally:  # a DDP module holds the process group and gloo's pending work: drop it before the
             step = None  # group is destroyed, not at interpreter exit, where freeing gloo's work aborts
     return {**metrics, "wall_seconds": time.perf_counter() - started}
+
+
+def _auto(plan: Plan) -> dict[str, Any]:
+    """run.json's "auto": what ``--preset auto`` chose and why (kept across resumes)."""
+    return {"auto": _choice(plan)} if _choice(plan) else {}
+
+
+def _choice(plan: Plan) -> dict[str, Any] | None:
+    if plan.config.auto is not None and plan.config.auto.choice is not None:
+        return plan.config.auto.choice
+    return plan.resumed.auto if plan.resumed is not None else None
+
+
+def _keep_floor(plan: Plan, run_dir: RunDir, metrics: dict) -> dict:
+    """The run's report, or, unless it beat ``--preset auto``'s count model on the same dev items by
+    more than ``floor.MARGIN``, the count model written as the run (``train/floor.py``) and its report."""
+    report_dev = plan.report_dev_batcher.corpus
+    loss = count_floor.beats(plan.floor, report_dev, metrics["dev_loss"])
+    if loss is None:
+        return metrics
+    floor = plan.floor
+    order = floor.config.model_config.order
+    kept = f"Kneser-Ney n-gram, order {order}, kept: dev NLL {loss:.4f} against the {plan.config.model}'s "
+    kept += f"{metrics['dev_loss']:.4f}"
+    choice = {**_choice(plan), "kept": "count", "recurrent_dev_loss": metrics["dev_loss"], "count_dev_loss": loss,
+              "summary": kept}  # fmt: skip
+    config = dataclasses.replace(floor.config, auto=Auto(choice=choice))
+    count_plan = dataclasses.replace(
+        plan, config=config, model=floor.model, train_batcher=floor.model.batcher(plan.data.corpus("train")),
+        report_dev_batcher=floor.model.batcher(report_dev), budget=None,
+    )  # fmt: skip
+    run_dir.append_metrics({"step": metrics["steps"], "auto": choice["summary"]})
+    return {**_fit_count_model(count_plan, run_dir, fitted=True), "auto_kept": choice}
 
 
 def _first_checkpoint(plan: Plan) -> int:
@@ -173,8 +209,9 @@ def _callbacks(
         callbacks.append(Deadline(*plan.budget.deadline))
         every = max(1, train.steps // budget.REPLAN_CHECKS)
         pacer = Pacer(
-            *plan.budget.pace, every, budget.REPLAN_TOLERANCE, lambda step, steps: replans.append([step, steps])
-        )
+            *plan.budget.pace, every, budget.REPLAN_TOLERANCE, lambda step, steps: replans.append([step, steps]),
+            most=plan.budget.most_steps,
+        )  # fmt: skip
         callbacks.append(pacer)
     return [*callbacks, checkpointer, stop]
 
@@ -204,6 +241,7 @@ def _fit_by_gradient(plan: Plan, step: ForwardBackward, run_dir: RunDir, progres
             extra["time_budget"] = timing
         if plan.world is not None:
             extra["processes"] = plan.world.size
+        extra.update(_auto(plan))
         config = dataclasses.replace(plan.config, train=trainer.config)
         return run_meta(config, plan.data, plan.model, extra, plan.run_id)
 
@@ -269,16 +307,18 @@ def _diverged(exc: LossNotFinite, run_dir: RunDir, kept_step: int | None) -> Mak
     )
 
 
-def _fit_count_model(plan: Plan, run_dir: RunDir) -> dict:
-    """Count models: fitting is counting; both checkpoints hold the fitted tables."""
+def _fit_count_model(plan: Plan, run_dir: RunDir, *, fitted: bool = False) -> dict:
+    """Count models: fitting is counting (unless ``fitted``); both checkpoints hold the tables."""
     started = time.perf_counter()
-    plan.model.fit_batcher(plan.train_batcher)
+    if not fitted:
+        plan.model.fit_batcher(plan.train_batcher)
     metrics = {
         **_train_report(plan.model, plan),
         "dev_loss": evaluate_nll(plan.model, plan.report_dev_batcher),
         "fit_seconds": time.perf_counter() - started,
     }
-    meta = run_meta(plan.config, plan.data, plan.model, {"state": {"step": 0}, "metrics": metrics}, plan.run_id)
+    extra = {"state": {"step": 0}, "metrics": metrics, **_auto(plan)}
+    meta = run_meta(plan.config, plan.data, plan.model, extra, plan.run_id)
     for which in ("best", "last"):
         run_dir.save(which, model_state=plan.model.state_dict(), meta=meta)
     return metrics
