@@ -182,9 +182,14 @@ def test_models(capsys):
     first_words = [line.split()[0] for line in out.splitlines() if line.strip()]
     for name in model_names():
         assert name in first_words
-    assert "\npresets (makemore train --preset NAME; makemore train alone trains 'default'):\n" in out
-    for preset in api.PRESETS:
+    assert "\npresets (makemore train --preset NAME; makemore train alone uses 'auto'):\n" in out
+    for preset in ["auto", *api.PRESETS]:
         assert f"\n  {preset} " in out
+    from makemore.auto import CANDIDATES, RULE
+
+    in_table = {name for row in RULE for name in (row.pick, row.neural)}
+    for name, candidate in CANDIDATES.items():  # auto's candidates, those the table never picks marked
+        assert f"{name}: {candidate.summary}" + ("" if name in in_table else " (studied, never picked)") in out
     assert "--n-embd 24" in out
 
 
@@ -583,11 +588,15 @@ def test_console_script_bad_input_exit_code_2(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt"]
 
 
-def test_train_without_model_or_preset_uses_the_default_preset():
+def test_train_without_model_or_preset_uses_auto():
     from makemore.cli import build_parser, run_config_from_args
 
     config = run_config_from_args(build_parser().parse_args(["train", "-o", "run"]))
-    assert config == api.preset_config(api.DEFAULT_PRESET)
+    assert config.auto == api.Auto() and config.data == api.DataConfig()  # chosen when the data is read
+    given = run_config_from_args(build_parser().parse_args(["train", "-o", "run", "--preset", "auto", "--lr", "0.1"]))
+    assert given.auto == api.Auto(train_options={"lr": 0.1})
+    preset = run_config_from_args(build_parser().parse_args(["train", "-o", "run", "--preset", "default"]))
+    assert preset == api.preset_config(api.DEFAULT_PRESET) and preset.auto is None
     family = run_config_from_args(build_parser().parse_args(["train", "-o", "run", "--model", "lstm"]))
     assert family.model_config == api.make_config("lstm") and family.train == api.default_train_config("lstm")
     tuned = run_config_from_args(build_parser().parse_args(["train", "-o", "run", "--preset", "best", "--steps", "7"]))

@@ -64,7 +64,7 @@ def test_help_says_where_a_family_or_preset_sets_its_own():
     helps = {a.dest: " ".join(a.help.split()) for a in train.actions if a.help}
     assert helps["t_steps"].endswith("default 6000 (default preset; --model/--preset: their own)")
     assert helps["t_momentum"].endswith("default 0.0")  # nothing sets another
-    assert "the default preset trains family lstm" in helps["model"]
+    assert "(default: --preset auto; see makemore models)" in helps["model"]
     group = next(g for g in train._action_groups if g.title == "training options")
     assert "--model FAMILY trains with the family's own defaults" in " ".join(group.description.split())
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY_TRAIN_FLAGS as TINY
 from conftest import assert_bad_input, write_words
 from conftest import run_cli as cli
-from makemore import api
+from makemore import api, auto
 from makemore.cli import build_parser, run_config_from_args, suggest
 from makemore.store.checkpoint import read_meta
 
@@ -65,7 +65,9 @@ def test_a_model_option_of_another_family_points_to_the_family_s_own(in_tmp, cap
     line = assert_bad_input(capsys, [*train, "--model", "bigram", "--n-embd", "4"], in_tmp)
     assert line == "makemore: error: --n-embd: model 'bigram' has no such option (see: makemore models)"
     line = assert_bad_input(capsys, [*train, "--no-bias"], in_tmp)  # named as typed
-    assert line == "makemore: error: --no-bias: model 'lstm' has no such option (see: makemore models)"
+    assert line == (
+        "makemore: error: --no-bias: --preset auto's families (lstm, ngram) have no such option (see: makemore models)"
+    )
 
 
 def test_closest_normalises_and_knows_synonyms():
@@ -96,8 +98,10 @@ def test_epochs_give_the_steps_of_passes_over_the_training_split(words_file, tin
     assert window.train.steps == math.ceil(0.5 * targets / 32)
     full = _config("-i", words_file, "--model", "bigram", "--epochs", 3)  # bigram: full batch (0)
     assert full.train.batch_size == 0 and full.train.steps == 3
-    default = _config("-i", words_file, "--epochs", 1)  # the default preset: 64 items a step
-    assert default.train.steps == math.ceil(items / 64) and default.model == "lstm"
+    default = _config("-i", words_file, "--epochs", 1)  # auto: the steps from the chosen candidate's batch
+    assert default.auto.epochs == 1
+    chosen = auto.resolve(default, data)
+    assert chosen.train.steps == math.ceil(items / chosen.train.batch_size) and chosen.model == "lstm"
 
 
 def test_epochs_train_that_many_steps_and_say_so(in_tmp, capsys, tiny_words):

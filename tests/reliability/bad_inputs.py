@@ -265,6 +265,12 @@ def _train_cases() -> list[Case]:
     return [
         *(Case(f"train: {' '.join(case)}", _train(*case), case[0]) for case in _TRAIN_FLAGS),
         Case("train: missing input", ["train", "-i", "missing.txt", "-o", "new", *TINY], "missing.txt: no such file"),
+        Case("train: auto with a family", ["train", "-i", "words.txt", "-o", "new", "--preset", "auto", "--model",
+             "lstm"], "--model lstm conflicts with --preset auto"),
+        Case("train: auto, options of no one model", ["train", "-i", "words.txt", "-o", "new", "--order", "3",
+             "--lr", "0.1"], "--order and --lr: --preset auto has no model that takes both"),
+        Case("train: auto, an option of no family", ["train", "-i", "words.txt", "-o", "new", "--n-layer", "2"],
+             "--n-layer: --preset auto's families"),
         Case("train: input is a directory", ["train", "-i", "run", "-o", "new", *TINY], "run: is a directory"),
         Case("train: input is a FIFO", ["train", "-i", "fifo", "-o", "new", *TINY], "fifo: not a regular file",
              _fifo("fifo")),

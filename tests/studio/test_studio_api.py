@@ -26,7 +26,7 @@ def test_state_lists_models_times_and_limits(client, studio):
     assert state["time"] == {"least": 30, "most": 1800, "default": 120}
     assert state["limits"] == {"upload_bytes": 20 * 1024 * 1024, "upload_lines": 1_000_000}
     names = [m["name"] for m in state["models"]]
-    assert names[0] == "default" and "best" in names and "bigram" in names and "lstm" in names
+    assert names[0] == "auto" and "default" in names and "best" in names and "bigram" in names and "lstm" in names
 
 
 def test_a_pasted_list_is_stored_as_given_with_its_summary(client, studio):

@@ -141,3 +141,18 @@ def test_the_event_stream_sends_the_jobs(tmp_path):
         server.shutdown()
         server.server_close()
         studio.close()
+
+
+@pytest.mark.slow
+def test_auto_is_the_default_and_the_run_says_what_it_chose(client, studio):
+    list_id = add_list(client)["id"]
+    r = client.post("/api/studio/train", json={"list": list_id, "time": 30})  # no model: auto
+    assert r.status_code == 202, r.text
+    job, run = r.json()["job"], r.json()["run"]
+    assert run["model"] == "auto"
+    studio.start()
+    assert wait(lambda: ended(client, job["id"]))["status"] == "finished"
+    served = next(r for r in client.get("/api/studio/runs").json() if r["id"] == run["id"])
+    recorded = api.load_run(studio.ws.run_dir(run["id"])).description.auto
+    assert served["auto"] == {"summary": recorded["summary"], "reason": recorded["reason"]}
+    assert "240 training items" in served["auto"]["reason"]

@@ -39,6 +39,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
 
         def announce(config: api.RunConfig) -> None:
+            if config.auto is not None:  # the choice and why, in one line (also in run.json)
+                choice = config.auto.choice
+                print(f"auto: {choice['summary']} ({choice['reason']})", file=sys.stderr)
             if not args.quiet:
                 threads = config.train.threads
                 print(
@@ -59,6 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if not api.is_main_process():
         return 0  # rank 0 of a torchrun run reports
+    if "auto_kept" in metrics:  # --preset auto's count model beat the recurrent one on dev
+        print(f"auto: {metrics['auto_kept']['summary']}", file=sys.stderr)
     budget = None if args.resume else given(args, TRAIN).get("time_budget")
     took = ""
     if budget and "planned_steps" in metrics:  # a model trained by gradient
@@ -80,7 +85,9 @@ def _budget_note(config: api.RunConfig) -> str:
     if not seconds:
         return ""
     if not get_family(config.model).model.trains_by_gradient:
-        return f" (--time does not apply: {config.model} is fitted by counting, in one pass)"
+        return "" if config.auto else f" (--time does not apply: {config.model} is fitted by counting, in one pass)"
+    if config.auto is not None and config.train.steps >= config.auto.choice.get("max_steps", 0):
+        return f" ({config.train.steps} steps: auto's most for this list, within --time {format_duration(seconds)})"
     return f" ({config.train.steps} steps fit in --time {format_duration(seconds)})"
 
 

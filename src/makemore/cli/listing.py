@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from makemore import api
+from makemore.auto import CANDIDATES, RULE
 from makemore.cli.options import default_run, family_settings, flag_name
 from makemore.models import get_family, model_names
 
@@ -46,7 +47,11 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{pad}fitted by counting in one pass: no training options but --device, --backend, --time")
         if model_cls.has_manual_backward:
             print(f"{pad}has a hand-written backward pass (--backward manual)")
-    print(f"\npresets (makemore train --preset NAME; makemore train alone trains '{api.DEFAULT_PRESET}'):")
+    print("\npresets (makemore train --preset NAME; makemore train alone uses 'auto'):")
+    print(f"  {'auto':<10} chosen from the data and --time by a measured table (docs/auto.md), among:")
+    in_table = {name for row in RULE for name in (row.pick, row.neural)}
+    for name, candidate in CANDIDATES.items():
+        print(f"{pad}{name}: {candidate.summary}" + ("" if name in in_table else " (studied, never picked)"))
     for name, preset in api.PRESETS.items():
         model, train = family_settings(preset.model, preset.model_options, preset.train_options)
         print(f"  {name:<10} {preset.model}: {preset.description}")

@@ -16,6 +16,7 @@ from typing import Any
 
 from makemore import config as configs
 from makemore import options
+from makemore.auto import CANDIDATES, DEFAULT_BUDGET, conflict
 from makemore.cli import suggest
 from makemore.cli.epochs import check_epochs
 from makemore.errors import ConfigError, MakemoreError
@@ -40,6 +41,7 @@ EPOCHS_HELP = (
     "shows each family's kind)"
 )
 THEIRS = "--model/--preset: their own"
+AUTO = "auto"  # --preset auto (makemore.auto): train's default
 _PARSERS = {"duration": "duration"}  # Option.parse -> the argparse type below that reads it
 
 
@@ -138,25 +140,40 @@ def train_options(exclude: tuple[str, ...] = ()) -> tuple[list[Declared], dict[s
 
 
 TRAINING_DEFAULTS = (
-    "The defaults shown are those `makemore train` uses without --model or --preset: the 'default' "
-    "preset's ({family}). --model FAMILY trains with the family's own defaults and --preset NAME with the "
-    "preset's (makemore models lists both); the options given here go on top."
+    "The defaults shown are the 'default' preset's ({family}). --model FAMILY trains with the family's own "
+    "defaults and --preset NAME with the preset's (makemore models lists both); the options given here go on top."
+)
+AUTO_HELP = (
+    "Without --model or --preset, train uses --preset auto: the family, its size, regularisation and steps "
+    "are chosen from the training split's size (characters and item ends) and --time (default: the steps of "
+    "about {budget} on 2 CPU cores, a fixed count), by the table of a measured study (docs/auto.md), with a "
+    "Kneser-Ney n-gram kept instead when it is better on dev; the choice and why are "
+    'printed and kept in run.json ("auto"), and every option given here overrides it.'
 )
 
 
-def add_run_options(parser, *, exclude_train: tuple[str, ...] = ()) -> None:
-    """Data, model family or preset, model options and training options (``--epochs`` with ``--steps``)."""
+def add_run_options(parser, *, exclude_train: tuple[str, ...] = (), auto: bool = False) -> None:
+    """Data, model family or preset, model options and training options (``--epochs`` with ``--steps``).
+
+    Args:
+        auto: offer ``--preset auto`` (train's default; ``train`` only).
+    """
     add_options(parser, options.declared(configs.DataConfig, CLI))
     family = default_run()[0]
     model = options.find(configs.RunConfig, "model")
-    shown = f"{model.option.help}; the default preset trains family {family}"
+    shown = model.option.help.replace("the 'default' preset", "--preset auto" if auto else "the 'default' preset")
     parser.add_argument("--model", default=None, choices=model.option.choices, help=shown)
     parser.add_argument(
         "--preset",
         default=None,
-        choices=list(configs.PRESETS),
-        help="a named configuration (model, options and training), e.g. the lectures'",
+        choices=[AUTO, *configs.PRESETS] if auto else list(configs.PRESETS),
+        help="a named configuration (model, options and training), e.g. the lectures'"
+        + ("; auto (the default): chosen from the data and --time" if auto else ""),
     )
+    if auto:
+        parser.group(
+            "--preset auto", textwrap.fill(AUTO_HELP.format(budget=configs.format_duration(DEFAULT_BUDGET)), 76)
+        )
     add_options(parser.group("model options (see: makemore models)"), *model_options()[:1], MODEL,
                 model_options()[1])  # fmt: skip
     group = parser.group("training options", textwrap.fill(TRAINING_DEFAULTS.format(family=family), 76))
@@ -196,8 +213,18 @@ def flag_name(field: str, value: Any = None) -> str:
     return "--no-" + flag[2:] if value is False else flag
 
 
+def is_auto(args: argparse.Namespace) -> bool:
+    """Whether ``train``'s options ask for ``--preset auto`` (given, or no --model/--preset)."""
+    return getattr(args, "command", None) == "train" and (args.preset == AUTO or (not args.preset and not args.model))
+
+
 def family_of(args: argparse.Namespace) -> str:
-    """The model family the options of ``train``/``lr-find`` train (--preset, --model or the default preset's)."""
+    """The model family the options of ``train``/``lr-find`` train (--preset, --model or the default
+    preset's), or ``AUTO`` when ``--preset auto`` chooses it."""
+    if args.preset == AUTO and args.model:
+        raise MakemoreError(f"--model {args.model} conflicts with --preset auto (which chooses the family)")
+    if is_auto(args):
+        return AUTO
     if args.preset:
         family = configs.PRESETS[args.preset].model
         if args.model and args.model != family:
@@ -216,15 +243,25 @@ def check_run_options(args: argparse.Namespace) -> str:
         the model family.
     """
     family = family_of(args)
-    known = [d.name for d in options.declared(REGISTRY[family].config, CLI)]
+    families = sorted({c.family for c in CANDIDATES.values()}) if family == AUTO else [family]
+    known = [d.name for f in families for d in options.declared(REGISTRY[f].config, CLI)]
     for field, value in given(args, MODEL).items():
         if field not in known:
             near = suggest.closest(field, known)
             hint = f"; did you mean {' or '.join(map(flag_name, near))}?" if near else ""
             typed = flag_name(field, value)
-            raise MakemoreError(f"{typed}: model {family!r} has no such option{hint} (see: makemore models)")
+            which = (
+                f"--preset auto's families ({', '.join(families)}) have" if family == AUTO else f"model {family!r} has"
+            )
+            raise MakemoreError(f"{typed}: {which} no such option{hint} (see: makemore models)")
     train = given(args, TRAIN)
     epochs = getattr(args, "epochs", None)
+    if family == AUTO:
+        clash = conflict(configs.Auto(given(args, MODEL), train, epochs))
+        if clash is not None:
+            model, trained = flag_name(clash[0]), "--epochs" if clash[1] == "epochs" else flag_name(clash[1])
+            raise MakemoreError(f"{model} and {trained}: --preset auto has no model that takes both ({model} is "
+                                f"a count model's, {trained} a model trained by gradient's); give --model")  # fmt: skip
     lengths = [flag for flag, on in (("--steps", "steps" in train), ("--time", "time_budget" in train)) if on]
     if epochs is not None:
         lengths.insert(0, "--epochs")
@@ -240,7 +277,7 @@ def check_applies(args: argparse.Namespace, family: str) -> None:
     """Refuse the training options of a model fitted by counting, as other families' options are."""
     from makemore.models import get_family  # imports torch: the command runs now
 
-    if get_family(family).model.trains_by_gradient:
+    if family == AUTO or get_family(family).model.trains_by_gradient:  # auto: the options steer the choice
         return
     extra = [flag_name(f, v) for f, v in given(args, TRAIN).items() if f not in COUNTING_FIELDS]
     extra += ["--epochs"] if getattr(args, "epochs", None) is not None else []
@@ -256,6 +293,9 @@ def run_config_from_args(args: argparse.Namespace) -> configs.RunConfig:
     """The RunConfig of ``train``/``lr-find`` options: preset or family defaults, then the options given."""
     family = check_run_options(args)
     check_applies(args, family)
+    if family == AUTO:
+        auto = configs.Auto(given(args, MODEL), given(args, TRAIN), getattr(args, "epochs", None))
+        return configs.RunConfig(auto=auto, data=configs.DataConfig(**data_given(args)))
     if args.preset:
         config = configs.preset_config(args.preset)
     elif args.model:  # the family's own defaults

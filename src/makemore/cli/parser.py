@@ -148,7 +148,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace a run already in -o")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_run_options(p)
+    add_run_options(p, auto=True)
 
 
 def _add_sample(sub) -> None:

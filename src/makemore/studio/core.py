@@ -29,9 +29,14 @@ TIME = {"least": 30, "most": 1800, "default": 120}  # seconds of a training
 RESUMABLE = ("cancelled", "failed", "interrupted")
 
 
+AUTO = {"name": "auto", "label": "auto (chosen for the list and the time)",
+        "description": "the family, size and training measured best for a list of this size in this time"}  # fmt: skip
+
+
 def models() -> list[dict]:
-    """The studio's model choices: the presets (the default first), then the families with their defaults."""
-    choices = [{"name": name, "label": name, "description": p.description} for name, p in api.PRESETS.items()]
+    """The studio's model choices: auto (train's default) first, the presets, then the families
+    with their defaults."""
+    choices = [AUTO, *({"name": n, "label": n, "description": p.description} for n, p in api.PRESETS.items())]
     for name in api.model_names():
         choices.append({"name": name, "label": f"{name} (family)", "description": f"{name} with its own defaults"})
     return choices
@@ -173,7 +178,7 @@ class Studio:
             isinstance(seconds, int) and not isinstance(seconds, bool) and TIME["least"] <= seconds <= TIME["most"]
         ):
             raise params.bad(f"time: must be whole seconds from {TIME['least']} to {TIME['most']}, got {seconds!r}")
-        model = body.get("model", "default")
+        model = body.get("model", AUTO["name"])
         if model not in {m["name"] for m in models()}:
             raise params.bad(f"model: unknown model {str(model)[:40]!r} (a preset or a family of state.models)")
         name = check_name(body["name"]) if body.get("name") is not None else f"{record['name']} ({model})"
@@ -209,16 +214,18 @@ class Studio:
         except params.RequestError:
             list_name = None  # the list was deleted
         served = self.serve_ids.get(run["id"])
-        dev = None
+        dev = chosen = None
         if served is not None:
             s = self.app.served[served]
             metrics = s.run.description.metrics if s is not None else {}
             dev = metrics.get("best_dev_loss", metrics.get("dev_loss"))
+            auto = s.run.description.auto if s is not None else None
+            chosen = {"summary": auto["summary"], "reason": auto["reason"]} if auto else None
         with self.jobs.lock:
             spans = [(j["started"], j["ended"]) for j in self.jobs.jobs if j["run"] == run["id"] and j["started"]]
         seconds = sum((end or time.time()) - start for start, end in spans)
         out = {k: run[k] for k in ("id", "name", "list", "model", "created", "status")}
-        out.update(list_name=list_name, dev_nll=dev, train_seconds=round(seconds, 1), serve_id=served)
+        out.update(list_name=list_name, dev_nll=dev, train_seconds=round(seconds, 1), serve_id=served, auto=chosen)
         return out
 
     def runs(self) -> list[dict]:

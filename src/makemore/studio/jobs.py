@@ -44,8 +44,8 @@ def _flag(cls: type, name: str) -> str:
 
 
 def model_flags(model: str) -> list[str]:
-    """``train``'s flags for the studio's model choice: "default", a preset or a family."""
-    if model == "default":
+    """``train``'s flags for the studio's model choice: "auto" (train's default), a preset or a family."""
+    if model == "auto":
         return []
     if model in api.PRESETS:
         return ["--preset", model]

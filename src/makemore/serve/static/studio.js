@@ -434,7 +434,9 @@ function renderRuns() {
     const row = el("tr", {className: "run-row"});
     row.dataset.run = run.id;
     row.append(el("td", {className: "name", textContent: run.name}), el("td", {textContent: run.list_name || ""}),
-      el("td", {textContent: run.model}), el("td", {className: "nll", textContent: fmt(run.dev_nll)}),
+      el("td", {className: "model", textContent: run.auto ? `auto: ${run.auto.summary}` : run.model,
+        title: run.auto ? run.auto.reason : ""}),
+      el("td", {className: "nll", textContent: fmt(run.dev_nll)}),
       el("td", {textContent: duration(run.train_seconds)}), el("td", {textContent: when(run.created)}),
       el("td", {className: "status", textContent: run.status}));
     row.append(el("td", {className: "row-actions"}, ...runActions(row, run)));
@@ -549,7 +551,7 @@ async function compare(event) {
       const run = studioRun(id);
       const data = await post("/api/generate", {run: run.serve_id, n: 10, seed});
       return el("div", {className: "compared"}, el("h3", {textContent: run.name}),
-        el("p", {className: "meta", textContent: `${run.model} · dev NLL ${fmt(run.dev_nll)}`}),
+        el("p", {className: "meta", textContent: `${run.auto ? `auto: ${run.auto.summary}` : run.model} · dev NLL ${fmt(run.dev_nll)}`}),
         el("ol", {}, ...data.items.map((r) => el("li", {className: "item", textContent: r.item}))));
     }));
     $("compare-out").replaceChildren(...columns);
