@@ -370,3 +370,31 @@ def test_bench_export_measures_every_file_and_runtime_per_weight_type(corpus, tm
         assert len(result["families"]["mlp"]["sampling_rounds"]["float32"]) == 2
     printed = capsys.readouterr().out
     assert "err chr" in printed and f"wrote {out}" in printed
+
+
+def test_bench_auto_trains_the_cells_and_reports_what_auto_ends_with(tmp_path, monkeypatch):
+    from makemore import api, auto
+
+    bench = load_script("bench_auto", monkeypatch)
+    work, out = tmp_path / "work", tmp_path / "auto.json"
+    bench.main(["--work", str(work), "--lists", "names:200", "--budgets", "6s"])
+    rows = {bench.key(r): r for r in map(json.loads, (work / "rows.jsonl").read_text().splitlines())}
+    count = rows["names/200//count/"]
+    assert [r["order"] for r in count["orders"]] == list(bench.ORDERS) and count["train_items"] == 160
+    assert count["order"] == min(count["orders"], key=lambda r: r["dev"])["order"]  # chosen on dev
+    trained = [r for r in rows.values() if r.get("budget") == "6s"]
+    assert sorted(r["model"] for r in trained) == sorted(bench.candidates_for(200, "6s"))
+    assert all(r["steps"] <= r["max_steps"] and r["test"] > 0 for r in trained if "refused" not in r)
+    bench.main(["--work", str(work), "--lists", "names:200", "--budgets", "6s"])  # done cells are not trained again
+    assert len((work / "rows.jsonl").read_text().splitlines()) == len(rows)
+    (cell,) = bench.main(["--work", str(work), "--report", "--out", str(out)])["cells"]
+    data = api.load_data(api.DataConfig(input=str(work / "names-200.txt")))
+    assert count["train_targets"] == data.corpus("train").num_targets
+    name, order, _ = auto.choose(auto.Stats(160, count["train_targets"], 26, 0), 6.0, auto.Auto())
+    if auto.CANDIDATES[name].counts:
+        assert cell["auto_test"] == next(r["test"] for r in count["orders"] if r["order"] == order)
+    else:
+        floor = min(count["orders"], key=lambda r: r["dev"])
+        lstm = rows[f"names/200/6s/{name}/"]
+        assert cell["auto_test"] == (floor["test"] if floor["dev"] < lstm["dev"] else lstm["test"])
+    assert json.loads(out.read_text())["cells"] == [cell]
