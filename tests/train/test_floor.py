@@ -72,3 +72,21 @@ def test_given_recurrent_options_train_without_a_floor(tmp_path, words_file, wea
     api.train(config, run, progress=False)
     recorded = json.loads((run / "run.json").read_text())
     assert recorded["model"]["kind"] == "lstm" and "floor_orders" not in recorded["auto"]
+
+
+def test_a_count_pick_takes_the_order_best_on_dev_fitted_once(tmp_path, words_file, monkeypatch):
+    monkeypatch.setattr(auto, "RULE", (auto.Row(float("inf"), float("inf"), "count", 3, "lstm-xs"),))
+    from makemore.models.ngram import NGramModel
+
+    fits, fit = [], NGramModel.fit_batcher
+    monkeypatch.setattr(NGramModel, "fit_batcher", lambda self, b: fits.append(self.order) or fit(self, b))
+    run = tmp_path / "run"
+    metrics = api.train(api.RunConfig(auto=api.Auto(), data=api.DataConfig(input=str(words_file))), run, progress=False)
+    assert fits == list(auto.FLOOR_ORDERS)  # each order fitted once: the best one is the run's, not fitted again
+    choice = json.loads((run / "run.json").read_text())["auto"]
+    data = api.load_data(api.DataConfig(input=str(words_file)))
+    devs = {order: _kn_dev(data, order) for order in auto.FLOOR_ORDERS}
+    best = min(devs, key=devs.get)
+    assert choice["orders"] == list(auto.FLOOR_ORDERS) and choice["summary"].endswith(f"order {best} (best on dev)")
+    assert metrics["dev_loss"] == pytest.approx(devs[best], abs=1e-9) == pytest.approx(choice["order_dev_loss"])
+    assert api.load_run(run).description.model.config["order"] == best

@@ -64,14 +64,14 @@ def fit(config: RunConfig, data: Data, orders: list[int]) -> Floor:
     return Floor(count_config, model, loss, time.perf_counter() - started)
 
 
-def best_order(config: RunConfig, data: Data) -> RunConfig:
+def best_order(config: RunConfig, data: Data) -> tuple[RunConfig, LanguageModel]:
     """``--preset auto``'s count model (``config``) with the order of ``auto.choice["orders"]``
-    best on the dev split; each order's dev NLL is recorded in the choice."""
+    best on the dev split (its dev NLL recorded in the choice), and that model, fitted."""
     fitted = fit(config, data, config.auto.choice["orders"])
     order = fitted.config.model_config.order
     choice = {**config.auto.choice, "order_dev_loss": fitted.dev_loss, "orders_seconds": fitted.seconds}
     choice["summary"] = choice["summary"].rsplit(", order ", 1)[0] + f", order {order} (best on dev)"
-    return dataclasses.replace(fitted.config, auto=dataclasses.replace(config.auto, choice=choice))
+    return dataclasses.replace(fitted.config, auto=dataclasses.replace(config.auto, choice=choice)), fitted.model
 
 
 def beats(floor: Floor, dev_items, dev_loss: float) -> float | None:

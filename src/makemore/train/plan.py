@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from makemore import validation
+from makemore import auto, validation
 from makemore.config import RunConfig
 from makemore.data.batching import Batcher, WindowBatcher
 from makemore.data.datasets import Data, load_data
@@ -63,6 +63,7 @@ class Plan:
     resumed: RunDescription | None  # the description of the checkpoint resumed from
     budget: Budget | None = None  # a time-budgeted run's plan
     floor: Floor | None = None  # --preset auto: the count model kept instead when better on dev
+    fitted: bool = False  # a count model already fitted (--preset auto chose its order on dev)
 
     @property
     def main(self) -> bool:
@@ -138,15 +139,15 @@ def prepare(config: RunConfig | None, run_dir: RunDir, *, overwrite: bool, chang
         run_dir.check_new(overwrite=overwrite)
         run_dir.check_not_written()
         data = load_data(config.data)
-        if config.auto is not None and config.auto.choice is None:
-            from makemore import auto
-
-            config = auto.resolve(config, data)
-            if config.auto.choice.get("orders"):  # a count model: the order best on dev
-                config = count_floor.best_order(config, data)
+    fitted = None  # auto's count model, fitted while its order was chosen on dev
+    if config.auto is not None and config.auto.choice is None:
+        config = auto.resolve(config, data)
+        if config.auto.choice.get("orders"):
+            config, fitted = count_floor.best_order(config, data)
     world = distributed.from_environment()
     device = execution.resolve_device(config.train.device, world)
     config, model = build(config, data)
+    model = fitted or model
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
     model.to(device)
@@ -172,7 +173,7 @@ def prepare(config: RunConfig | None, run_dir: RunDir, *, overwrite: bool, chang
     config, floor = _floor(config, data, resumed, world)
     return Plan(
         config, data, model, device, train_batcher, dev_batcher, report_dev_batcher, ckpt, world, run_id, resumed,
-        floor=floor,
+        floor=floor, fitted=fitted is not None,
     )  # fmt: skip
 
 

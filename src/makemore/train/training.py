@@ -137,7 +137,7 @@ def _train(
             writing = run_dir.writing(new=not resume, overwrite=overwrite, first_checkpoint=_first_checkpoint(plan))
             with writing if plan.main else contextlib.nullcontext():
                 if step is None:
-                    return _fit_count_model(plan, run_dir)
+                    return _fit_count_model(plan, run_dir, fitted=plan.fitted)
                 metrics = _fit_by_gradient(plan, step, run_dir, progress and plan.main)
                 if plan.floor is not None and plan.main:
                     metrics = _keep_floor(plan, run_dir, metrics)
