@@ -191,10 +191,9 @@ def choose(stats: Stats, seconds: float, auto: Auto) -> tuple[str, int, str]:
     return other, row.order, f"{row.pick} is best measured for {size}, but {given} given"
 
 
-def steps_cap(candidate: Candidate, items: int) -> int:
-    """The most steps of a recurrent candidate: ``max_epochs`` passes over ``items`` items."""
-    batch = candidate.train_options.get("batch_size", 64)
-    return max(1, math.ceil(candidate.max_epochs * items / batch))
+def steps_for(epochs: float, items: int, batch_size: int) -> int:
+    """The steps of ``epochs`` passes over ``items`` items in batches of ``batch_size`` (at least 1)."""
+    return max(1, math.ceil(epochs * items / batch_size))
 
 
 def resolve(config: RunConfig, data) -> RunConfig:
@@ -219,10 +218,10 @@ def resolve(config: RunConfig, data) -> RunConfig:
     choice: dict[str, Any] = {"candidate": name, "reason": reason, "budget_seconds": seconds,
                               "corpus": dataclasses.asdict(stats)}  # fmt: skip
     if not candidate.counts:
-        cap = steps_cap(candidate, stats.items)
+        cap = steps_for(candidate.max_epochs, stats.items, train.batch_size)
         steps = min(candidate.steps, cap) if not budgeted else cap
         if auto.epochs is not None:
-            steps = max(1, math.ceil(auto.epochs * stats.items / train.batch_size))
+            steps = steps_for(auto.epochs, stats.items, train.batch_size)
         eval_interval = max(25, min(train.eval_interval, steps // 20))
         train = dataclasses.replace(train, steps=steps, eval_interval=eval_interval,
                                     log_interval=min(train.log_interval, eval_interval),
